@@ -1,0 +1,256 @@
+"""The ``assetlens`` command: argument parsing and printing around ``engine.Library``.
+
+No logic lives here that the Python API lacks; this module only turns
+arguments into API calls, results into text/JSON/PNG, and ``AssetLensError``
+into one sentence on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from engine.errors import AssetLensError, UsageError
+from engine.models import PRECISIONS, default_model_name
+from engine.preprocess import DEFAULT_MAX_MEGAPIXELS
+from engine.store import DEFAULT_COLLECTION
+
+log = logging.getLogger("assetlens")
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not tear the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _progress(desc: str, unit: str = "img") -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)
+        bar["bar"].n = done
+        bar["bar"].refresh()
+
+    def close() -> None:
+        if "bar" in bar:
+            bar["bar"].close()
+
+    return update, close
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_store(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("library")
+    g.add_argument("--db", help="Milvus Lite file (default: $ASSETLENS_DB or ./assetlens.db)")
+    g.add_argument("--uri", help="Milvus server URI instead of a local file, e.g. http://localhost:19530")
+    g.add_argument("--token", default=os.environ.get("ASSETLENS_MILVUS_TOKEN"),
+                   help="Milvus server token (default: $ASSETLENS_MILVUS_TOKEN)")
+    g.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name (default: %(default)s)")
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where onnxruntime runs (default: auto = CUDA when usable, else CPU)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
+
+
+def _library(args: argparse.Namespace, model: str | None = None, precision: str | None = None):  # noqa: ANN202
+    from engine.library import Library
+
+    return Library(
+        args.db, uri=args.uri, token=args.token, collection=args.collection,
+        model=model, precision=precision, device=args.device, threads=args.threads,
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from export.onnx_export import export_model
+    except ImportError as exc:
+        raise UsageError(
+            f"assetlens export needs the export tools ({exc.name} is missing); install them with: "
+            "pip install 'assetlens[export]'"
+        ) from None
+    out = export_model(args.model, Path(args.out) if args.out else None, args.precision)
+    manifest = json.loads((out / "manifest.json").read_text())
+    parity = manifest.get("parity", {})
+    print(f"exported {args.model} ({args.precision}, {manifest['embedding_dim']}-d) to {out}")
+    print(f"parity vs PyTorch: image min cosine {parity.get('image_min_cosine', float('nan')):.6f}, "
+          f"text min cosine {parity.get('text_min_cosine', float('nan')):.6f}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    with _library(args, args.model, args.precision) as lib:
+        enc = lib.encoder
+        print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}", file=sys.stderr)
+        update, close = _progress("indexing")
+        try:
+            report = lib.index(
+                args.folder, batch_size=args.batch_size, prune=args.prune, include_hidden=args.include_hidden,
+                max_megapixels=args.max_megapixels, progress=update,
+            )
+        finally:
+            close()
+        print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))
+        print(f"library {lib.store.uri}, collection {lib.store.collection}: {lib.store.count()} images")
+    return 0
+
+
+def _print_results(results: Sequence, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+        return
+    if not results:
+        print("no results")
+    for r in results:
+        print(f"{r.rank:>3}  {r.score:.4f}  {r.path}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        results = lib.search(
+            args.query, image=args.image, like=args.like, minus=args.minus or (), k=args.k, offset=args.offset,
+            min_score=args.min_score, folder=args.folder, filename=args.filename,
+            show_duplicates=args.show_duplicates,
+        )
+        _print_results(results, args.json)
+        if args.grid:
+            from engine.grid import contact_sheet
+
+            title = " + ".join(filter(None, [args.query, args.image and f"image {args.image}",
+                                             args.like and f"like {args.like}"]))
+            title += "".join(f" - {m}" for m in args.minus or ())
+            out = contact_sheet([(title, results)], Path(args.grid))
+            print(f"contact sheet: {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        stats = lib.stats()
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(stats), indent=2))
+    else:
+        print("\n".join(stats.lines()))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with _library(args) as lib:
+        removed = lib.remove(args.paths)
+    print(f"removed {removed} image(s) from the library (files untouched)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    update, close = _progress("rendering catalogue")
+    try:
+        run_demo(Path(args.out), count=args.count, precision=args.precision, device=args.device,
+                 progress=update, echo=print, index_progress=_progress)
+    finally:
+        close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assetlens", description="Offline multimodal search for image libraries.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("export", help="export a CLIP model to ONNX (needs the export extra)")
+    p.add_argument("--model", default=default_model_name(), help="HF id or local HF directory (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--out", help="output folder (default: the model cache, where index/search find it by name)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("index", help="index (or update) a folder of images")
+    p.add_argument("folder", type=Path)
+    _add_store(p)
+    _add_runtime(p)
+    p.add_argument("--model", help="model name, HF id or exported folder (default: the collection's, "
+                   f"else $ASSETLENS_MODEL or {default_model_name()})")
+    p.add_argument("--precision", choices=PRECISIONS, help="model precision (default: the collection's, else fp32)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--prune", action="store_true", help="remove images whose files are gone")
+    p.add_argument("--include-hidden", action="store_true", help="also index hidden files and folders")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                   help="skip images declaring more pixels than this (default: %(default)g)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search by text, example image, or both")
+    p.add_argument("query", nargs="?", help="what to look for, e.g. 'a golden watch'")
+    _add_store(p)
+    _add_runtime(p)
+    p.add_argument("--image", type=Path, help="query by example image")
+    p.add_argument("--like", help="more like this indexed image (path)")
+    p.add_argument("--minus", action="append", metavar="TEXT", help="steer away from TEXT (repeatable)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    p.add_argument("--min-score", type=float, help="drop results below this cosine score")
+    p.add_argument("--folder", help="only images under this folder")
+    p.add_argument("--filename", help="only images whose file name contains this text")
+    p.add_argument("--show-duplicates", action="store_true", help="list byte-identical copies separately")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--grid", help="also write a contact sheet PNG of the hits")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("stats", help="what the library holds")
+    _add_store(p)
+    _add_runtime(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("remove", help="remove images from the library by path")
+    p.add_argument("paths", nargs="+")
+    _add_store(p)
+    _add_runtime(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("demo", help="offline demo on a generated catalogue with the shipped model")
+    p.add_argument("--out", default="assetlens-demo", help="folder for images, library and pictures")
+    p.add_argument("--count", type=_positive_int, default=200)
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _TqdmHandler()
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    try:
+        return int(args.func(args))
+    except AssetLensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; everything indexed so far is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""ONNX CLIP encoders behind a small API: images and texts in, unit vectors out.
+
+Sessions are created lazily (a text-only search never loads the vision
+tower) with full graph optimisation. Device selection never asks
+onnxruntime for CUDA unless a CUDA driver and device really exist, because
+onnxruntime-gpu prints a red error on CPU-only machines when asked; after a
+CUDA session is created its providers are checked, so a silent fallback to
+CPU is reported instead of hidden.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+from tokenizers import Tokenizer
+
+from engine.errors import DeviceUnavailableError, ModelLoadError
+from engine.models import ModelFacts, load_facts, resolve_model_dir
+from engine.preprocess import clip_batch
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA devices the driver reports (0 without a driver), asked via libcuda."""
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1" if os.name != "nt" else "nvcuda.dll")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if libcuda.cuInit(0) != 0 or libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def cuda_available() -> bool:
+    """True when onnxruntime has a CUDA provider and the machine has a CUDA device."""
+    return CUDA_PROVIDER in ort.get_available_providers() and cuda_device_count() > 0
+
+
+def pick_providers(device: str) -> list[str]:
+    """Providers for ``device`` (auto, cpu, cuda); raises if CUDA is demanded but absent."""
+    if device not in DEVICES:
+        raise DeviceUnavailableError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if cuda_available():
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    if device == "cuda":
+        raise DeviceUnavailableError(
+            "--device cuda was asked for, but no CUDA device is usable here "
+            "(needs an NVIDIA driver and onnxruntime-gpu); use --device cpu or auto."
+        )
+    return [CPU_PROVIDER]
+
+
+def create_session(path: Path, device: str = "auto", threads: int | None = None) -> ort.InferenceSession:
+    """An optimised InferenceSession on the best available provider for ``device``."""
+    providers = pick_providers(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or 0
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelLoadError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}.") from None
+    if providers[0] == CUDA_PROVIDER and session.get_providers()[0] != CUDA_PROVIDER:
+        if device == "cuda":
+            raise DeviceUnavailableError(
+                "onnxruntime could not start its CUDA provider (check the CUDA and cuDNN libraries); "
+                "use --device cpu."
+            )
+        log.warning("CUDA is present but onnxruntime fell back to the CPU for %s.", path.name)
+    return session
+
+
+class ClipEncoder:
+    """A CLIP model exported by AssetLens: ``encode_images`` and ``encode_texts``."""
+
+    def __init__(self, facts: ModelFacts, device: str = "auto", threads: int | None = None) -> None:
+        self.facts = facts
+        self.device = device
+        self.threads = threads
+        pick_providers(device)  # fail fast on an impossible device, before any session is built
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike[str] | None = None,
+        precision: str = "fp32",
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> ClipEncoder:
+        """Load by name (``demo``, a HF id exported before) or by directory."""
+        return cls(load_facts(resolve_model_dir(model, precision)), device=device, threads=threads)
+
+    @property
+    def dim(self) -> int:
+        return self.facts.embedding_dim
+
+    @cached_property
+    def image_session(self) -> ort.InferenceSession:
+        return create_session(self.facts.path(self.facts.image.file), self.device, self.threads)
+
+    @cached_property
+    def text_session(self) -> ort.InferenceSession:
+        return create_session(self.facts.path(self.facts.text.file), self.device, self.threads)
+
+    @property
+    def provider(self) -> str:
+        """The provider the image session actually runs on."""
+        return str(self.image_session.get_providers()[0])
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        tok = Tokenizer.from_file(str(self.facts.path(self.facts.text.tokenizer_file)))
+        tok.enable_truncation(self.facts.text.context_length)
+        tok.no_padding()
+        return tok
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask, padded only to the longest text in the batch."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        length = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), length), self.facts.text.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), length), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        return ids, mask
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed (N, 3, H, W) float32 pixels -> (N, dim) unit vectors."""
+        (out,) = self.image_session.run(
+            [self.facts.image.output_name], {self.facts.image.input_name: pixels}
+        )
+        return normalize(out)
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """RGB PIL images -> (N, dim) float32 unit vectors."""
+        out = [
+            self.encode_pixels(clip_batch(list(images[i : i + batch_size]), self.facts.image))
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Texts -> (N, dim) float32 unit vectors; long texts are truncated, never rejected."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, mask = self.tokenize(texts[i : i + batch_size])
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            names = self.facts.text.input_names
+            (emb,) = self.text_session.run(
+                [self.facts.text.output_name], {k: v for k, v in feeds.items() if k in names}
+            )
+            out.append(normalize(emb))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation in float32 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))

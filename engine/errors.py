@@ -1,0 +1,56 @@
+"""Typed errors raised by the engine.
+
+The engine never prints or exits; the CLI and the UI turn these into one
+clear sentence and an exit code. Every message is a complete sentence
+written for the person using AssetLens.
+"""
+
+from __future__ import annotations
+
+
+class AssetLensError(Exception):
+    """Base class: something the user can act on."""
+
+    exit_code = 1
+
+
+class UsageError(AssetLensError):
+    """A bad argument (empty query, k <= 0, a file where a folder is expected)."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(AssetLensError):
+    """The requested model is neither exported nor a valid model directory."""
+
+
+class ModelLoadError(AssetLensError):
+    """An exported model directory is damaged or incompatible."""
+
+
+class DeviceUnavailableError(AssetLensError):
+    """The requested execution device (CUDA) cannot be used here."""
+
+
+class StoreError(AssetLensError):
+    """The vector store cannot be opened or answered with an error."""
+
+
+class StoreLockedError(StoreError):
+    """A Milvus Lite file is held by another process."""
+
+
+class ModelMismatchError(AssetLensError):
+    """A collection holds embeddings of another model or dimension."""
+
+
+class ImageDecodeError(AssetLensError):
+    """One image could not be read; indexing skips it and counts it."""
+
+
+class ExportError(AssetLensError):
+    """Model export or its parity check failed."""
+
+
+class GenerationError(AssetLensError):
+    """Image generation failed; the message never contains the API key."""

@@ -1,0 +1,281 @@
+"""Indexing a folder: incremental, idempotent, and never stopped by one bad file.
+
+For each image file the indexer decides, cheapest test first:
+- unchanged: same size and mtime as the stored row -> nothing to do;
+- touched: size or mtime differ but the content hash is the stored one ->
+  metadata updated, vector kept;
+- moved or copied: the content hash belongs to another stored row -> that
+  row's vector is reused, no encoding;
+- new or changed: decoded, encoded and upserted.
+Rows are upserted per batch with the path digest as primary key, so an
+interrupted run (even kill -9) leaves only complete rows behind, and the
+next run finishes the job without duplicates. Decoding runs in a thread
+pool (Pillow and hashlib release the GIL) while onnxruntime encodes the
+previous batch; at most a few batches of decoded images are held at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.encoders import ClipEncoder
+from engine.errors import ImageDecodeError, UsageError
+from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, clip_pixels, decode
+from engine.scan import iter_images
+from engine.store import AssetRow, MilvusStore, path_id
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IndexReport:
+    """What one index run did; ``failed`` lists (path, reason) for every skipped file."""
+
+    seen: int = 0
+    encoded: int = 0
+    unchanged: int = 0
+    reused: int = 0
+    removed: int = 0
+    missing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.encoded} indexed",
+            f"{self.unchanged} unchanged",
+            f"{self.reused} moved/copied (vector reused)",
+            f"{len(self.failed)} failed",
+        ]
+        if self.removed:
+            parts.append(f"{self.removed} removed")
+        elif self.missing:
+            parts.append(f"{self.missing} missing from disk (--prune removes them)")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def file_digest(data: bytes) -> str:
+    """Content identity of a file: equal digests, same image."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def path_text(path: Path) -> str:
+    """The path as stored: valid UTF-8 even for names that are not (bytes escaped)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text
+
+
+@dataclass
+class _Work:
+    path: Path
+    text: str
+    size: int
+    mtime: float
+    digest: str = ""
+    pixels: np.ndarray | None = None
+    width: int = 0
+    height: int = 0
+    error: str = ""
+
+    def row(self, origin: str = "file") -> AssetRow:
+        return AssetRow(
+            id=path_id(self.text),
+            path=self.text,
+            folder=os.path.dirname(self.text),
+            filename=os.path.basename(self.text),
+            size=self.size,
+            mtime=self.mtime,
+            hash=self.digest,
+            width=self.width,
+            height=self.height,
+            origin=origin,
+        )
+
+
+class Indexer:
+    """Brings a collection up to date with a folder, using one encoder and one store."""
+
+    def __init__(
+        self,
+        store: MilvusStore,
+        encoder: ClipEncoder,
+        batch_size: int = 32,
+        workers: int | None = None,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    ) -> None:
+        if batch_size < 1:
+            raise UsageError("--batch-size must be at least 1.")
+        self.store = store
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.workers = workers or min(8, (os.cpu_count() or 2) + 2)
+        self.max_megapixels = max_megapixels
+
+    @staticmethod
+    def check_folder(folder: Path) -> None:
+        if not folder.exists():
+            raise UsageError(f"The folder {folder} does not exist.")
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is a file, not a folder; give the folder that holds your images.")
+
+    def _load(self, work: _Work) -> _Work:
+        """Hash and decode one file (runs in the pool; never raises)."""
+        try:
+            data = work.path.read_bytes()
+            work.digest = file_digest(data)
+            facts = self.encoder.facts.image
+            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels,
+                         name=work.text)
+            work.width, work.height = img.width, img.height
+            work.pixels = clip_pixels(img.image, facts)
+        except ImageDecodeError as exc:
+            work.error = str(exc)
+        except OSError as exc:
+            work.error = f"{work.text} cannot be read ({exc.strerror or exc})."
+        except Exception as exc:  # a codec bug in one file must not stop the run
+            work.error = f"{work.text} cannot be decoded ({type(exc).__name__}: {exc})."
+        return work
+
+    def index(
+        self,
+        folder: Path,
+        *,
+        prune: bool = False,
+        include_hidden: bool = False,
+        origin: str = "file",
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        self.check_folder(folder)
+        started = time.perf_counter()
+        report = IndexReport()
+        root = path_text(Path(os.path.abspath(folder)))
+        stored = {r.path: r for r in self.store.rows()}
+        by_hash: dict[str, AssetRow] = {}
+        for r in stored.values():
+            by_hash.setdefault(r.hash, r)
+        todo: list[_Work] = []
+        seen: set[str] = set()
+        for path in iter_images(folder, include_hidden=include_hidden):
+            text = path_text(path)
+            seen.add(text)
+            report.seen += 1
+            try:
+                st = path.stat()
+            except OSError as exc:
+                report.failed.append((text, f"{text} cannot be read ({exc.strerror or exc})."))
+                log.warning(report.failed[-1][1])
+                continue
+            old = stored.get(text)
+            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
+                report.unchanged += 1
+                continue
+            todo.append(_Work(path, text, st.st_size, st.st_mtime))
+        total = len(todo)
+        if progress:
+            progress(0, total)
+        done = 0
+        for batch in self._decoded_batches(todo):
+            encode: list[_Work] = []
+            reuse: list[tuple[_Work, AssetRow]] = []
+            for work in batch:
+                if work.error:
+                    report.failed.append((work.text, work.error))
+                    log.warning(work.error)
+                    continue
+                twin = stored.get(work.text)
+                if twin is None or twin.hash != work.digest:
+                    twin = by_hash.get(work.digest)
+                if twin is not None:
+                    reuse.append((work, twin))
+                else:
+                    encode.append(work)
+            self._write(encode, reuse, origin, stored, seen, report)
+            for work in batch:
+                row = stored.get(work.text)
+                if row is not None:
+                    by_hash.setdefault(row.hash, row)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
+        if prune:
+            report.removed = self.store.delete(r.id for r in missing)
+        else:
+            report.missing = len(missing)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(
+        self,
+        encode: list[_Work],
+        reuse: list[tuple[_Work, AssetRow]],
+        origin: str,
+        stored: dict[str, AssetRow],
+        seen: set[str],
+        report: IndexReport,
+    ) -> None:
+        rows: list[AssetRow] = []
+        vectors: list[np.ndarray] = []
+        if encode:
+            pixels = np.stack([w.pixels for w in encode if w.pixels is not None])
+            vectors.extend(self.encoder.encode_pixels(pixels))
+            rows.extend(w.row(origin) for w in encode)
+            report.encoded += len(encode)
+        if reuse:
+            found = {row.id: vec for row, vec in self.store.get([t.id for _, t in reuse], with_vectors=True)}
+            for work, twin in reuse:
+                vec = found.get(twin.id)
+                if vec is None:  # the twin vanished meanwhile: encode after all
+                    vectors.extend(self.encoder.encode_pixels(work.pixels[None]))  # type: ignore[index]
+                    report.encoded += 1
+                else:
+                    vectors.append(vec)
+                    report.reused += 1
+                rows.append(work.row(origin))
+        self.store.upsert(rows, np.asarray(vectors, dtype=np.float32))
+        for row in rows:
+            stored[row.path] = row
+        # A moved file's old row goes once its file is gone from disk.
+        moved = [t.id for w, t in reuse if t.path not in seen and t.path != w.text and not Path(t.path).exists()]
+        for work, twin in reuse:
+            if twin.id in moved:
+                stored.pop(twin.path, None)
+        self.store.delete(moved)
+
+    def _decoded_batches(self, todo: list[_Work]) -> Iterator[list[_Work]]:
+        """Batches of decoded work, decoding ahead in a pool with a bounded window."""
+        window = 3 * self.batch_size
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            pending: list[Future[_Work]] = []
+            it: Iterable[_Work] = iter(todo)
+            for work in it:
+                pending.append(pool.submit(self._load, work))
+                if len(pending) >= window:
+                    yield [f.result() for f in pending[: self.batch_size]]
+                    del pending[: self.batch_size]
+            while pending:
+                yield [f.result() for f in pending[: self.batch_size]]
+                del pending[: self.batch_size]
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

@@ -1,0 +1,253 @@
+"""``Library``: the one Python API that the CLI, the Streamlit app and the benchmarks call.
+
+    lib = Library(db="assetlens.db", model="demo")
+    report = lib.index("photos/")
+    for hit in lib.search(text="a golden watch", k=5):
+        print(hit.rank, hit.score, hit.path)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from engine.encoders import ClipEncoder
+from engine.errors import ModelMismatchError, UsageError
+from engine.indexer import IndexReport, Indexer, Progress, file_digest, path_text
+from engine.models import default_model_name, load_facts, resolve_model_dir
+from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
+from engine.search import SearchResult, combine, shape_results
+from engine.store import DEFAULT_COLLECTION, MilvusStore, contains_filter, path_id, prefix_filter
+
+MINUS_WEIGHT = 0.5
+MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
+
+
+@dataclass(frozen=True)
+class LibraryStats:
+    count: int
+    model: str | None
+    precision: str | None
+    dim: int | None
+    index_type: str | None
+    uri: str
+    collection: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"images:     {self.count}",
+            f"model:      {self.model or '-'}",
+            f"precision:  {self.precision or '-'}",
+            f"dimension:  {self.dim or '-'}",
+            f"index:      {self.index_type or '-'} (cosine)",
+            f"library:    {self.uri}",
+            f"collection: {self.collection}",
+        ]
+
+
+def model_ref(model: str | os.PathLike[str]) -> str:
+    """How a model is recorded: local directories by absolute path, names as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(model)
+
+
+class Library:
+    """An image library: a Milvus collection plus the CLIP model its vectors came from."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        uri: str | None = None,
+        token: str | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        model: str | os.PathLike[str] | None = None,
+        precision: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> None:
+        self.store = MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection)
+        self._model = model
+        self._precision = precision
+        self.device = device
+        self.threads = threads
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def model_choice(self) -> tuple[str, str]:
+        """(model reference, precision): the collection's, else the requested or default one."""
+        meta = self.store.meta()
+        asked = (
+            model_ref(self._model) if self._model is not None else None,
+            self._precision,
+        )
+        if meta is None:
+            return asked[0] or default_model_name(), asked[1] or "fp32"
+        if (asked[0] or meta.model_name, asked[1] or meta.precision) != (meta.model_name, meta.precision):
+            raise ModelMismatchError(
+                f"Collection {self.store.collection} was indexed with {meta.model_name} ({meta.precision}), "
+                f"not {asked[0] or meta.model_name} ({asked[1] or meta.precision}); "
+                "use that model or another --collection."
+            )
+        return meta.model_name, meta.precision
+
+    @cached_property
+    def encoder(self) -> ClipEncoder:
+        name, precision = self.model_choice()
+        return ClipEncoder(load_facts(resolve_model_dir(name, precision)), device=self.device, threads=self.threads)
+
+    # -- indexing -------------------------------------------------------------------
+
+    def index(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        batch_size: int = 32,
+        prune: bool = False,
+        include_hidden: bool = False,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+        origin: str = "file",
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Bring the collection up to date with ``folder`` (see ``engine.indexer``)."""
+        Indexer.check_folder(Path(folder))
+        name, precision = self.model_choice()
+        enc = self.encoder
+        self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
+        indexer = Indexer(self.store, enc, batch_size=batch_size, max_megapixels=max_megapixels)
+        return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin,
+                             progress=progress)
+
+    def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
+        """Remove images from the collection by path (the files are not touched)."""
+        return self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
+
+    # -- search ---------------------------------------------------------------------
+
+    def _indexed_vector(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
+        text = path_text(Path(os.path.abspath(path)))
+        found = self.store.get([path_id(text)], with_vectors=True)
+        if not found or found[0][1] is None:
+            raise UsageError(f"{path} is not in the library; index it first or use --image.")
+        row, vec = found[0]
+        return vec, row.hash  # type: ignore[return-value]
+
+    def query_vector(
+        self,
+        text: str | None = None,
+        image: str | os.PathLike[str] | Image.Image | None = None,
+        like: str | os.PathLike[str] | None = None,
+        minus: Sequence[str] = (),
+        text_weight: float = 1.0,
+        image_weight: float = 1.0,
+        minus_weight: float = MINUS_WEIGHT,
+    ) -> tuple[np.ndarray, frozenset[str]]:
+        """The combined query vector, and content hashes of query images (left out of results)."""
+        if text is not None and not text.strip():
+            raise UsageError("The query text is empty; type what to look for.")
+        if any(not m.strip() for m in minus):
+            raise UsageError("A --minus text is empty.")
+        enc = self.encoder
+        parts: list[tuple[np.ndarray, float]] = []
+        exclude: set[str] = set()
+        texts = ([text] if text else []) + list(minus)
+        if texts:
+            vecs = enc.encode_texts(texts)
+            if text:
+                parts.append((vecs[0], text_weight))
+            parts.extend((v, -minus_weight) for v in vecs[1 if text else 0 :])
+        if image is not None:
+            if isinstance(image, Image.Image):
+                img = image.convert("RGB")
+            else:
+                if not Path(image).is_file():
+                    raise UsageError(f"The query image {image} does not exist.")
+                img = decode(Path(image)).image
+                exclude.add(file_digest(Path(image).read_bytes()))
+            parts.append((enc.encode_images([img])[0], image_weight))
+        if like is not None:
+            vec, digest = self._indexed_vector(like)
+            parts.append((vec, image_weight))
+            exclude.add(digest)
+        if not text and not minus and image is None and like is None:
+            raise UsageError("Give a text query, --image or --like (at least one).")
+        if not parts or all(w < 0 for _, w in parts):
+            raise UsageError("A --minus needs a positive query to subtract from.")
+        return combine(parts), frozenset(exclude)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | Image.Image | None = None,
+        like: str | os.PathLike[str] | None = None,
+        minus: Sequence[str] = (),
+        k: int = 10,
+        offset: int = 0,
+        min_score: float | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        filename: str | None = None,
+        show_duplicates: bool = False,
+        text_weight: float = 1.0,
+        image_weight: float = 1.0,
+        minus_weight: float = MINUS_WEIGHT,
+    ) -> list[SearchResult]:
+        """Search by text, example image, indexed image (``like``), or a weighted mix."""
+        if k < 1:
+            raise UsageError("-k must be at least 1.")
+        if offset < 0:
+            raise UsageError("--offset cannot be negative.")
+        if self.store.meta() is None or self.store.count() == 0:
+            raise UsageError(
+                f"The library {self.store.uri} (collection {self.store.collection}) has no images yet; "
+                "run: assetlens index FOLDER."
+            )
+        query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight)
+        filters = []
+        if folder is not None:
+            filters.append(prefix_filter("path", path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep))
+        if filename:
+            filters.append(contains_filter("filename", filename))
+        expr = " and ".join(filters)
+        want = offset + k
+        limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
+        while True:
+            hits = self.store.search(query[None], limit, expr)[0]
+            results = shape_results(
+                hits, k=k, offset=offset, min_score=min_score, exclude_hashes=exclude,
+                show_duplicates=show_duplicates,
+            )
+            if len(results) == k or len(hits) < limit or limit >= MAX_CANDIDATES:
+                return results
+            if min_score is not None and hits and hits[-1].score < min_score:
+                return results
+            limit = min(MAX_CANDIDATES, limit * 4)
+
+    def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
+        """Images like an indexed one ("more like this"), the image itself left out."""
+        return self.search(like=path, k=k, **kwargs)  # type: ignore[arg-type]
+
+    def stats(self) -> LibraryStats:
+        meta = self.store.meta()
+        return LibraryStats(
+            count=self.store.count(),
+            model=meta.model_name if meta else None,
+            precision=meta.precision if meta else None,
+            dim=meta.dim if meta else None,
+            index_type=meta.index_type if meta else None,
+            uri=self.store.uri,
+            collection=self.store.collection,
+        )

@@ -1,0 +1,34 @@
+"""Which files in a folder are images to index, and which are junk to skip.
+
+Hidden files and folders (``.*``), macOS resource forks (``._*``) and
+``__MACOSX`` folders are skipped unless asked for; directory symlinks are not
+followed (no loops); file symlinks are followed, and broken ones are
+reported as failures by the indexer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+JUNK_DIRS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information"})
+
+
+def is_junk(name: str, include_hidden: bool = False) -> bool:
+    if name.startswith("._"):
+        return True
+    return not include_hidden and name.startswith(".")
+
+
+def iter_images(folder: Path, include_hidden: bool = False) -> Iterator[Path]:
+    """Image paths under ``folder`` (absolute, not symlink-resolved), in a stable order."""
+    root = Path(os.path.abspath(folder))
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in JUNK_DIRS and not is_junk(d, include_hidden))
+        for name in sorted(filenames):
+            if is_junk(name, include_hidden):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield Path(dirpath, name)

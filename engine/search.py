@@ -1,0 +1,80 @@
+"""Query vectors and result shaping: combining text, image and negatives; de-duplication.
+
+A combined query is the weighted sum of unit embeddings (negatives with a
+negative weight), renormalised; CLIP puts texts and images in one space, so
+"red dress" plus a reference photo minus "people" is a meaningful point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.encoders import normalize
+from engine.errors import UsageError
+from engine.store import AssetRow, Hit
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One hit: 1-based rank, cosine score and the stored metadata of the image."""
+
+    rank: int
+    score: float
+    path: str
+    filename: str
+    folder: str
+    width: int
+    height: int
+    size: int
+    hash: str
+    origin: str
+    id: str
+
+    @classmethod
+    def from_hit(cls, rank: int, hit: Hit) -> SearchResult:
+        r: AssetRow = hit.row
+        return cls(rank, hit.score, r.path, r.filename, r.folder, r.width, r.height, r.size, r.hash, r.origin, r.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Weighted sum of unit vectors, renormalised; refuses an empty or null query."""
+    if not parts:
+        raise UsageError("Give a text query, --image or --like (at least one).")
+    total = np.zeros_like(parts[0][0], dtype=np.float32)
+    for vector, weight in parts:
+        total += np.float32(weight) * vector
+    if float(np.linalg.norm(total)) < 1e-6:
+        raise UsageError("The query's parts cancel out; change the weights or drop a --minus.")
+    return normalize(total[None])[0]
+
+
+def shape_results(
+    hits: list[Hit],
+    *,
+    k: int,
+    offset: int = 0,
+    min_score: float | None = None,
+    exclude_hashes: frozenset[str] = frozenset(),
+    show_duplicates: bool = False,
+) -> list[SearchResult]:
+    """Drop excluded and duplicate images (same content hash), apply min score and paging."""
+    kept: list[Hit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if hit.row.hash in exclude_hashes:
+            continue
+        if min_score is not None and hit.score < min_score:
+            break
+        if not show_duplicates:
+            if hit.row.hash in seen:
+                continue
+            seen.add(hit.row.hash)
+        kept.append(hit)
+    page = kept[offset : offset + k]
+    return [SearchResult.from_hit(offset + i + 1, h) for i, h in enumerate(page)]

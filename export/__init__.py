@@ -1,0 +1,1 @@
+"""Offline export of CLIP to ONNX for AssetLens (needs torch, transformers, optimum)."""
