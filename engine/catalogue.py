@@ -26,6 +26,7 @@ background, black on black, blue on blue, silver on gray) never occur.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import zlib
@@ -54,7 +55,23 @@ OBJECTS: tuple[str, ...] = (
 )
 
 #: Plural nouns take no article: "red sunglasses", not "a red sunglasses".
-PLURAL_OBJECTS: frozenset[str] = frozenset({"sunglasses", "headphones"})
+PLURAL_OBJECTS: frozenset[str] = frozenset({"sunglasses", "headphones", "glasses", "shades"})
+
+#: Other words people use for the object kinds (training variety only; the
+#: canonical caption always uses the name in ``OBJECTS``).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "mug": ("cup", "coffee mug"),
+    "watch": ("wristwatch",),
+    "shoe": ("sneaker",),
+    "handbag": ("bag", "purse"),
+    "lamp": ("table lamp",),
+    "bottle": ("water bottle",),
+    "chair": (),
+    "hat": (),
+    "t-shirt": ("shirt", "tee"),
+    "sunglasses": ("glasses", "shades"),
+    "headphones": ("headset",),
+}
 
 #: Colour name -> base sRGB. Gold and silver are drawn with a metallic sheen.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -80,6 +97,15 @@ BACKGROUNDS: tuple[str, ...] = (
     "blue background",
     "wooden table",
 )
+
+#: Other ways to name the backgrounds (training variety only).
+BACKGROUND_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "white background": ("white backdrop",),
+    "black background": ("black backdrop",),
+    "gray background": ("grey background",),
+    "blue background": ("blue backdrop",),
+    "wooden table": ("wood table", "wooden desk"),
+}
 
 #: (colour, background) pairs never drawn: the product would vanish.
 INVISIBLE: frozenset[tuple[str, str]] = frozenset(
@@ -138,20 +164,30 @@ class Item:
     @property
     def thing(self) -> str:
         """ "a red mug", "an orange hat", "red sunglasses"."""
-        phrase = f"{self.color} {self.object}"
-        return phrase if self.object in PLURAL_OBJECTS else f"{article(self.color)} {phrase}"
+        return self._thing(self.object)
 
-    def caption(self, template: str | None = None) -> str:
-        """The canonical caption ("a red mug on a wooden table") or one template filled in."""
-        obj = self.object
-        if template and template.startswith("{object}"):
-            obj = obj if obj in PLURAL_OBJECTS else f"{article(obj)} {obj}"
-        return (template or CAPTION_TEMPLATES[0]).format(
-            thing=self.thing,
+    def _thing(self, noun: str) -> str:
+        phrase = f"{self.color} {noun}"
+        return phrase if noun in PLURAL_OBJECTS else f"{article(self.color)} {phrase}"
+
+    def caption(self, template: str | None = None, noun: str | None = None, background: str | None = None) -> str:
+        """The canonical caption ("a red mug on a wooden table") or one template filled in.
+
+        ``noun`` and ``background`` replace the object's and background's
+        names (synonyms, for training variety).
+        """
+        noun = noun or self.object
+        background = background or self.background
+        template = template or CAPTION_TEMPLATES[0]
+        obj = noun
+        if template.startswith("{object}") and noun not in PLURAL_OBJECTS:
+            obj = f"{article(noun)} {noun}"
+        return template.format(
+            thing=self._thing(noun),
             color=self.color,
             object=obj,
-            bg=f"{article(self.background)} {self.background}",
-            background=self.background,
+            bg=f"{article(background)} {background}",
+            background=background,
         )
 
     def short_caption(self) -> str:
@@ -445,9 +481,18 @@ _DRAWERS: dict[str, Callable[[_Pen, np.random.Generator], None]] = {
 # --------------------------------------------------------------------------- backgrounds
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(yy, xx) pixel coordinates scaled to 0..1, read-only and cached."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / np.float32(max(size - 1, 1))
+    yy.setflags(write=False)
+    xx.setflags(write=False)
+    return yy, xx
+
+
 def _background(name: str, size: int, r: np.random.Generator) -> np.ndarray:
     """An (size, size, 3) float array in 0..255 for a named background."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    yy, xx = _grid(size)
     angle = r.uniform(0, 2 * math.pi)
     grad = (xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle)  # -0.7..0.7
     vignette = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2).astype(np.float32)
@@ -506,7 +551,7 @@ def _paint_object(item: Item, size: int, r: np.random.Generator) -> Image.Image:
     detail = np.asarray(pen.detail.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
     rgb = _jitter_color(item.color, r)
 
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / np.float32(size)
+    yy, xx = _grid(size)
     light = r.uniform(0, 2 * math.pi)
     ramp = (xx - 0.5) * np.float32(math.cos(light)) + (yy - 0.5) * np.float32(math.sin(light))
     lighting = 1.0 + ramp * np.float32(r.uniform(0.2, 0.5))
@@ -574,9 +619,9 @@ def render(item: Item, size: int = 256, seed: int = 0) -> Image.Image:
     angle = r.uniform(-18, 18)
     if r.random() < 0.5 and item.object not in ("watch",):
         obj = obj.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    obj = obj.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
     side = max(8, int(round(size * scale)))
-    obj = obj.resize((side, side), Image.Resampling.LANCZOS)
+    obj = obj.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    obj = obj.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
     slack = (size - side) / 2
     ox = int(round(slack + r.uniform(-0.7, 0.7) * slack))
     oy = int(round(slack + r.uniform(-0.7, 0.7) * slack))
@@ -591,7 +636,7 @@ def render(item: Item, size: int = 256, seed: int = 0) -> Image.Image:
 
     arr = np.asarray(canvas, dtype=np.float32)
     arr = arr * r.uniform(0.92, 1.06) + r.uniform(-8, 8)  # exposure
-    arr = arr + r.normal(0, r.uniform(1.0, 5.0), arr.shape)  # sensor noise
+    arr = arr + r.standard_normal(arr.shape, dtype=np.float32) * np.float32(r.uniform(1.0, 5.0))  # sensor noise
     img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
     if r.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(r.uniform(0.3, 1.0) * size / 256))
@@ -653,3 +698,35 @@ def write_catalogue(
         if progress is not None:
             progress(i + 1, n)
     return written
+
+
+# --------------------------------------------------------------------------- held-out benchmark
+
+#: Render seed of the benchmark's pictures (training never uses it).
+BENCHMARK_SEED = 20240601
+
+
+def benchmark(distractors: int = 100, seed: int = BENCHMARK_SEED) -> tuple[list[Item], list[tuple[Item, int]]]:
+    """The held-out retrieval benchmark: ``(queries, gallery)``.
+
+    ``queries``: every drawable item of a held-out (colour, object) pair, one
+    per distinct canonical caption. ``gallery``: ``(item, render seed)`` for
+    one picture of each of those items, plus ``distractors`` pictures of
+    training pairs (which are never a correct answer). Render each gallery
+    entry with ``render(item, 256, seed)``.
+    """
+    train, held = split()
+    queries = all_items(held)
+    gallery = [(item, _stable_seed("bench", seed, i)) for i, item in enumerate(queries)]
+    others = sample_items(distractors, seed, pairs=train)
+    gallery += [(item, _stable_seed("bench-distractor", seed, i)) for i, item in enumerate(others)]
+    return queries, gallery
+
+
+def recall_at_k(scores: np.ndarray, relevant: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """Fraction of queries (rows) with a relevant gallery column among their top ``k`` scores."""
+    scores = np.asarray(scores)
+    relevant = np.asarray(relevant, dtype=bool)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits_sorted = np.take_along_axis(relevant, order, axis=1)
+    return {k: float(hits_sorted[:, :k].any(axis=1).mean()) for k in ks}

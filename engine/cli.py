@@ -18,8 +18,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.errors import AssetLensError, UsageError
+from engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
+from engine.generate import DEFAULT_MODEL as GEMINI_MODEL
+from engine.library import Library
 from engine.models import PRECISIONS, default_model_name
 from engine.preprocess import DEFAULT_MAX_MEGAPIXELS
+from engine.search import SearchResult
 from engine.store import DEFAULT_COLLECTION
 
 log = logging.getLogger("assetlens")
@@ -73,12 +77,14 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
 
 
-def _library(args: argparse.Namespace, model: str | None = None, precision: str | None = None):  # noqa: ANN202
-    from engine.library import Library
-
+def _library(
+    args: argparse.Namespace, model: str | None = None, precision: str | None = None, create: bool = False
+) -> Library:
+    """A Library for one command: one-shot, so no in-memory vector index is loaded."""
     return Library(
         args.db, uri=args.uri, token=args.token, collection=args.collection,
-        model=model, precision=precision, device=args.device, threads=args.threads,
+        model=model, precision=precision, device=args.device, threads=args.threads, create=create,
+        memory_index=False,
     )
 
 
@@ -100,10 +106,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    with _library(args, args.model, args.precision) as lib:
-        enc = lib.encoder
-        print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}", file=sys.stderr)
-        update, close = _progress("indexing")
+    with _library(args, args.model, args.precision, create=True) as lib:
+        bar, close = _progress("indexing")
+
+        def update(done: int, total: int) -> None:
+            if done == 0:  # the folder checked out and was scanned: say what will run
+                enc = lib.encoder
+                print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}",
+                      file=sys.stderr)
+            bar(done, total)
+
         try:
             report = lib.index(
                 args.folder, batch_size=args.batch_size, prune=args.prune, include_hidden=args.include_hidden,
@@ -116,7 +128,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_results(results: Sequence, as_json: bool) -> None:  # noqa: ANN001
+def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
         return
@@ -174,6 +186,80 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         close()
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from engine.generate import Generator, Reference, references_from_search
+
+    generator = Generator(model=args.model, timeout_s=args.timeout)  # no key: fail before any search
+    refs = [Reference(os.path.abspath(p)) for p in args.ref or ()]
+    with ExitStack() as stack:
+        lib = (stack.enter_context(_library(args, create=args.add_to_library))
+               if args.ref_query or args.add_to_library else None)
+        if args.ref_query and lib is not None:
+            refs += references_from_search(lib, args.ref_query, args.k)
+        for ref in refs:
+            print(f"reference  {'' if ref.score is None else f'{ref.score:.4f}  '}{ref.path}", file=sys.stderr)
+        print(f"generating with {generator.model} from {len(refs) or 'no'} reference(s)...", file=sys.stderr)
+        outputs = generator.generate(args.prompt, refs, args.out, variants=args.variants,
+                                     aspect_ratio=args.aspect_ratio)
+        for out in outputs:
+            print(out.image)
+            if out.text:
+                print(f"the model said: {out.text}", file=sys.stderr)
+        if lib is not None and args.add_to_library:
+            report = lib.add([o.image for o in outputs], origin="generated")
+            print(f"added to the library: {report.summary()}", file=sys.stderr)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    if not app.is_file():
+        raise UsageError(f"The Streamlit app is missing ({app}); reinstall AssetLens.")
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise UsageError("assetlens ui needs Streamlit; install it with: pip install streamlit") from None
+    app_args = [f"--{name}={value}" for name, value in (
+        ("db", args.db), ("uri", args.uri), ("collection", args.collection), ("model", args.model),
+        ("device", args.device), ("out", args.out), ("gemini-model", args.gemini_model),
+    ) if value is not None]
+    env = dict(os.environ)
+    if args.token:  # through the environment, not argv, which any local user can read
+        env["ASSETLENS_MILVUS_TOKEN"] = args.token
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+        "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--", *app_args,
+    ]
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:  # Ctrl-C stops the server; Streamlit has already said so
+        return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        import benchmarks
+    except ImportError as exc:
+        raise UsageError(
+            f"assetlens bench needs the benchmark tools ({exc.name} is missing); install them with: "
+            "pip install 'assetlens[bench]'"
+        ) from None
+    return benchmarks.main(args)
+
+
+def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    try:
+        from benchmarks import add_arguments
+    except ImportError:  # not installed: the command explains that when it runs
+        return
+    add_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +321,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="generate an image with Gemini from a prompt and reference photos")
+    p.add_argument("prompt", help="what to make, e.g. 'a summer promo of this watch on a beach'")
+    p.add_argument("--ref", action="append", type=Path, metavar="PATH", help="a reference image (repeatable)")
+    p.add_argument("--ref-query", metavar="TEXT", help="also use the top -k library images for TEXT as references")
+    p.add_argument("-k", type=_positive_int, default=1, help="how many --ref-query results (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for PNGs and their JSON sidecars "
+                   "(default: %(default)s)")
+    p.add_argument("--model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
+    p.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, help="shape of the image (default: the model's)")
+    p.add_argument("--variants", type=int, choices=range(1, MAX_VARIANTS + 1), default=1, metavar="N",
+                   help=f"how many images, 1 to {MAX_VARIANTS}, one request each (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Gemini (default: %(default)g)")
+    p.add_argument("--add-to-library", action="store_true", help="index the images, tagged as generated")
+    _add_store(p)
+    _add_runtime(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("ui", help="start the web app (search, index, generate) on this library")
+    _add_store(p)
+    p.add_argument("--model", help="CLIP model for a new collection (default: the collection's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for generated images (default: %(default)s)")
+    p.add_argument("--gemini-model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("bench", help="benchmark encoders, indexing and search (needs the bench extra)")
+    _add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

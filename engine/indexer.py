@@ -45,6 +45,7 @@ class IndexReport:
     seen: int = 0
     encoded: int = 0
     unchanged: int = 0
+    touched: int = 0
     reused: int = 0
     removed: int = 0
     missing: int = 0
@@ -59,7 +60,8 @@ class IndexReport:
         parts = [
             f"{self.encoded} indexed",
             f"{self.unchanged} unchanged",
-            f"{self.reused} moved/copied (vector reused)",
+            f"{self.reused} moved or copied (vector reused)",
+            f"{self.touched} touched (metadata updated)",
             f"{len(self.failed)} failed",
         ]
         if self.removed:
@@ -164,17 +166,32 @@ class Indexer:
         origin: str = "file",
         progress: Progress | None = None,
     ) -> IndexReport:
+        """Index new and changed images under ``folder``; ``prune`` drops rows of vanished files."""
         self.check_folder(folder)
+        root = path_text(Path(os.path.abspath(folder)))
+        return self._sync(iter_images(folder, include_hidden=include_hidden), root, prune, origin, progress)
+
+    def add(self, files: Iterable[Path], *, origin: str = "file", progress: Progress | None = None) -> IndexReport:
+        """Index the given image files (e.g. generated images), wherever they are."""
+        return self._sync((Path(os.path.abspath(f)) for f in files), None, False, origin, progress)
+
+    def _sync(
+        self,
+        paths: Iterable[Path],
+        root: str | None,
+        prune: bool,
+        origin: str,
+        progress: Progress | None,
+    ) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
-        root = path_text(Path(os.path.abspath(folder)))
         stored = {r.path: r for r in self.store.rows()}
         by_hash: dict[str, AssetRow] = {}
         for r in stored.values():
             by_hash.setdefault(r.hash, r)
         todo: list[_Work] = []
         seen: set[str] = set()
-        for path in iter_images(folder, include_hidden=include_hidden):
+        for path in paths:
             text = path_text(path)
             seen.add(text)
             report.seen += 1
@@ -216,11 +233,12 @@ class Indexer:
             done += len(batch)
             if progress:
                 progress(done, total)
-        missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
-        if prune:
-            report.removed = self.store.delete(r.id for r in missing)
-        else:
-            report.missing = len(missing)
+        if root is not None:
+            missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
+            if prune:
+                report.removed = self.store.delete(r.id for r in missing)
+            else:
+                report.missing = len(missing)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -249,17 +267,19 @@ class Indexer:
                     report.encoded += 1
                 else:
                     vectors.append(vec)
-                    report.reused += 1
+                    if twin.path == work.text:
+                        report.touched += 1
+                    else:
+                        report.reused += 1
                 rows.append(work.row(origin))
         self.store.upsert(rows, np.asarray(vectors, dtype=np.float32))
         for row in rows:
             stored[row.path] = row
         # A moved file's old row goes once its file is gone from disk.
-        moved = [t.id for w, t in reuse if t.path not in seen and t.path != w.text and not Path(t.path).exists()]
-        for work, twin in reuse:
-            if twin.id in moved:
-                stored.pop(twin.path, None)
-        self.store.delete(moved)
+        moved = [t for w, t in reuse if t.path not in seen and t.path != w.text and not Path(t.path).exists()]
+        for twin in moved:
+            stored.pop(twin.path, None)
+        self.store.delete(t.id for t in moved)
 
     def _decoded_batches(self, todo: list[_Work]) -> Iterator[list[_Work]]:
         """Batches of decoded work, decoding ahead in a pool with a bounded window."""

@@ -19,11 +19,11 @@ from PIL import Image
 
 from engine.encoders import ClipEncoder
 from engine.errors import ModelMismatchError, UsageError
-from engine.indexer import IndexReport, Indexer, Progress, file_digest, path_text
+from engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
 from engine.models import default_model_name, load_facts, resolve_model_dir
 from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from engine.search import SearchResult, combine, shape_results
-from engine.store import DEFAULT_COLLECTION, MilvusStore, contains_filter, path_id, prefix_filter
+from engine.search import ExactIndex, Filter, SearchResult, combine, shape_results
+from engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, path_id
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -71,8 +71,19 @@ class Library:
         precision: str | None = None,
         device: str = "auto",
         threads: int | None = None,
+        create: bool = True,
+        memory_index: bool | None = None,
     ) -> None:
-        self.store = MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection)
+        """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
+
+        ``memory_index``: search an in-memory exact copy of the vectors (see
+        ``engine.search.ExactIndex``); by default on for Milvus Lite, where it turns
+        hundreds of milliseconds per query into a few once loaded. One-shot
+        commands turn it off, since loading costs more than one Milvus search.
+        """
+        self.store = MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
+        self.memory_index = self.store.local if memory_index is None else memory_index
+        self._exact: ExactIndex | None = None
         self._model = model
         self._precision = precision
         self.device = device
@@ -128,11 +139,23 @@ class Library:
         enc = self.encoder
         self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
         indexer = Indexer(self.store, enc, batch_size=batch_size, max_megapixels=max_megapixels)
+        self._exact = None
         return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin,
                              progress=progress)
 
+    def add(
+        self, paths: Sequence[str | os.PathLike[str]], *, origin: str = "file", progress: Progress | None = None
+    ) -> IndexReport:
+        """Index specific image files (``origin="generated"`` tags generated images)."""
+        name, precision = self.model_choice()
+        enc = self.encoder
+        self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
+        self._exact = None
+        return Indexer(self.store, enc).add([Path(p) for p in paths], origin=origin, progress=progress)
+
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
+        self._exact = None
         return self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
 
     # -- search ---------------------------------------------------------------------
@@ -216,16 +239,14 @@ class Library:
                 "run: assetlens index FOLDER."
             )
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight)
-        filters = []
-        if folder is not None:
-            filters.append(prefix_filter("path", path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep))
-        if filename:
-            filters.append(contains_filter("filename", filename))
-        expr = " and ".join(filters)
+        flt = Filter(
+            path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
+            filename or None,
+        )
         want = offset + k
         limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
         while True:
-            hits = self.store.search(query[None], limit, expr)[0]
+            hits = self._search_vectors(query, limit, flt)
             results = shape_results(
                 hits, k=k, offset=offset, min_score=min_score, exclude_hashes=exclude,
                 show_duplicates=show_duplicates,
@@ -235,6 +256,13 @@ class Library:
             if min_score is not None and hits and hits[-1].score < min_score:
                 return results
             limit = min(MAX_CANDIDATES, limit * 4)
+
+    def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
+        if not self.memory_index:
+            return self.store.search(query[None], limit, flt.expr())[0]
+        if self._exact is None:
+            self._exact = ExactIndex(*self.store.rows_and_vectors())
+        return self._exact.search(query, limit, flt)
 
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""

@@ -121,6 +121,8 @@ def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp3
             f"{as_path} is a folder but not an exported AssetLens model (no {MANIFEST_FILE}); "
             f"export it first with: assetlens export --model {as_path} --precision {precision}"
         )
+    if as_path.is_absolute() or name.startswith((".", "~")):
+        raise ModelNotFoundError(f"The model folder {as_path} does not exist.")
     if name == DEMO_MODEL:
         directory = DEMO_ROOT / precision
         if not (directory / MANIFEST_FILE).is_file():

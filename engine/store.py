@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
+from pymilvus.milvus_client import IndexParams
 
 from engine.errors import ModelMismatchError, StoreError, StoreLockedError
 
@@ -84,7 +85,8 @@ def is_local(uri: str) -> bool:
 
 
 def _quote(value: str) -> str:
-    return json.dumps(value)
+    # Non-ASCII stays literal: Milvus Lite rejects \u escapes, and servers reject surrogate pairs.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _lock_held(db_path: Path) -> bool:
@@ -102,6 +104,17 @@ def _lock_held(db_path: Path) -> bool:
     return False
 
 
+class _DropUnimplemented(logging.Filter):
+    """Milvus Lite's in-process gRPC server lacks a few RPCs (AllocTimestamp) that pymilvus
+    tries first and then works around; its server thread logs a traceback for each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
+
+
+logging.getLogger("grpc._server").addFilter(_DropUnimplemented())
+
+
 @contextmanager
 def _quiet(*names: str) -> Iterator[None]:
     """Silence libraries that log tracebacks for errors we report in one sentence."""
@@ -112,17 +125,27 @@ def _quiet(*names: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 
 class MilvusStore:
     """A collection of image embeddings in Milvus Lite (a path) or a Milvus server (a URI)."""
 
-    def __init__(self, uri: str | None = None, token: str | None = None, collection: str = DEFAULT_COLLECTION):
+    def __init__(
+        self,
+        uri: str | None = None,
+        token: str | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        create: bool = True,
+    ) -> None:
         self.uri = uri or default_db()
         self.collection = collection
         self.local = is_local(self.uri)
+        if self.local and not create and not Path(self.uri).expanduser().exists():
+            raise StoreError(
+                f"There is no library at {self.uri}; create one with: assetlens index FOLDER --db {self.uri}"
+            )
         self._client = self._connect(token)
         self._meta: CollectionMeta | None = None
         self._loaded = False
@@ -134,11 +157,6 @@ class MilvusStore:
             where = str(path)
             if path.exists() and not path.is_dir():
                 raise StoreError(f"{path} exists but is not a Milvus Lite library (it is a file).")
-            if _lock_held(path):
-                raise StoreLockedError(
-                    f"The library {self.uri} is in use by another AssetLens process; "
-                    "stop it or use a Milvus server with --uri."
-                )
             if not os.access(path if path.exists() else path.parent, os.W_OK):
                 raise StoreError(f"Cannot write the library {path}: its folder is not writable.")
         try:
@@ -195,6 +213,8 @@ class MilvusStore:
                     f"({existing.precision}), not {model_name} ({precision}, {dim}-d); "
                     "index with the same model or use another --collection."
                 )
+            if not self._client.list_indexes(self.collection):  # a run stopped between creating it and its index
+                self._client.create_index(self.collection, self._index_params(existing.index_type))
             return existing
         meta = CollectionMeta(model_id, model_name, precision, dim, self.index_type())
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -209,16 +229,22 @@ class MilvusStore:
         schema.add_field("width", DataType.INT32)
         schema.add_field("height", DataType.INT32)
         schema.add_field("origin", DataType.VARCHAR, max_length=16)
-        index = self._client.prepare_index_params()
-        params = {} if meta.index_type == "FLAT" else {"M": 16, "efConstruction": 200}
-        index.add_index(VECTOR_FIELD, index_type=meta.index_type, metric_type="COSINE", params=params)
-        self._client.create_collection(self.collection, schema=schema, index_params=index)
-        self._client.alter_collection_properties(
-            self.collection, properties={META_PROPERTY: json.dumps(asdict(meta))}
+        index = self._index_params(meta.index_type)
+        # The meta is a creation property (never a separate call that a crash could skip); Strong
+        # consistency makes every read see the writes before it (a server's default, Bounded, does not).
+        self._client.create_collection(
+            self.collection, schema=schema, index_params=index, consistency_level="Strong",
+            properties={META_PROPERTY: json.dumps(asdict(meta))},
         )
         self._meta = meta
         self._loaded = True
         return meta
+
+    def _index_params(self, index_type: str) -> IndexParams:
+        index = self._client.prepare_index_params()
+        params = {} if index_type == "FLAT" else {"M": 16, "efConstruction": 200}
+        index.add_index(VECTOR_FIELD, index_type=index_type, metric_type="COSINE", params=params)
+        return index
 
     def _load(self) -> None:
         """A reopened Milvus Lite collection may be released: load it before reading."""
@@ -232,7 +258,7 @@ class MilvusStore:
         """Insert or overwrite rows (by path id) with their vectors, in one call."""
         if not rows:
             return
-        data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist())]
+        data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
         self._client.upsert(self.collection, data)
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -249,20 +275,45 @@ class MilvusStore:
         res = self._client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
-    def rows(self, filter: str = "", batch_size: int = 2000) -> Iterator[AssetRow]:
-        """Every row's metadata (no vectors), streamed in batches."""
+    def _scan(self, fields: list[str], filter: str = "") -> Iterator[list[dict[str, Any]]]:
+        """Every matching row's ``fields``, in batches.
+
+        Milvus Lite answers one unbounded query in seconds but its query iterator
+        re-scans per batch (minutes at 100k rows); a server caps a query at 16,384
+        rows and iterates efficiently. Hence one path per backend.
+        """
         if not self.exists():
             return
         self._load()
+        if self.local:
+            total = self.count()
+            if total:
+                yield self._client.query(self.collection, filter=filter, output_fields=fields, limit=total)
+            return
         with _quiet("pymilvus"):
-            it = self._client.query_iterator(
-                self.collection, batch_size=batch_size, filter=filter, output_fields=list(ROW_FIELDS)
-            )
+            it = self._client.query_iterator(self.collection, batch_size=10_000, filter=filter, output_fields=fields)
             try:
                 while batch := it.next():
-                    yield from (AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch)
+                    yield batch
             finally:
                 it.close()
+
+    def rows(self, filter: str = "") -> Iterator[AssetRow]:
+        """Every row's metadata (no vectors)."""
+        for batch in self._scan(list(ROW_FIELDS), filter):
+            yield from (AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch)
+
+    def rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
+        """All rows with their vectors as one (N, dim) float32 matrix, for an in-memory index."""
+        meta = self.meta()
+        dim = meta.dim if meta else 0
+        rows: list[AssetRow] = []
+        chunks: list[np.ndarray] = []
+        for batch in self._scan([*ROW_FIELDS, VECTOR_FIELD]):
+            rows.extend(AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch)
+            flat = np.fromiter((x for r in batch for x in r[VECTOR_FIELD]), np.float32, count=len(batch) * dim)
+            chunks.append(flat.reshape(len(batch), dim))
+        return rows, (np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32))
 
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[tuple[AssetRow, np.ndarray | None]]:
         if not ids:
@@ -281,14 +332,23 @@ class MilvusStore:
     def search(self, vectors: np.ndarray, k: int, filter: str = "") -> list[list[Hit]]:
         """Top-``k`` rows by cosine similarity for each query vector."""
         self._load()
-        res = self._client.search(
-            self.collection,
-            data=np.asarray(vectors, dtype=np.float32).tolist(),
-            limit=k,
-            filter=filter,
-            output_fields=list(ROW_FIELDS),
-            search_params={"metric_type": "COSINE", "params": {"ef": max(64, k)}},
-        )
+        try:
+            with _quiet("pymilvus"):
+                res = self._client.search(
+                    self.collection,
+                    data=np.asarray(vectors, dtype=np.float32).tolist(),
+                    limit=k,
+                    filter=filter,
+                    output_fields=list(ROW_FIELDS),
+                    search_params={"metric_type": "COSINE", "params": {"ef": max(64, k)}},
+                )
+        except MilvusException as exc:
+            if "only prefix pattern match" in exc.message:  # servers before 2.4 have no infix "like"
+                raise StoreError(
+                    f"The Milvus server at {self.uri} cannot match text inside file names (--filename); "
+                    "that needs Milvus 2.4 or newer."
+                ) from None
+            raise StoreError(f"Milvus could not run the search in {self.uri}: {exc.message}.") from None
         return [
             [Hit(AssetRow(**{f: h["entity"][f] for f in ROW_FIELDS}), float(h["distance"])) for h in hits]
             for hits in res
@@ -300,8 +360,15 @@ def _escape_like(value: str) -> str:
 
 
 def prefix_filter(field: str, prefix: str) -> str:
-    """A Milvus filter expression matching values that start with ``prefix``."""
-    return f"{field} like {_quote(_escape_like(prefix) + '%')}"
+    """A Milvus filter expression matching values that start with ``prefix``.
+
+    A range, not ``like``: Milvus 2.3 servers read no escapes in ``like`` patterns (a ``_`` or ``%``
+    in a folder name would match nothing), and no backend escapes a backslash the same way.
+    Strings compare as UTF-8 bytes, i.e. by code point, so the values starting with ``prefix`` are
+    exactly those from ``prefix`` up to (not including) ``prefix`` with its last character incremented.
+    """
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"{field} >= {_quote(prefix)} and {field} < {_quote(upper)}"
 
 
 def contains_filter(field: str, fragment: str) -> str:

@@ -1,0 +1,15 @@
+"""``python -m benchmarks [--quick|--full] [--device cpu|cuda] [--out DIR]``."""
+
+import argparse
+import sys
+
+from benchmarks import add_arguments, main
+from engine.errors import AssetLensError
+
+parser = argparse.ArgumentParser(prog="python -m benchmarks", description="AssetLens benchmark suite")
+add_arguments(parser)
+try:
+    sys.exit(main(parser.parse_args()))
+except AssetLensError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)

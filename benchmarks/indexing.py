@@ -1,0 +1,141 @@
+"""End-to-end indexing of generated folders against the encoder alone and the naive PyTorch path.
+
+- ``Library.index``: scan, read + hash, decode, preprocess, encode, upsert,
+  exactly as ``assetlens index`` runs it, into a fresh Milvus Lite file.
+- encoder only: ``encode_pixels`` on preprocessed batches of the same size and
+  precision; index / encoder is the pipeline's efficiency.
+- the one-image-at-a-time PyTorch path of Milvus's multimodal RAG tutorial:
+  PIL open, ``CLIPProcessor``, ``model.get_image_features``, one
+  ``MilvusClient.insert`` per image.
+Peak RSS is sampled through each run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.context import Context
+from benchmarks.timing import PeakRss, measure
+from engine.library import Library
+
+BATCH = 32
+
+
+def library_index(ctx: Context, precision: str, folder: Path, db: Path) -> dict[str, Any]:
+    with PeakRss() as rss, Library(db, model=ctx.export_dir(precision), precision=precision, device="cpu",
+                                   threads=ctx.threads) as lib:
+        t0 = time.perf_counter()
+        lib.encoder.image_session  # noqa: B018 -- the model load is reported apart from the indexing rate
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = lib.index(folder, batch_size=BATCH)
+        seconds = time.perf_counter() - t0
+    return {
+        "images": report.encoded,
+        "failed": len(report.failed),
+        "model_load_s": load_s,
+        "seconds": seconds,
+        "indexer_seconds": report.seconds,
+        "images_per_s": report.encoded / seconds,
+        **rss.to_dict(),
+    }
+
+
+def torch_one_at_a_time(ctx: Context, files: list[Path], db: Path) -> dict[str, Any]:
+    """The tutorial's loop: no batching, full-size decode, CLIPProcessor, one insert per image."""
+    import torch
+    from PIL import Image
+    from pymilvus import MilvusClient
+    from transformers import CLIPProcessor
+
+    from benchmarks.models import build_checkpoint
+
+    model = ctx.torch_model
+    processor = CLIPProcessor.from_pretrained(build_checkpoint(ctx.model))
+    client = MilvusClient(str(db))
+    dim = ctx.model.config["projection_dim"]
+    client.create_collection("images", dimension=dim, auto_id=True, enable_dynamic_field=True)
+    try:
+        with PeakRss() as rss:
+            t0 = time.perf_counter()
+            for path in files:
+                image = Image.open(path).convert("RGB")
+                inputs = processor(images=image, return_tensors="pt")
+                with torch.no_grad():
+                    features = model.get_image_features(**inputs)
+                features = features / features.norm(dim=-1, keepdim=True)
+                client.insert("images", {"vector": features[0].tolist(), "filepath": str(path)})
+            seconds = time.perf_counter() - t0
+    finally:
+        client.close()
+    return {"images": len(files), "seconds": seconds, "images_per_s": len(files) / seconds, **rss.to_dict()}
+
+
+def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+    res = ctx.section("indexing")
+    p = ctx.profile
+
+    def encoder_only(precision: str) -> Callable[[], None]:
+        def run() -> None:
+            enc = ctx.encoder(precision)
+            pixels = np.resize(ctx.pixels, (BATCH, *ctx.pixels.shape[1:]))
+            res.setdefault("encoder_only", {})[precision] = measure(
+                lambda: enc.encode_pixels(pixels), items=BATCH, budget_s=p.budget_s, max_reps=p.max_reps
+            )
+
+        return run
+
+    def index(precision: str, kind: str) -> Callable[[], None]:
+        def run() -> None:
+            row = library_index(ctx, precision, ctx.folders[kind], ctx.work / f"index-{precision}-{kind}.db")
+            enc = res.get("encoder_only", {}).get(precision)
+            row["vs_encoder_only"] = row["images_per_s"] / enc["per_s"] if enc else None
+            res.setdefault("library", {}).setdefault(precision, {})[kind] = row
+
+        return run
+
+    def naive(kind: str) -> Callable[[], None]:
+        def run() -> None:
+            files = sorted(ctx.folders[kind].iterdir())[: p.torch_path_images]
+            res.setdefault("torch_one_at_a_time", {})[kind] = torch_one_at_a_time(
+                ctx, files, ctx.work / f"naive-{kind}.db"
+            )
+
+        return run
+
+    def derive() -> None:
+        naive_rows = res.get("torch_one_at_a_time", {})
+        for rows in res.get("library", {}).values():
+            for kind, row in rows.items():
+                base = naive_rows.get(kind)
+                row["vs_torch_one_at_a_time"] = row["images_per_s"] / base["images_per_s"] if base else None
+        res["folders"] = {kind: _folder_facts(path) for kind, path in ctx.folders.items()}
+        res["batch_size"] = BATCH
+
+    out: list[tuple[str, Callable[[], None]]] = []
+    for precision in p.index_precisions:
+        out.append((f"indexing: encoder only {precision}", encoder_only(precision)))
+        out += [(f"indexing: Library.index {precision} {kind}", index(precision, kind)) for kind in ("jpeg", "png")]
+    out += [(f"indexing: PyTorch one at a time {kind}", naive(kind)) for kind in ("jpeg", "png")]
+    out.append(("indexing: ratios", derive))
+    return out
+
+
+def _folder_facts(folder: Path) -> dict[str, Any]:
+    from PIL import Image
+
+    files = sorted(folder.iterdir())
+    pixels = []
+    for f in files:
+        with Image.open(f) as img:
+            pixels.append(img.width * img.height)
+    return {
+        "files": len(files),
+        "mean_megapixels": float(np.mean(pixels)) / 1e6 if pixels else 0.0,
+        "mean_file_kib": float(np.mean([f.stat().st_size for f in files])) / 1024 if files else 0.0,
+    }

@@ -1,0 +1,97 @@
+"""How big a run is: ``quick`` (under 10 minutes on 2 cores), ``full`` (to 1M vectors), ``toy`` (the smoke test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: str  # a key of benchmarks.models.CONFIGS
+    image_batches: tuple[int, ...]
+    text_batches: tuple[int, ...]
+    budget_s: float  # wall-clock budget of one latency measurement
+    max_reps: int
+    jpegs: int  # 2-4 MP photos in the indexing folder
+    jpeg_megapixels: tuple[float, float]
+    pngs: int  # small PNGs in the second indexing folder
+    png_side: int
+    torch_path_images: int  # images sent through the one-at-a-time PyTorch path (it is slow)
+    index_precisions: tuple[str, ...]
+    search_sizes: tuple[int, ...]
+    index_types: tuple[str, ...]  # Milvus Lite vector indexes measured at every size
+    small_only_index_types: tuple[str, ...]  # ... and those only measured at sizes up to 10k (slow to build)
+    queries: int  # single queries timed per store
+    query_batch: int  # queries per call for the batch QPS figure
+    static_int8: bool
+    server: bool
+
+
+QUICK = Profile(
+    name="quick",
+    model="vit-b-32",
+    image_batches=(1, 8, 32),
+    text_batches=(1, 8, 32),
+    budget_s=3.0,
+    max_reps=50,
+    jpegs=64,
+    jpeg_megapixels=(2.0, 4.0),
+    pngs=64,
+    png_side=384,
+    torch_path_images=16,
+    index_precisions=("fp32", "int8"),
+    search_sizes=(10_000, 100_000),
+    index_types=("FLAT", "IVF_FLAT", "HNSW"),
+    small_only_index_types=("IVF_SQ8", "HNSW_SQ"),
+    queries=40,
+    query_batch=32,
+    static_int8=True,
+    server=True,
+)
+
+FULL = Profile(
+    name="full",
+    model="vit-b-32",
+    image_batches=(1, 8, 32, 64),
+    text_batches=(1, 8, 32, 64),
+    budget_s=10.0,
+    max_reps=200,
+    jpegs=400,
+    jpeg_megapixels=(2.0, 4.0),
+    pngs=400,
+    png_side=384,
+    torch_path_images=48,
+    index_precisions=("fp32", "int8"),
+    search_sizes=(10_000, 100_000, 1_000_000),
+    index_types=("FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW", "HNSW_SQ"),
+    small_only_index_types=(),
+    queries=200,
+    query_batch=64,
+    static_int8=True,
+    server=True,
+)
+
+TOY = Profile(
+    name="toy",
+    model="toy",
+    image_batches=(1, 4),
+    text_batches=(1, 4),
+    budget_s=0.2,
+    max_reps=5,
+    jpegs=4,
+    jpeg_megapixels=(0.3, 0.5),
+    pngs=4,
+    png_side=128,
+    torch_path_images=2,
+    index_precisions=("int8",),
+    search_sizes=(300,),
+    index_types=("FLAT", "HNSW"),
+    small_only_index_types=(),
+    queries=5,
+    query_batch=4,
+    static_int8=False,
+    server=False,
+)
+
+PROFILES = {p.name: p for p in (QUICK, FULL, TOY)}

@@ -1,0 +1,364 @@
+"""Vector search: Milvus Lite per index type, a Milvus server, exact numpy/faiss, and ``Library.search``.
+
+Vectors are clustered and normalised like CLIP embeddings (sqrt(n) Gaussian
+clusters around random unit centres, cosine to their centre about 0.6-0.85);
+queries are fresh draws from the same mixture. Ground truth is exact
+top-10 by inner product in numpy. Each store is timed after it is reopened
+and loaded, as a fresh ``assetlens search`` process sees it: single queries
+(p50/p99) and batches (QPS), with recall@10 against the truth.
+
+``Library.search`` runs on a real AssetLens collection (the engine's schema
+and index, rows upserted through ``MilvusStore``): tokenise + encode +
+search + result shaping, the interactive path, broken into its parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.context import QUERIES, Context
+from benchmarks.timing import PeakRss, measure, stats
+from engine.library import MAX_CANDIDATES, Library
+from engine.store import AssetRow, path_id
+
+K = 10
+DIM = 512
+INSERT_CHUNK = 10_000
+INDEX_PARAMS: dict[str, dict[str, Any]] = {
+    "FLAT": {},
+    "IVF_FLAT": {"nlist": 128},
+    "IVF_SQ8": {"nlist": 128},
+    "HNSW": {"M": 16, "efConstruction": 200},
+    "HNSW_SQ": {"M": 16, "efConstruction": 200},
+}
+SEARCH_PARAMS = {"ef": 64, "nprobe": 16}
+SERVER_INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
+
+
+@dataclass
+class VectorSet:
+    n: int
+    queries: int
+    seed: int = 0
+
+    @cached_property
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        clusters = max(8, int(np.sqrt(self.n)))
+        centres = rng.standard_normal((clusters, DIM), dtype=np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        spread = rng.uniform(0.6, 1.3, clusters).astype(np.float32)
+
+        def draw(m: int) -> np.ndarray:
+            which = rng.integers(0, clusters, m)
+            out = np.empty((m, DIM), np.float32)
+            for lo in range(0, m, 100_000):
+                w = which[lo : lo + 100_000]
+                noise = rng.standard_normal((len(w), DIM), dtype=np.float32) / np.float32(np.sqrt(DIM))
+                out[lo : lo + len(w)] = centres[w] + spread[w, None] * noise
+            out /= np.linalg.norm(out, axis=1, keepdims=True)
+            return out
+
+        return draw(self.n), draw(self.queries)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.data[0]
+
+    @property
+    def query_vectors(self) -> np.ndarray:
+        return self.data[1]
+
+    @cached_property
+    def truth(self) -> np.ndarray:
+        return numpy_topk(self.vectors, self.query_vectors, K)
+
+
+def numpy_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k rows of ``x`` by inner product for each row of ``q`` (best first)."""
+    scores = q @ x.T
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def time_store(
+    search: Callable[[np.ndarray], list[list[int]]], vs: VectorSet, ctx: Context
+) -> dict[str, Any]:
+    """Single-query latency, batch QPS and recall@10 of a ``search(queries) -> ids`` function."""
+    p = ctx.profile
+    q = vs.query_vectors
+    t0 = time.perf_counter()
+    search(q[:1])
+    first_ms = (time.perf_counter() - t0) * 1e3
+    found: list[list[int]] = []
+    samples: list[float] = []
+    for i in range(len(q)):
+        t0 = time.perf_counter()
+        found += search(q[i : i + 1])
+        samples.append(time.perf_counter() - t0)
+    batch = q[: p.query_batch]
+    batched = measure(lambda: search(batch), items=len(batch), warmup=0, min_reps=2, max_reps=10,
+                      budget_s=p.budget_s)
+    return {
+        "first_query_ms": first_ms,
+        "single": stats(samples),
+        "batch": {**batched, "batch": len(batch), "qps": batched["per_s"]},
+        "recall_at_10": recall(found, vs.truth),
+    }
+
+
+# ----------------------------------------------------------------------------- Milvus (raw collections)
+
+
+def _client(uri: str) -> Any:
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri, timeout=600)
+
+
+def create_and_insert(uri: str, name: str, vs: VectorSet) -> dict[str, Any]:
+    """A collection of (int64 id, vector) with a FLAT index, filled with the vectors."""
+    from pymilvus import DataType, MilvusClient
+
+    client = _client(uri)
+    try:
+        if client.has_collection(name):
+            client.drop_collection(name)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="COSINE")
+        client.create_collection(name, schema=schema, index_params=index)
+        t0 = time.perf_counter()
+        x = vs.vectors
+        for lo in range(0, vs.n, INSERT_CHUNK):
+            client.insert(name, [{"id": i, "vector": x[i]} for i in range(lo, min(lo + INSERT_CHUNK, vs.n))])
+        client.flush(name)
+        seconds = time.perf_counter() - t0
+    finally:
+        client.close()
+    return {"insert_s": seconds, "rows_per_s": vs.n / seconds}
+
+
+def reindex(uri: str, name: str, index_type: str) -> float:
+    """Swap the collection's vector index (drop + create + load); returns the seconds it took."""
+    client = _client(uri)
+    try:
+        t0 = time.perf_counter()
+        client.release_collection(name)
+        client.drop_index(name, "vector")
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type=index_type, metric_type="COSINE", params=INDEX_PARAMS[index_type])
+        client.create_index(name, index)
+        client.load_collection(name)
+        return time.perf_counter() - t0
+    finally:
+        client.close()
+
+
+def time_milvus(uri: str, name: str, vs: VectorSet, ctx: Context) -> dict[str, Any]:
+    """Reopen, load, and time the collection."""
+    t0 = time.perf_counter()
+    client = _client(uri)
+    client.load_collection(name)
+    open_s = time.perf_counter() - t0
+
+    def search(q: np.ndarray) -> list[list[int]]:
+        res = client.search(name, data=q.tolist(), limit=K, output_fields=["id"],
+                            search_params={"metric_type": "COSINE", "params": SEARCH_PARAMS})
+        return [[int(h["id"]) for h in hits] for hits in res]
+
+    try:
+        return {"open_load_s": open_s, **time_store(search, vs, ctx)}
+    finally:
+        client.close()
+
+
+# ----------------------------------------------------------------------------- AssetLens collection
+
+
+def fill_library(ctx: Context, db: Path, vs: VectorSet, precision: str) -> dict[str, Any]:
+    """An AssetLens collection of ``vs`` through the engine's store (rows with fake file metadata)."""
+    with Library(db, model=ctx.export_dir(precision), precision=precision, device="cpu", threads=ctx.threads) as lib:
+        enc = lib.encoder
+        name, prec = lib.model_choice()
+        lib.store.ensure(enc.facts.model_id, name, prec, enc.dim)
+        t0 = time.perf_counter()
+        x = vs.vectors
+        for lo in range(0, vs.n, INSERT_CHUNK):
+            hi = min(lo + INSERT_CHUNK, vs.n)
+            lib.store.upsert([_row(i) for i in range(lo, hi)], x[lo:hi])
+        seconds = time.perf_counter() - t0
+    return {"upsert_s": seconds, "rows_per_s": vs.n / seconds}
+
+
+def _row(i: int) -> AssetRow:
+    path = f"/bench/photos/{i // 1000:04d}/IMG_{i:07d}.jpg"
+    return AssetRow(path_id(path), path, path.rsplit("/", 1)[0], path.rsplit("/", 1)[1], 2_000_000 + i, 1.7e9,
+                    f"{i:064x}", 2048, 1536)
+
+
+def _row_index(path: str) -> int:
+    return int(path.rsplit("_", 1)[1].split(".")[0])
+
+
+def time_library(ctx: Context, db: Path, vs: VectorSet, precision: str) -> dict[str, Any]:
+    """``Library.search`` end to end on a reopened library, and its parts."""
+    p = ctx.profile
+    t0 = time.perf_counter()
+    with PeakRss() as rss, Library(db, precision=precision, device="cpu", threads=ctx.threads, create=False) as lib:
+        lib.search(QUERIES[0], k=K)
+        cold_s = time.perf_counter() - t0
+        state = {"i": 0}
+
+        def query() -> str:
+            state["i"] += 1
+            return QUERIES[state["i"] % len(QUERIES)]
+
+        limit = min(MAX_CANDIDATES, 2 * K + 8)  # what Library.search asks the store for at k=10
+        vec = lib.encoder.encode_texts([QUERIES[1]])
+        parts = {
+            "encode_text": measure(lambda: lib.encoder.encode_texts([query()]), budget_s=p.budget_s / 2,
+                                   max_reps=p.max_reps * 2),
+            "store_search": measure(lambda: lib.store.search(vec, limit), budget_s=p.budget_s, max_reps=p.queries),
+            "end_to_end": measure(lambda: lib.search(query(), k=K), budget_s=p.budget_s, max_reps=p.queries),
+        }
+
+        def search(q: np.ndarray) -> list[list[int]]:
+            return [[_row_index(h.row.path) for h in hits] for hits in lib.store.search(q, K)]
+
+        quality = recall([search(q[None])[0] for q in vs.query_vectors[: p.queries]], vs.truth[: p.queries])
+    return {"cold_first_query_s": cold_s, **parts, "recall_at_10": quality, "index_type": "FLAT", **rss.to_dict()}
+
+
+# ----------------------------------------------------------------------------- reference: numpy and faiss
+
+
+def time_numpy(vs: VectorSet, ctx: Context) -> dict[str, Any]:
+    x = vs.vectors
+    return time_store(lambda q: numpy_topk(x, q, K).tolist(), vs, ctx)
+
+
+def time_faiss(vs: VectorSet, ctx: Context) -> dict[str, Any] | None:
+    try:
+        import faiss
+    except ImportError:
+        return None
+    index = faiss.IndexFlatIP(DIM)
+    index.add(vs.vectors)
+    return time_store(lambda q: index.search(np.ascontiguousarray(q), K)[1].tolist(), vs, ctx)
+
+
+# ----------------------------------------------------------------------------- the Milvus server
+
+
+@contextlib.contextmanager
+def milvus_server(ctx: Context) -> Iterator[str | None]:
+    """A running Milvus server's URI (the test harness's ``MilvusServer``), or None with a note."""
+    harness = Path(__file__).resolve().parent.parent / "tests" / "milvus_server.py"
+    if importlib.util.find_spec("milvus") is None or not harness.is_file():
+        ctx.note("Milvus server not measured: needs the `milvus` package (milvus-server) and tests/milvus_server.py "
+                 "from a source checkout.")
+        yield None
+        return
+    spec = importlib.util.spec_from_file_location("assetlens_bench_milvus_server", harness)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    try:
+        server = module.MilvusServer.start(ctx.work / "milvus-server")
+    except Exception as exc:  # the server is optional: report and go on
+        ctx.note(f"Milvus server not measured: it did not start ({str(exc).splitlines()[0]}).")
+        yield None
+        return
+    ctx.section("search")["server_startup_s"] = server.startup_seconds
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+    res = ctx.section("search")
+    p = ctx.profile
+    sets = {n: VectorSet(n, p.queries) for n in p.search_sizes}
+    res["k"] = K
+    res["dim"] = DIM
+    res["index_params"] = INDEX_PARAMS
+    res["search_params"] = SEARCH_PARAMS
+    res["queries"] = p.queries
+
+    def put(store: str, n: int, row: dict[str, Any] | None) -> None:
+        if row is not None:
+            res.setdefault("stores", {}).setdefault(store, {})[str(n)] = row
+
+    def reference(n: int) -> Callable[[], None]:
+        def run() -> None:
+            vs = sets[n]
+            put("numpy exact", n, time_numpy(vs, ctx))
+            put("faiss exact (IndexFlatIP)", n, time_faiss(vs, ctx))
+
+        return run
+
+    def lite_insert(n: int) -> Callable[[], None]:
+        def run() -> None:
+            res.setdefault("milvus_lite_insert", {})[str(n)] = create_and_insert(str(ctx.work / f"lite-{n}.db"),
+                                                                                  "vectors", sets[n])
+
+        return run
+
+    def lite(n: int, index_type: str) -> Callable[[], None]:
+        def run() -> None:
+            uri = str(ctx.work / f"lite-{n}.db")
+            build_s = reindex(uri, "vectors", index_type) if index_type != "FLAT" else 0.0
+            put(f"Milvus Lite {index_type}", n, {"index_build_s": build_s, **time_milvus(uri, "vectors", sets[n], ctx)})
+
+        return run
+
+    def library(n: int) -> Callable[[], None]:
+        def run() -> None:
+            db = ctx.work / f"library-{n}.db"
+            fill = fill_library(ctx, db, sets[n], "fp32")
+            res.setdefault("library", {})[str(n)] = {**fill, **time_library(ctx, db, sets[n], "fp32")}
+
+        return run
+
+    def server() -> None:
+        with milvus_server(ctx) as uri:
+            if uri is None:
+                return
+            for n in p.search_sizes:
+                create_and_insert(uri, f"vectors_{n}", sets[n])
+                for index_type in SERVER_INDEX_TYPES:
+                    build_s = reindex(uri, f"vectors_{n}", index_type) if index_type != "FLAT" else 0.0
+                    row = time_milvus(uri, f"vectors_{n}", sets[n], ctx)
+                    put(f"Milvus server {index_type}", n, {"index_build_s": build_s, **row})
+                _client(uri).drop_collection(f"vectors_{n}")
+
+    out: list[tuple[str, Callable[[], None]]] = []
+    for n in p.search_sizes:
+        types = p.index_types + (p.small_only_index_types if n <= 10_000 else ())
+        out.append((f"search: exact numpy/faiss {n:,}", reference(n)))
+        out.append((f"search: Milvus Lite insert {n:,}", lite_insert(n)))
+        out += [(f"search: Milvus Lite {t} {n:,}", lite(n, t)) for t in types]
+        out.append((f"search: Library.search {n:,}", library(n)))
+    if p.server:
+        out.append(("search: Milvus server", server))
+    return out

@@ -1,0 +1,67 @@
+"""``assetlens demo``: generate a catalogue, index it with the shipped model, search, draw the hits.
+
+Runs offline on the demo CLIP that ships in the package; no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.catalogue import write_catalogue
+from engine.grid import contact_sheet
+from engine.indexer import IndexReport, Progress
+from engine.library import Library
+from engine.search import SearchResult
+
+DEMO_QUERIES = (
+    "a red mug on a wooden table",
+    "a gold watch",
+    "a blue handbag on a white background",
+    "green sunglasses",
+    "a yellow lamp on a black background",
+)
+
+
+def run_demo(
+    out: Path,
+    *,
+    count: int = 200,
+    precision: str = "fp32",
+    device: str = "auto",
+    k: int = 5,
+    progress: Progress | None = None,
+    index_progress: Callable[[str], tuple[Progress, Callable[[], None]]] | None = None,
+    echo: Callable[[str], None] = print,
+) -> tuple[IndexReport, list[tuple[str, list[SearchResult]]], Path]:
+    """Returns the index report, each query's results, and the contact sheet's path."""
+    out = Path(out)
+    images = out / "images"
+    written = write_catalogue(images, n=count, seed=0, progress=progress)
+    echo(f"wrote {len(written)} catalogue images to {images}")
+    with Library(out / "assetlens.db", collection="demo", model="demo", precision=precision, device=device) as lib:
+        echo(f"model demo ({precision}, {lib.encoder.dim}-d) on {lib.encoder.provider}")
+        update, close = index_progress("indexing") if index_progress else (None, lambda: None)
+        try:
+            report = lib.index(images, progress=update)
+        finally:
+            close()
+        echo(report.summary())
+        runs: list[tuple[str, list[SearchResult]]] = []
+        for query in DEMO_QUERIES:
+            results = lib.search(query, k=k)
+            runs.append((query, results))
+            echo(f'\n"{query}"')
+            for r in results:
+                echo(f"  {r.rank}  {r.score:.3f}  {Path(r.path).relative_to(out.resolve())}")
+        like = written[0][0]
+        similar = lib.similar(like, k=k)
+        runs.append((f"more like {like.name}", similar))
+        echo(f"\nmore like {like.name}")
+        for r in similar:
+            echo(f"  {r.rank}  {r.score:.3f}  {Path(r.path).relative_to(out.resolve())}")
+    sheet = contact_sheet(runs, out / "results.png")
+    echo(f"\nlibrary:       {out / 'assetlens.db'}")
+    echo(f"contact sheet: {sheet}")
+    echo(f"try: assetlens search 'a silver watch' --db {out / 'assetlens.db'} --collection demo --grid hits.png")
+    return report, runs, sheet

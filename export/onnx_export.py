@@ -1,0 +1,552 @@
+"""Export a Hugging Face CLIP checkpoint to the ONNX model folder AssetLens runs.
+
+The folder holds two graphs (``image.onnx``, ``text.onnx``) that return
+L2-normalised embeddings, the tokenizer and image-processor settings, and a
+``manifest.json`` (see ``engine.models``) recording preprocessing, file
+hashes, library versions and how closely the graphs match PyTorch.
+
+Steps: load the towers with transformers -> export each with
+``optimum.exporters.onnx.export_models`` using the declarative specs in
+``export.specs`` -> apply ONNX Runtime's basic (provider-independent) graph
+optimisations offline -> convert to fp16 or int8 if asked -> compare with
+PyTorch on real or synthetic images and captions -> write the folder
+atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from engine.errors import ExportError
+from engine.models import MANIFEST_FILE, PRECISIONS, export_dir_for, manifest_dict
+
+IMAGE_FILE = "image.onnx"
+TEXT_FILE = "text.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+FP32_MIN_COSINE = 0.9999
+# fp16/int8 are expected to lose a little; below this the conversion is broken.
+REDUCED_MIN_COSINE = 0.99
+DEFAULT_CAPTIONS = (
+    "a photo of a cat",
+    "a golden watch on a red table",
+    "Two people hiking up a snowy mountain at sunrise.",
+    "diagram",
+    "a bowl of ramen with chopsticks, top view, studio lighting",
+    "an empty room with white walls, a wooden floor and sunlight coming through a large window",
+    "NEON SIGN saying 'open 24/7'",
+    "🌅 sunset over the ocean",
+)
+_RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+Progress = Callable[[str], None]
+
+
+def export_model(
+    model: str | Path,
+    out_dir: Path | None = None,
+    precision: str = "fp32",
+    *,
+    name: str | None = None,
+    opset: int = 17,
+    parity_images: Sequence[Image.Image] | None = None,
+    parity_texts: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Export ``model`` (a Hugging Face id or a local checkpoint folder) and return the model folder.
+
+    ``out_dir`` defaults to the AssetLens model cache entry for ``name``
+    (itself defaulting to the hub id, or the folder name of a local
+    checkpoint). Parity is measured on ``parity_images``/``parity_texts``, or
+    on built-in synthetic images and captions. Every failure is raised as
+    ``ExportError`` with a one-sentence message, and leaves no partial folder.
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    say = progress or (lambda _message: None)
+    local = Path(model).expanduser()
+    is_local = local.is_dir()
+    if not is_local and (local.is_absolute() or str(model).startswith((".", "~")) or str(model).count("/") > 1):
+        raise ExportError(
+            f"There is no folder {model}; point --model at a local folder holding the CLIP checkpoint, "
+            "or at a Hugging Face model id such as openai/clip-vit-base-patch32."
+        )
+    source = str(local.resolve()) if is_local else str(model)
+    name = name or (local.resolve().name if is_local else str(model))
+    out_dir = Path(out_dir) if out_dir is not None else export_dir_for(name, precision)
+    _check_replaceable(out_dir)
+
+    say(f"Loading {source}")
+    bundle = _load(source, is_local)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would make the published model private
+    try:
+        with _quiet():
+            built = _build(bundle, staging, precision, opset, parity_images, parity_texts, say)
+        manifest = {"name": name, "source": source, **built}
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest_dict(manifest), indent=2) + "\n", encoding="utf-8")
+        _publish(staging, out_dir)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"Exporting {source} to ONNX failed ({_one_line(exc)}).") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    say(f"Wrote {out_dir}")
+    return out_dir
+
+
+# --------------------------------------------------------------------- loading
+
+
+@dataclass
+class _Bundle:
+    """The PyTorch towers and the processing recipe of one checkpoint."""
+
+    vision: Any  # CLIPVisionModelWithProjection
+    text: Any  # CLIPTextModelWithProjection
+    image_processor: Any  # CLIPImageProcessor
+    tokenizer: Any  # CLIPTokenizerFast
+    embedding_dim: int
+    context_length: int
+
+
+class _NotClip(ValueError):
+    """The checkpoint loads but is not a CLIP model."""
+
+
+def _offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once at import; read it again so a
+    # variable set later in the process is honoured too.
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    return constants.HF_HUB_OFFLINE or any(f.strip().lower() in {"1", "on", "yes", "true"} for f in flags)
+
+
+def _load(source: str, is_local: bool) -> _Bundle:
+    """Load from a folder, else from the HF cache, else (unless offline) from the Hub."""
+    error: Exception | None = None
+    for local_files_only in [True] if is_local or _offline() else [True, False]:
+        try:
+            with _quiet():
+                return _load_bundle(source, local_files_only)
+        except _NotClip as exc:
+            raise ExportError(str(exc)) from None
+        except (OSError, ValueError) as exc:
+            error = exc
+    if is_local:
+        raise ExportError(
+            f"{source} does not hold a complete CLIP checkpoint ({_one_line(error)}); point --model at a folder "
+            "saved with CLIPModel.save_pretrained plus its processor files, or at a Hugging Face model id."
+        ) from None
+    raise ExportError(
+        f"Cannot load {source!r}: it is not a local folder, it is not in the Hugging Face cache, and the Hub "
+        f"{'is switched off (HF_HUB_OFFLINE)' if _offline() else 'could not be reached or has no such model'}; "
+        "point --model at a local folder holding the CLIP checkpoint, or run once with network access to cache it."
+    ) from None
+
+
+def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
+    import torch
+    from transformers import (
+        AutoConfig,
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPVisionModelWithProjection,
+    )
+
+    config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
+    if config.model_type != "clip":
+        raise _NotClip(f"{source} is a {config.model_type!r} model, not CLIP; AssetLens exports CLIP checkpoints only.")
+    towers = []
+    for cls, sub_config in (
+        (CLIPVisionModelWithProjection, config.vision_config),
+        (CLIPTextModelWithProjection, config.text_config),
+    ):
+        # The sub-configs of some checkpoints lack projection_dim (then 512 by
+        # default); the top-level value is the one the weights were saved with.
+        sub_config.projection_dim = config.projection_dim
+        tower, info = cls.from_pretrained(
+            source,
+            config=sub_config,
+            attn_implementation="eager",  # plain MatMul/Softmax attention that every exporter handles
+            dtype=torch.float32,
+            local_files_only=local_files_only,
+            output_loading_info=True,
+        )
+        if info["missing_keys"]:
+            raise OSError(f"weights missing for {', '.join(sorted(info['missing_keys'])[:3])}")
+        towers.append(tower.eval())
+    processor = CLIPImageProcessor.from_pretrained(source, local_files_only=local_files_only)
+    return _Bundle(
+        vision=towers[0],
+        text=towers[1],
+        image_processor=processor,
+        tokenizer=_load_tokenizer(source, local_files_only, config.text_config.vocab_size),
+        embedding_dim=int(config.projection_dim),
+        context_length=int(config.text_config.max_position_embeddings),
+    )
+
+
+def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any:
+    """The checkpoint's tokenizer, or OpenAI's when the checkpoint ships none."""
+    from transformers import CLIPTokenizerFast
+
+    try:
+        tokenizer = CLIPTokenizerFast.from_pretrained(source, local_files_only=local_files_only)
+    except (OSError, TypeError, ValueError):
+        # Missing tokenizer files surface as any of these, depending on which is absent.
+        from export.clip_tokenizer import VOCAB_SIZE, write_clip_tokenizer
+
+        if vocab_size != VOCAB_SIZE:
+            raise OSError(f"no tokenizer files, and its vocabulary ({vocab_size}) is not OpenAI CLIP's") from None
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer = CLIPTokenizerFast.from_pretrained(write_clip_tokenizer(Path(tmp)))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+# ---------------------------------------------------------------------- export
+
+
+def _build(
+    bundle: _Bundle,
+    staging: Path,
+    precision: str,
+    opset: int,
+    parity_images: Sequence[Image.Image] | None,
+    parity_texts: Sequence[str] | None,
+    say: Progress,
+) -> dict[str, Any]:
+    """Write graphs, tokenizer and processor config to ``staging``; return the manifest fields."""
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+    from optimum.exporters.onnx import export_models
+
+    from export.specs import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUTS, TEXT_OUTPUT, tower_specs
+
+    image_facts = _image_facts(bundle)
+    work = staging / "work"
+    say(f"Exporting the image and text towers to ONNX (opset {opset})")
+    export_models(
+        tower_specs(bundle.vision, bundle.text),
+        work,
+        opset=opset,
+        output_names=["image-raw.onnx", "text-raw.onnx"],
+    )
+    say("Optimising the graphs")
+    for tower in ("image", "text"):
+        _optimise(work / f"{tower}-raw.onnx", work / f"{tower}-fp32.onnx")
+
+    say("Checking the fp32 graphs against PyTorch")
+    check = _ParityCheck.prepare(bundle, parity_images, parity_texts)
+    fp32 = check.measure(work / "image-fp32.onnx", work / "text-fp32.onnx")
+    if _below(fp32, FP32_MIN_COSINE):
+        raise ExportError(
+            f"The fp32 ONNX graphs do not match PyTorch (min cosine: image {fp32['image']:.6f}, "
+            f"text {fp32['text']:.6f}, required {FP32_MIN_COSINE}); the export was not written."
+        )
+
+    final = {"image": staging / IMAGE_FILE, "text": staging / TEXT_FILE}
+    parity_extra: dict[str, Any] = {}
+    if precision == "fp32":
+        cosines = fp32
+        for tower, dst in final.items():
+            shutil.move(work / f"{tower}-fp32.onnx", dst)
+    elif precision == "fp16":
+        from export.quantize import convert_fp16
+
+        say("Converting to fp16")
+        for tower, dst in final.items():
+            convert_fp16(work / f"{tower}-fp32.onnx", dst)
+        cosines = check.measure(final["image"], final["text"])
+    else:
+        say("Quantising to int8 (comparing recipes)")
+        cosines, parity_extra["int8_recipes"] = _quantize_best(check, work, final)
+    if _below(cosines, REDUCED_MIN_COSINE):
+        raise ExportError(
+            f"The {precision} graphs drift too far from PyTorch (min cosine: image {cosines['image']:.4f}, "
+            f"text {cosines['text']:.4f}, required {REDUCED_MIN_COSINE}); use fp32 for this model."
+        )
+    shutil.rmtree(work)
+
+    bundle.image_processor.save_pretrained(str(staging))
+    backend = bundle.tokenizer.backend_tokenizer
+    # The text graph has position embeddings for context_length tokens only;
+    # padding is left to the runtime (manifest pad_token_id), per batch.
+    backend.enable_truncation(bundle.context_length)
+    backend.no_padding()
+    backend.save(str(staging / TOKENIZER_FILE))
+
+    files = (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE, PREPROCESSOR_FILE)
+    return {
+        "precision": precision,
+        "embedding_dim": bundle.embedding_dim,
+        "image": {"file": IMAGE_FILE, "input_name": IMAGE_INPUT, "output_name": IMAGE_OUTPUT, **image_facts},
+        "text": {
+            "file": TEXT_FILE,
+            "input_names": list(TEXT_INPUTS),
+            "output_name": TEXT_OUTPUT,
+            "context_length": bundle.context_length,
+            "tokenizer_file": TOKENIZER_FILE,
+            "pad_token_id": int(bundle.tokenizer.pad_token_id),
+        },
+        "opset": opset,
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "optimum": _dist_version("optimum"),
+            "optimum-onnx": _dist_version("optimum-onnx"),
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+        "files": {file: _sha256(staging / file) for file in files},
+        "parity": {
+            "image_min_cosine": cosines["image"],
+            "text_min_cosine": cosines["text"],
+            "images": check.n_images,
+            "texts": check.n_texts,
+            "reference": "pytorch fp32",
+            **parity_extra,
+        },
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _image_facts(bundle: _Bundle) -> dict[str, Any]:
+    """The processor's recipe in the runtime's terms: shortest-edge resize, centre crop, normalise."""
+    proc = bundle.image_processor
+    size, crop = proc.size or {}, proc.crop_size or {}
+    image_size = int(bundle.vision.config.image_size)
+    supported = (
+        proc.do_resize
+        and "shortest_edge" in size
+        and proc.do_center_crop
+        and crop.get("height") == crop.get("width") == image_size
+        and (not proc.do_rescale or abs(proc.rescale_factor - 1 / 255) < 1e-9)
+        and int(proc.resample) in _RESAMPLE_NAMES
+    )
+    if not supported:
+        raise ExportError(
+            f"The checkpoint's image preprocessing (size {size}, crop {crop}, model input {image_size}) is not the "
+            "shortest-edge resize plus square centre crop that AssetLens implements."
+        )
+    mean, std = (proc.image_mean, proc.image_std) if proc.do_normalize else ([0.0] * 3, [1.0] * 3)
+    return {
+        "resize_shortest_edge": int(size["shortest_edge"]),
+        "crop_size": image_size,
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "resample": _RESAMPLE_NAMES[int(proc.resample)],
+    }
+
+
+def _optimise(src: Path, dst: Path) -> None:
+    """Save ORT's basic optimisations (constant folding, redundant-node removal,
+    standard-op fusions). They run before graph partitioning, so the result
+    runs on any execution provider; the provider-specific extended and layout
+    levels are applied by the runtime at session creation (ORT_ENABLE_ALL)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+
+
+def _quantize_best(
+    check: _ParityCheck, work: Path, final: dict[str, Path]
+) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
+    """Quantise each tower with every recipe and keep the closest to PyTorch."""
+    from export.quantize import INT8_RECIPES, prepare_int8, quantize_int8
+
+    cosines: dict[str, float] = {}
+    chosen: dict[str, dict[str, object]] = {}
+    for tower, dst in final.items():
+        prepared = work / f"{tower}-prepared.onnx"
+        prepare_int8(work / f"{tower}-fp32.onnx", prepared)
+        best = -1.0
+        for index, recipe in enumerate(INT8_RECIPES):
+            candidate = work / f"{tower}-int8-{index}.onnx"
+            quantize_int8(prepared, candidate, recipe)
+            cosine = check.measure_one(tower, candidate)
+            if cosine > best:  # strict: ties keep the earlier, preferred recipe
+                best, cosines[tower], chosen[tower] = cosine, cosine, recipe.as_dict()
+                shutil.copyfile(candidate, dst)
+    return cosines, chosen
+
+
+# ---------------------------------------------------------------------- parity
+
+
+@dataclass
+class _ParityCheck:
+    """Fixed inputs and the PyTorch embeddings the ONNX graphs must reproduce."""
+
+    feeds: dict[str, dict[str, np.ndarray]]
+    reference: dict[str, np.ndarray]
+    n_images: int
+    n_texts: int
+
+    @classmethod
+    def prepare(
+        cls, bundle: _Bundle, images: Sequence[Image.Image] | None, texts: Sequence[str] | None
+    ) -> _ParityCheck:
+        import torch
+
+        images = list(images) if images else synthetic_images()
+        texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
+        pixel_values = bundle.image_processor(images=[im.convert("RGB") for im in images], return_tensors="np")[
+            "pixel_values"
+        ].astype(np.float32)
+        tokens = bundle.tokenizer(
+            texts, padding=True, truncation=True, max_length=bundle.context_length, return_tensors="np"
+        )
+        text_feed = {
+            "input_ids": tokens["input_ids"].astype(np.int64),
+            "attention_mask": tokens["attention_mask"].astype(np.int64),
+        }
+        with torch.no_grad():
+            image_ref = bundle.vision(pixel_values=torch.from_numpy(pixel_values)).image_embeds
+            text_ref = bundle.text(**{k: torch.from_numpy(v) for k, v in text_feed.items()}).text_embeds
+        return cls(
+            feeds={"image": {"pixel_values": pixel_values}, "text": text_feed},
+            reference={"image": image_ref.numpy(), "text": text_ref.numpy()},
+            n_images=len(images),
+            n_texts=len(texts),
+        )
+
+    def measure_one(self, tower: str, graph: Path) -> float:
+        """Smallest cosine between the graph's and PyTorch's embeddings, as the runtime would run it."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, self.feeds[tower])
+        want = self.reference[tower]
+        cosine = (got * want).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(want, axis=-1))
+        return float(np.min(cosine))
+
+    def measure(self, image_graph: Path, text_graph: Path) -> dict[str, float]:
+        return {"image": self.measure_one("image", image_graph), "text": self.measure_one("text", text_graph)}
+
+
+def _below(cosines: dict[str, float], floor: float) -> bool:
+    """True when any cosine is under ``floor`` or not a number (NaN never compares)."""
+    return not all(value >= floor for value in cosines.values())
+
+
+def synthetic_images(count: int = 8, seed: int = 0) -> list[Image.Image]:
+    """Deterministic, varied test pictures: gradients, shapes, stripes, noise, odd sizes."""
+    rng = np.random.default_rng(seed)
+    sizes = [(320, 240), (200, 300), (256, 256), (480, 270), (97, 131), (640, 480), (300, 300), (150, 400)]
+    images: list[Image.Image] = []
+    for index in range(count):
+        width, height = sizes[index % len(sizes)]
+        y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+        kind = index % 6
+        if kind == 0:  # linear colour gradient
+            pixels = np.stack([x / width, y / height, 1 - x / width], axis=-1) * 255
+        elif kind == 1:  # radial gradient
+            r = np.hypot(x - width / 2, y - height / 2) / max(width, height)
+            pixels = np.stack([1 - r, 0.5 * np.ones_like(r), r], axis=-1).clip(0, 1) * 255
+        elif kind == 2:  # checkerboard
+            board = ((x // 16 + y // 16) % 2)[..., None]
+            pixels = board * rng.uniform(0, 255, 3) + (1 - board) * rng.uniform(0, 255, 3)
+        elif kind == 3:  # uniform noise
+            pixels = rng.uniform(0, 255, (height, width, 3))
+        elif kind == 4:  # diagonal stripes
+            pixels = (np.sin((x + y) / 7.0)[..., None] * 0.5 + 0.5) * rng.uniform(60, 255, 3)
+        else:  # blurred noise
+            pixels = rng.uniform(0, 255, (height, width, 3))
+        image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+        if kind == 5:
+            image = image.filter(ImageFilter.GaussianBlur(6))
+        draw = ImageDraw.Draw(image)
+        for _ in range(int(rng.integers(1, 4))):  # a few random shapes on top
+            x0, y0 = rng.uniform(0, 0.6) * width, rng.uniform(0, 0.6) * height
+            box = (x0, y0, x0 + rng.uniform(0.2, 0.4) * width, y0 + rng.uniform(0.2, 0.4) * height)
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        images.append(image)
+    return images
+
+
+# -------------------------------------------------------------------- plumbing
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse to overwrite anything but an earlier export or an empty folder."""
+    if out_dir.exists() and not (
+        out_dir.is_dir() and ((out_dir / MANIFEST_FILE).is_file() or not any(out_dir.iterdir()))
+    ):
+        raise ExportError(f"{out_dir} exists and is not an AssetLens model folder; choose another output folder.")
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Swap the finished folder into place; readers see the old or the new model, never a mix."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence tracer warnings and transformers' load chatter (e.g. the unused
+    weights of the other tower), which would drown the CLI's own output."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"

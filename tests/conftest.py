@@ -1,0 +1,37 @@
+"""Shared fixtures: generated images and libraries on the shipped demo model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from milvus_server import MilvusServer, drop_all_collections
+
+from engine.catalogue import Item, write_catalogue
+
+
+@pytest.fixture(scope="session")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Item]]:
+    """60 generated product shots (JPEG and PNG) in one sub-folder per object kind."""
+    return write_catalogue(tmp_path_factory.mktemp("catalogue"), n=60, seed=1)
+
+
+@pytest.fixture(scope="session")
+def catalogue_dir(catalogue: list[tuple[Path, Item]]) -> Path:
+    return catalogue[0][0].parent.parent
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """A real Milvus server (PyPI package ``milvus``) for the session: free port, temporary data, stopped at the end."""
+    server = MilvusServer.start(tmp_path_factory.mktemp("milvus-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_uri(milvus_server: MilvusServer) -> str:
+    """The session's Milvus server, emptied of collections for this test."""
+    drop_all_collections(milvus_server.uri)
+    return milvus_server.uri

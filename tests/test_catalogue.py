@@ -1,0 +1,149 @@
+"""The synthetic product catalogue (``engine.catalogue``): fast, torch-free unit tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import catalogue as cat
+from engine.catalogue import Item, render, split, write_catalogue
+
+
+def test_render_is_deterministic() -> None:
+    item = Item("mug", "red", "wooden table")
+    a = np.asarray(render(item, size=128, seed=3))
+    b = np.asarray(render(item, size=128, seed=3))
+    assert a.shape == (128, 128, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(render(item, size=128, seed=4)))
+    # the item takes part in the randomness too: same seed, other item, other picture
+    assert not np.array_equal(a, np.asarray(render(Item("mug", "red", "gray background"), size=128, seed=3)))
+
+
+def test_render_sizes_and_mode() -> None:
+    img = render(Item("watch", "gold", "black background"))
+    assert img.mode == "RGB" and img.size == (256, 256)
+    assert render(Item("hat", "green", "blue background"), size=64).size == (64, 64)
+    with pytest.raises(ValueError):
+        render(Item("hat", "green", "blue background"), size=8)
+
+
+@pytest.mark.parametrize("obj", cat.OBJECTS)
+def test_product_colours_stay_distinct(obj: str) -> None:
+    """Drawn products keep their colour: the median colour of the product's own
+    pixels is far apart for every two colour names, and for plain-bodied kinds
+    it is nearest to the named colour itself."""
+    names = list(cat.COLORS)
+    base = np.array([cat.COLORS[c] for c in names], dtype=np.float32)
+    medians = {}
+    for color in names:
+        background = "gray background" if color != "silver" else "white background"
+        layer = np.asarray(cat._paint_object(Item(obj, color, background), 128, np.random.default_rng(0)))
+        medians[color] = np.median(layer[layer[..., 3] > 250][:, :3].astype(np.float32), axis=0)
+        if obj in ("mug", "bottle", "t-shirt"):
+            nearest = names[int(np.argmin(((base - medians[color]) ** 2).sum(1)))]
+            assert nearest == color, (color, medians[color])
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert np.linalg.norm(medians[a] - medians[b]) > 25, (a, b)
+
+
+def test_captions() -> None:
+    assert Item("mug", "red", "wooden table").caption() == "a red mug on a wooden table"
+    assert Item("hat", "orange", "white background").caption() == "an orange hat on a white background"
+    assert Item("sunglasses", "green", "black background").caption() == "green sunglasses on a black background"
+    assert Item("watch", "gold", "gray background").short_caption() == "a gold watch"
+    assert Item("headphones", "silver", "blue background").short_caption() == "silver headphones"
+    item = Item("t-shirt", "blue", "wooden table")
+    caps = item.captions()
+    assert caps[0] == item.caption() and len(caps) == len(cat.CAPTION_TEMPLATES) == len(set(caps))
+    assert all("blue" in c and "t-shirt" in c for c in caps)
+    assert sum("wooden table" in c for c in caps) >= len(caps) // 2
+    assert item.caption("{object} in {color}") == "a t-shirt in blue"
+    assert item.caption(noun="tee", background="wood table") == "a blue tee on a wood table"
+    assert item.slug == "blue-t-shirt-on-wooden-table"
+
+
+def test_items_are_validated() -> None:
+    with pytest.raises(ValueError):
+        Item("kettle", "red", "wooden table")
+    with pytest.raises(ValueError):
+        Item("mug", "teal", "wooden table")
+    with pytest.raises(ValueError):
+        Item("mug", "red", "beach")
+    for color, background in cat.INVISIBLE:
+        with pytest.raises(ValueError):
+            Item("mug", color, background)
+    assert len(cat.all_items()) == len(cat.OBJECTS) * (len(cat.COLORS) * len(cat.BACKGROUNDS) - len(cat.INVISIBLE))
+
+
+def test_split_holds_out_pairs_disjointly() -> None:
+    train, held = split()
+    assert split() == (train, held)  # fixed
+    assert not train & held
+    assert train | held == {(c, o) for c in cat.COLORS for o in cat.OBJECTS}
+    assert 0.1 < len(held) / (len(train) + len(held)) < 0.3
+    # every colour and every object is held out somewhere and still trained with others
+    for color in cat.COLORS:
+        assert sum(c == color for c, _ in held) == 2 and sum(c == color for c, _ in train) >= 8
+    for obj in cat.OBJECTS:
+        assert sum(o == obj for _, o in held) == 2 and sum(o == obj for _, o in train) >= 8
+    # sampling training items never yields a held-out pair
+    assert all(it.pair in train for it in cat.sample_items(500, seed=0, pairs=train))
+
+
+def test_benchmark_definition() -> None:
+    train, held = split()
+    queries, gallery = cat.benchmark()
+    assert {q.pair for q in queries} == held
+    assert len({q.caption() for q in queries}) == len(queries)
+    items = [g for g, _ in gallery]
+    assert items[: len(queries)] == queries  # each query has exactly one correct picture ...
+    assert all(g.pair in train for g in items[len(queries) :])  # ... and distractors are never correct
+    assert len({s for _, s in gallery}) == len(gallery)
+    assert cat.benchmark() == (queries, gallery)
+
+
+def test_recall_at_k() -> None:
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1], [0.0, 0.0, 1.0]])
+    relevant = np.array([[False, False, True], [False, False, True], [False, False, True]])
+    assert cat.recall_at_k(scores, relevant, ks=(1, 2, 3)) == {1: 1 / 3, 2: 2 / 3, 3: 1.0}
+
+
+def test_write_catalogue(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    written = write_catalogue(tmp_path / "a", n=24, seed=5, progress=lambda d, t: seen.append((d, t)))
+    assert len(written) == 24 and seen[-1] == (24, 24) and len(seen) == 24
+    paths = [p for p, _ in written]
+    assert len(set(paths)) == 24
+    assert sorted(paths) == sorted(p for p in (tmp_path / "a").rglob("*") if p.is_file())
+    suffixes = {p.suffix for p in paths}
+    assert suffixes == {".jpg", ".png"}
+    for path, item in written:
+        assert path.parent.name == item.object and path.name.startswith(item.slug)
+        with Image.open(path) as img:
+            assert img.format == ("JPEG" if path.suffix == ".jpg" else "PNG")
+            assert img.size == (256, 256)
+    # spread over many object kinds and colours, deterministic given the seed
+    assert len({it.object for _, it in written}) >= 8 and len({it.color for _, it in written}) >= 8
+    again = write_catalogue(tmp_path / "b", n=24, seed=5)
+    assert [p.relative_to(tmp_path / "b") for p, _ in again] == [p.relative_to(tmp_path / "a") for p in paths]
+    assert all(a.read_bytes() == b.read_bytes() for (a, _), (b, _) in zip(written, again))
+    other = write_catalogue(tmp_path / "c", n=24, seed=6)
+    assert [it for _, it in other] != [it for _, it in written]
+    assert write_catalogue(tmp_path / "d", n=0) == []
+
+
+def test_catalogue_is_torch_free() -> None:
+    code = (
+        "import sys, engine.catalogue as c; c.render(c.Item('mug','red','wooden table'), 32);"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,178 @@
+"""End-to-end CLI tests on generated images with the shipped demo model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.catalogue import Item
+from engine.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Path:
+    db = tmp_path_factory.mktemp("lib") / "lib.db"
+    assert main(["index", str(catalogue_dir), "--db", str(db), "--model", "demo", "--device", "cpu"]) == 0
+    return db
+
+
+def test_index_summary_and_reindex_is_incremental(
+    capsys: pytest.CaptureFixture[str], indexed: Path, catalogue_dir: Path
+) -> None:
+    code, out, err = run(capsys, "index", str(catalogue_dir), "--db", str(indexed))
+    assert code == 0
+    assert "0 indexed, 60 unchanged" in out
+    assert ": 60 images" in out
+    assert "CPUExecutionProvider" in err
+
+
+def test_search_json_finds_the_described_product(
+    capsys: pytest.CaptureFixture[str], indexed: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    items = {str(p): item for p, item in catalogue}
+    target = catalogue[0][1]
+    code, out, _ = run(capsys, "search", target.caption(), "--db", str(indexed), "-k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    top = items[hits[0]["path"]]
+    assert (top.object, top.color) == (target.object, target.color)
+
+
+def test_search_text_output_and_grid(capsys: pytest.CaptureFixture[str], indexed: Path, tmp_path: Path) -> None:
+    grid = tmp_path / "hits.png"
+    code, out, err = run(capsys, "search", "a gold watch", "--db", str(indexed), "-k", "4", "--grid", str(grid))
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and lines[0].split()[0] == "1"
+    with Image.open(grid) as img:
+        assert img.width >= 4 * 160 and img.height > 160
+    assert str(grid) in err
+
+
+def test_image_query_leaves_itself_out(
+    capsys: pytest.CaptureFixture[str], indexed: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    path = str(catalogue[5][0])
+    code, out, _ = run(capsys, "search", "--image", path, "--db", str(indexed), "-k", "5", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) == 5 and path not in [h["path"] for h in hits]
+    code, out, _ = run(capsys, "search", "--like", path, "--db", str(indexed), "-k", "5", "--json")
+    assert [h["path"] for h in json.loads(out)] == [h["path"] for h in hits]
+
+
+def test_bad_files_are_skipped_and_counted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for p, _ in catalogue[:5]:
+        shutil.copy(p, folder / p.name)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "page.png").write_text("<html>not an image</html>")
+    code, out, err = run(capsys, "index", str(folder), "--db", str(tmp_path / "m.db"), "--model", "demo")
+    assert code == 0
+    assert "5 indexed" in out and "2 failed" in out
+    assert "empty.jpg" in err and "page.png" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["index", "/nonexistent/folder", "--model", "demo"], "does not exist"),
+        (["search", "", "-k", "3"], "empty"),
+        (["search", "a mug", "-k", "0"], "-k must be at least 1"),
+        (["search", "a mug", "--image", "/nonexistent.jpg"], "does not exist"),
+    ],
+)
+def test_bad_arguments_get_one_sentence(
+    capsys: pytest.CaptureFixture[str], indexed: Path, argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *argv, "--db", str(indexed))
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_file_instead_of_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    f = tmp_path / "x.jpg"
+    f.write_bytes(b"")
+    code, _, err = run(capsys, "index", str(f), "--db", str(tmp_path / "l.db"), "--model", "demo")
+    assert code == 2 and "is a file, not a folder" in err
+
+
+def test_unexported_model_says_how_to_export(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, catalogue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSETLENS_CACHE", str(tmp_path / "cache"))
+    code, _, err = run(capsys, "index", str(catalogue_dir), "--db", str(tmp_path / "l.db"),
+                       "--model", "openai/clip-vit-base-patch32")
+    assert code == 1
+    assert "has not been exported yet" in err
+    assert "assetlens export --model openai/clip-vit-base-patch32" in err
+    assert not (tmp_path / "l.db").exists() or "Traceback" not in err
+
+
+def test_mixing_models_is_refused(capsys: pytest.CaptureFixture[str], indexed: Path, catalogue_dir: Path) -> None:
+    code, _, err = run(capsys, "index", str(catalogue_dir), "--db", str(indexed), "--precision", "int8")
+    assert code == 1
+    assert "was indexed with demo (fp32), not demo (int8)" in err
+
+
+def test_search_without_a_library(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "search", "a mug", "--db", str(tmp_path / "none.db"))
+    assert code == 1 and "There is no library at" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_search_on_empty_library(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "index", str(tmp_path / "empty"), "--db", str(tmp_path / "empty.db"), "--model", "demo")[0] == 0
+    code, _, err = run(capsys, "search", "a mug", "--db", str(tmp_path / "empty.db"))
+    assert code == 2 and "has no images yet" in err
+
+
+def test_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
+    from engine.encoders import cuda_available
+
+    if cuda_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(capsys, "search", "a mug", "--db", str(indexed), "--device", "cuda")
+    assert code == 1 and "no CUDA device is usable" in err
+
+
+def test_stats(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
+    code, out, _ = run(capsys, "stats", "--db", str(indexed), "--json")
+    stats = json.loads(out)
+    assert code == 0
+    assert stats["count"] == 60 and stats["model"] == "demo" and stats["precision"] == "fp32"
+    assert stats["index_type"] == "FLAT" and stats["dim"] > 0
+
+
+def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "demo", "--out", str(tmp_path / "demo"), "--count", "40"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "40 indexed" in out.stdout
+    sheet = tmp_path / "demo" / "results.png"
+    assert f"contact sheet: {sheet}" in out.stdout
+    with Image.open(sheet) as img:
+        assert img.height > 6 * 160  # one band per query
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,243 @@
+"""Export a tiny random CLIP and check the ONNX folder against PyTorch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("optimum.exporters.onnx")
+
+from tokenizers import Tokenizer  # noqa: E402
+
+from engine.errors import ExportError  # noqa: E402
+from engine.models import load_facts  # noqa: E402
+from export import onnx_export  # noqa: E402
+from export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
+from export.onnx_export import export_model  # noqa: E402
+
+GOLDEN = "a golden watch on a red table"
+GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised CLIP small enough to export in seconds, saved like a hub checkpoint."""
+    out = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 49408,
+            "max_position_embeddings": 77,
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 49407,
+        },
+        # projection_dim is only set at the top level, as in some hub configs.
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    transformers.CLIPModel(config).eval().save_pretrained(out)
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        out
+    )
+    write_clip_tokenizer(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def torch_clip(tiny_clip: Path):
+    return transformers.CLIPModel.from_pretrained(tiny_clip).eval()
+
+
+@pytest.fixture(scope="module")
+def fp32_dir(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_model(tiny_clip, tmp_path_factory.mktemp("exports") / "fp32")
+
+
+def _session(path: Path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _normalised(t) -> np.ndarray:
+    return torch.nn.functional.normalize(t, dim=-1).detach().numpy()
+
+
+def _assert_close(got: np.ndarray, want: np.ndarray, floor: float = 0.9999) -> None:
+    assert got.shape == want.shape
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, atol=1e-5)
+    assert float(np.min((got * want).sum(-1))) >= floor
+
+
+def test_fp32_folder_and_manifest(fp32_dir: Path, tiny_clip: Path) -> None:
+    names = {p.name for p in fp32_dir.iterdir()}
+    assert names == {"image.onnx", "text.onnx", "tokenizer.json", "preprocessor_config.json", "manifest.json"}
+    manifest = json.loads((fp32_dir / "manifest.json").read_text())
+    assert manifest["format"] == "assetlens-model/1"
+    assert manifest["name"] == tiny_clip.name
+    assert manifest["source"] == str(tiny_clip.resolve())
+    assert manifest["precision"] == "fp32"
+    assert manifest["embedding_dim"] == 16
+    assert manifest["opset"] == 17
+    image = manifest["image"]
+    assert (image["file"], image["input_name"], image["output_name"]) == ("image.onnx", "pixel_values", "image_embeds")
+    assert (image["resize_shortest_edge"], image["crop_size"], image["resample"]) == (32, 32, "bicubic")
+    assert image["mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    assert image["std"] == pytest.approx([0.26862954, 0.26130258, 0.27577711])
+    text = manifest["text"]
+    assert text["input_names"] == ["input_ids", "attention_mask"]
+    assert (text["output_name"], text["context_length"], text["pad_token_id"]) == ("text_embeds", 77, 49407)
+    for file, digest in manifest["files"].items():
+        assert hashlib.sha256((fp32_dir / file).read_bytes()).hexdigest() == digest
+    assert set(manifest["files"]) == {"image.onnx", "text.onnx", "tokenizer.json", "preprocessor_config.json"}
+    parity = manifest["parity"]
+    assert parity["image_min_cosine"] >= 0.9999 and parity["text_min_cosine"] >= 0.9999
+    assert parity["images"] > 0 and parity["texts"] > 0 and parity["reference"] == "pytorch fp32"
+    assert {"torch", "transformers", "optimum", "onnx", "onnxruntime"} <= set(manifest["versions"])
+    facts = load_facts(fp32_dir)  # what the runtime reads
+    assert facts.embedding_dim == 16 and facts.text.context_length == 77
+
+
+def test_shipped_tokenizer(fp32_dir: Path) -> None:
+    tokenizer = Tokenizer.from_file(str(fp32_dir / "tokenizer.json"))
+    assert tokenizer.encode(GOLDEN).ids == GOLDEN_IDS
+    long_ids = tokenizer.encode(" ".join(["word"] * 200)).ids
+    assert len(long_ids) == 77 and long_ids[-1] == 49407
+
+
+def test_graph_signatures(fp32_dir: Path) -> None:
+    image = _session(fp32_dir / "image.onnx")
+    assert [(i.name, i.shape) for i in image.get_inputs()] == [("pixel_values", ["batch", 3, 32, 32])]
+    assert [(o.name, o.shape) for o in image.get_outputs()] == [("image_embeds", ["batch", 16])]
+    text = _session(fp32_dir / "text.onnx")
+    assert [(i.name, i.shape) for i in text.get_inputs()] == [
+        ("input_ids", ["batch", "sequence"]),
+        ("attention_mask", ["batch", "sequence"]),
+    ]
+    assert [(o.name, o.shape) for o in text.get_outputs()] == [("text_embeds", ["batch", 16])]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_image_graph_matches_torch(fp32_dir: Path, torch_clip, batch: int) -> None:
+    pixels = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    (got,) = _session(fp32_dir / "image.onnx").run(None, {"pixel_values": pixels})
+    with torch.no_grad():
+        want = _normalised(torch_clip.get_image_features(pixel_values=torch.from_numpy(pixels)))
+    _assert_close(got, want)
+
+
+def test_text_graph_matches_torch_at_any_length(fp32_dir: Path, torch_clip) -> None:
+    tokenizer = Tokenizer.from_file(str(fp32_dir / "tokenizer.json"))
+    session = _session(fp32_dir / "text.onnx")
+    texts = ["cat", GOLDEN, "a long caption about " + "a very " * 20 + "big house by the sea"]
+    encodings = [tokenizer.encode(t).ids for t in texts]
+    assert len({len(ids) for ids in encodings}) == 3
+
+    def reference(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return _normalised(
+                torch_clip.get_text_features(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+            )
+
+    for ids in encodings:  # batch 1, each at its own length
+        feed = {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, len(ids)), np.int64)}
+        (got,) = session.run(None, feed)
+        _assert_close(got, reference(feed["input_ids"], feed["attention_mask"]))
+
+    width = max(len(ids) for ids in encodings)  # batch 3, padded to the longest
+    ids = np.full((3, width), 49407, dtype=np.int64)
+    mask = np.zeros((3, width), dtype=np.int64)
+    for row, encoded in enumerate(encodings):
+        ids[row, : len(encoded)] = encoded
+        mask[row, : len(encoded)] = 1
+    (batched,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    _assert_close(batched, reference(ids, mask))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_reduced_precision_records_parity(tiny_clip: Path, tmp_path: Path, precision: str) -> None:
+    out = export_model(tiny_clip, tmp_path / precision, precision, name="tiny")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == precision and manifest["name"] == "tiny"
+    for key in ("image_min_cosine", "text_min_cosine"):
+        assert isinstance(manifest["parity"][key], float)
+        assert 0.9 < manifest["parity"][key] <= 1.0 + 1e-6
+    pixels = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    (embeds,) = _session(out / "image.onnx").run(None, {"pixel_values": pixels})
+    assert embeds.dtype == np.float32  # float32 in and out, whatever the precision inside
+    np.testing.assert_allclose(np.linalg.norm(embeds, axis=-1), 1.0, atol=1e-3)
+    load_facts(out)
+
+
+def test_unknown_model_offline_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "never"
+    with pytest.raises(ExportError) as caught:
+        export_model("assetlens-tests/no-such-clip-model", out)
+    message = str(caught.value)
+    assert "\n" not in message and "--model" in message
+    assert message.endswith(".") and message.count(". ") == 0
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="There is no folder") as caught:
+        export_model(tmp_path / "nowhere", tmp_path / "out")
+    assert "\n" not in str(caught.value) and "--model" in str(caught.value)
+
+
+def test_folder_without_weights(tiny_clip: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(tiny_clip / "config.json", broken)
+    with pytest.raises(ExportError) as caught:
+        export_model(broken, tmp_path / "out")
+    assert "\n" not in str(caught.value) and "--model" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_parity_keeps_previous_export(
+    fp32_dir: Path, tiny_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previous = tmp_path / "model"
+    shutil.copytree(fp32_dir, previous)
+    before = (previous / "manifest.json").read_text()
+    monkeypatch.setattr(onnx_export, "FP32_MIN_COSINE", 1.5)  # impossible to meet
+    with pytest.raises(ExportError, match="do not match PyTorch"):
+        export_model(tiny_clip, previous)
+    assert (previous / "manifest.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
+
+
+def test_refuses_to_replace_unrelated_folder(tiny_clip: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not an AssetLens model folder"):
+        export_model(tiny_clip, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_checkpoint_without_tokenizer_gets_openai_tokenizer(tiny_clip: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_clip, bare, ignore=shutil.ignore_patterns(*TOKENIZER_FILES))
+    out = export_model(bare, tmp_path / "out")
+    assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(GOLDEN).ids == GOLDEN_IDS

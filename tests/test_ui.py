@@ -1,0 +1,219 @@
+"""The Streamlit app's flows through Streamlit's AppTest (no browser), on the demo model and the Gemini stub."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from gemini_stub import STUB_KEY, GeminiStub
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from engine.catalogue import Item
+from engine.generate import TEMPLATES, Generator, load_gallery
+from engine.library import Library
+from engine.search import SearchResult
+
+APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Iterator[Path]:
+    db = tmp_path_factory.mktemp("uilib") / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(catalogue_dir)
+    yield db
+    st.cache_resource.clear()  # closes the app's library (on_release)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def start(monkeypatch: pytest.MonkeyPatch, db: Path, out: Path) -> AppTest:
+    """The app as ``streamlit run ui/app.py -- --db DB --out OUT --model demo`` starts it."""
+    monkeypatch.setattr(sys, "argv", [APP, "--db", str(db), "--out", str(out), "--model", "demo", "--device", "cpu"])
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def expected(db: Path, **query: object) -> list[SearchResult]:
+    """What the library itself answers (the app's cached handle is released first)."""
+    st.cache_resource.clear()
+    with Library(db, device="cpu") as lib:
+        return lib.search(**query)  # type: ignore[arg-type]
+
+
+def card_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("**") and "·" in c.value]
+
+
+def card_names(at: AppTest) -> list[str]:
+    return [c.split("·", 1)[1].strip().replace("\\", "") for c in card_captions(at)]
+
+
+def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
+    want = expected(library, text="a gold watch", k=12)
+    like = expected(library, like=want[0].path, k=12)
+    at = start(env, library, tmp_path)
+    assert "Type what you are looking for" in at.info[0].value
+    at.text_input(key="query").input("a gold watch").run()
+    assert card_names(at) == [r.filename for r in want]
+    assert [c.split("**")[1] for c in card_captions(at)] == [f"{r.score:.3f}" for r in want]
+    assert len([b for b in at.button if b.key and b.key.startswith("like-")]) == 12
+    assert at.caption[0].value == "Results 1–12"
+
+    at.button(key=f"like-{want[0].id}").click().run()
+    assert f"More like **{want[0].filename}**" in [m.value for m in at.markdown]
+    assert card_names(at) == [r.filename for r in like] and want[0].filename not in card_names(at)
+    at.button(key="clear_like").click().run()
+    assert card_names(at) == [r.filename for r in want]
+
+
+def test_min_score_and_paging(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
+    page2 = expected(library, text="a red mug", k=12, offset=12)
+    at = start(env, library, tmp_path)
+    at.text_input(key="query").input("a red mug").run()
+    assert at.button(key="page_prev").disabled and not at.button(key="page_next").disabled
+    at.button(key="page_next").click().run()
+    assert at.caption[0].value == "Results 13–24"
+    assert card_names(at) == [r.filename for r in page2]
+    cut = page2[0].score
+    at.slider(key="min_score").set_value(round(cut + 0.005, 2)).run()
+    assert at.caption[0].value == "Results 1–12"  # a new filter starts again at page 1
+    scores = [float(c.split("**")[1]) for c in card_captions(at)]
+    assert scores and min(scores) >= round(cut + 0.005, 2) - 0.0005 and len(scores) <= 12
+    at.slider(key="min_score").set_value(1.0).run()
+    assert at.info[0].value == "No results above the minimum score."
+
+
+def test_query_by_example_image_and_combined(
+    env: pytest.MonkeyPatch, library: Path, tmp_path: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    path = catalogue[3][0]
+    with Image.open(path) as img:
+        by_image = expected(library, image=img.convert("RGB"), k=12)
+        both = expected(library, text="on a white background", image=img.convert("RGB"), k=12)
+    at = start(env, library, tmp_path)
+    at.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "image/jpeg")).run()
+    assert card_names(at) == [r.filename for r in by_image]
+    assert card_names(at)[0] == path.name  # the example itself is in the library
+    at.text_input(key="query").input("on a white background").run()
+    assert card_names(at) == [r.filename for r in both]
+    at.file_uploader(key="upload").set_value(("notes.png", b"not an image", "image/png")).run()
+    assert "notes.png is not an image" in at.warning[0].value
+
+
+def test_index_a_folder_with_progress_stats_and_failures(
+    env: pytest.MonkeyPatch, tmp_path: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path, _ in catalogue[:7]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    at = start(env, tmp_path / "new.db", tmp_path / "gen")
+    assert [(m.label, m.value) for m in at.metric][:1] == [("Images", "0")]
+    assert at.button(key="index_go").disabled
+    at.text_input(key="index_folder").input(str(folder)).run()
+    at.button(key="index_go").click().run()
+    assert not at.exception
+    assert at.get("progress")[0].value == 100
+    assert at.success[0].value.startswith("7 indexed, 0 unchanged") and "1 failed" in at.success[0].value
+    assert at.expander[0].label == "1 file(s) skipped"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "7" and metrics["Precision"] == "fp32" and metrics["Device"] == "CPU"
+    at.text_input(key="index_folder").input(str(tmp_path / "nowhere")).run()
+    at.button(key="index_go").click().run()
+    assert "does not exist" in at.error[0].value
+    st.cache_resource.clear()
+
+
+def test_without_a_key_search_works_and_generate_says_how(
+    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
+) -> None:
+    at = start(env, library, tmp_path)
+    assert any("Generation is off: no Gemini API key. Set GEMINI_API_KEY" in i.value for i in at.info)
+    assert at.button(key="generate").disabled
+    at.text_input(key="query").input("a blue handbag").run()
+    assert len(card_captions(at)) == 12
+    at.text_area(key="prompt").input("A promo").run()
+    assert at.button(key="generate").disabled
+
+
+def test_generate_from_picked_references_with_session_key(
+    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
+) -> None:
+    want = expected(library, text="a gold watch", k=12)
+    out = tmp_path / "gen"
+    with GeminiStub() as stub:
+        env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
+        at = start(env, library, out)
+        at.text_input(key="gemini_key").input(STUB_KEY).run()
+        assert not any("Generation is off" in i.value for i in at.info)
+        at.text_input(key="query").input("a gold watch").run()
+        at.checkbox(key=f"ref-{want[0].id}").check().run()
+        at.checkbox(key=f"ref-{want[2].id}").check().run()
+        assert "2 picked as references" in at.caption[0].value
+        assert [b.key for b in at.button if b.key and b.key.startswith("drop-")] == [
+            f"drop-{want[0].id}", f"drop-{want[2].id}"]
+        at.selectbox(key="template").select("Product promo").run()
+        assert at.text_area(key="prompt").value == TEMPLATES["Product promo"]
+        at.selectbox(key="aspect").select("4:3").run()
+        at.checkbox(key="add_generated").check().run()
+        at.button(key="generate").click().run()
+        assert not at.error, [e.value for e in at.error]
+        [sent] = stub.requests
+    assert sent.api_key == STUB_KEY and sent.prompt == TEMPLATES["Product promo"]
+    assert len(sent.images) == 2 and sent.generation_config["imageConfig"] == {"aspectRatio": "4:3"}
+    [gen] = load_gallery(out)
+    assert [r.path for r in gen.references] == [want[0].path, want[2].path]
+    assert [round(r.score or 0, 3) for r in gen.references] == [round(want[0].score, 3), round(want[2].score, 3)]
+    assert [d.label for d in at.get("download_button")] == ["Download PNG"]
+    assert any(gen.prompt[:40].replace(",", "") in c.value.replace(",", "") for c in at.caption)  # the gallery
+    shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "error", "warning", "info",
+                                                                 "success", "toast") for e in at.get(kind))
+    assert STUB_KEY not in shown
+    # added to the library as a generated image
+    results = expected(library, like=want[0].path, k=61)
+    [mine] = [r for r in results if r.path == str(gen.image)]
+    assert mine.origin == "generated"
+    with Library(library, device="cpu") as lib:
+        lib.remove([gen.image])
+
+
+def test_generation_error_keeps_prompt_and_references(
+    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
+) -> None:
+    want = expected(library, text="a red mug", k=3)
+    out = tmp_path / "gen"
+    with GeminiStub() as stub:
+        env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
+        env.setenv("GEMINI_API_KEY", STUB_KEY)
+        Generator().generate("An earlier promo", [want[1].path], out)
+        at = start(env, library, out)
+        assert "API key from GEMINI_API_KEY." in [c.value for c in at.sidebar.caption]
+        at.text_input(key="query").input("a red mug").run()
+        at.checkbox(key=f"ref-{want[0].id}").check().run()
+        at.text_area(key="prompt").input("A winter promo of this mug").run()
+        stub.script("blocked")
+        at.button(key="generate").click().run()
+        assert "Gemini blocked the prompt (block reason SAFETY)" in at.error[0].value
+        assert at.text_area(key="prompt").value == "A winter promo of this mug"
+        assert [b.key for b in at.button if b.key and b.key.startswith("drop-")] == [f"drop-{want[0].id}"]
+        stub.script("403")
+        at.button(key="generate").click().run()
+        assert at.error[0].value.startswith("Gemini rejected the API key (403 PERMISSION_DENIED")
+    [earlier] = load_gallery(out)  # untouched, and still in the gallery
+    assert earlier.prompt == "An earlier promo"
+    assert any(c.value.startswith("An earlier promo") for c in at.caption)
+    at.button(key=f"drop-{want[0].id}").click().run()
+    assert not [b for b in at.button if b.key and b.key.startswith("drop-")]
+    assert at.checkbox(key=f"ref-{want[0].id}").value is False

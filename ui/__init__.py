@@ -1,0 +1,1 @@
+"""AssetLens web app (Streamlit): ``assetlens ui`` runs ``ui/app.py``."""

@@ -1,0 +1,344 @@
+"""AssetLens in the browser: search the library, index folders, generate grounded images with Gemini.
+
+Run with ``assetlens ui`` (or ``streamlit run ui/app.py -- --db assetlens.db``). The
+library and its ONNX sessions are opened once per server process
+(``st.cache_resource``) and shared by every rerun and session; this file only
+turns widgets into ``engine`` calls and results into widgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from engine.errors import AssetLensError, ImageDecodeError
+from engine.generate import (
+    ASPECT_RATIOS,
+    DEFAULT_OUT_DIR,
+    KEY_VARIABLES,
+    MAX_VARIANTS,
+    TEMPLATES,
+    Generation,
+    Generator,
+    Reference,
+    api_key_from_env,
+    load_gallery,
+)
+from engine.generate import DEFAULT_MODEL as GEMINI_MODEL
+from engine.library import Library
+from engine.preprocess import decode
+from engine.search import SearchResult
+from engine.store import DEFAULT_COLLECTION, path_id
+
+PAGE_SIZE = 12
+COLUMNS = 4
+THUMB_SIDE = 320
+GALLERY_SIZE = 12
+NO_TEMPLATE = "Write my own"
+MODEL_ASPECT = "Model default"
+T = TypeVar("T")
+
+
+def config(argv: list[str]) -> argparse.Namespace:
+    """The app's arguments (after ``--`` on the streamlit command line); unknown ones are ignored."""
+    p = argparse.ArgumentParser(prog="assetlens ui", allow_abbrev=False)
+    p.add_argument("--db", default=None, help="Milvus Lite file (default: $ASSETLENS_DB or ./assetlens.db)")
+    p.add_argument("--uri", default=os.environ.get("ASSETLENS_URI"), help="Milvus server URI")
+    p.add_argument("--collection", default=os.environ.get("ASSETLENS_COLLECTION", DEFAULT_COLLECTION))
+    p.add_argument("--model", default=None, help="CLIP model for a new collection")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", default=os.environ.get("ASSETLENS_GENERATED", DEFAULT_OUT_DIR))
+    p.add_argument("--gemini-model", default=GEMINI_MODEL)
+    return p.parse_known_args(argv)[0]
+
+
+@st.cache_resource(show_spinner="Opening the library…", on_release=lambda lib: lib.close())
+def open_library(db: str | None, uri: str | None, collection: str, model: str | None, device: str) -> Library:
+    return Library(db, uri=uri, token=os.environ.get("ASSETLENS_MILVUS_TOKEN"), collection=collection,
+                   model=model, device=device, create=True)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def thumbnail(path: str, mtime: float) -> bytes | None:
+    """A small JPEG of an image file (``mtime`` keys the cache); None when it cannot be read."""
+    try:
+        img = decode(Path(path), min_side=THUMB_SIDE).image
+    except (ImageDecodeError, OSError):
+        return None
+    img.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def show_image(path: str | Path, caption: str | None = None) -> None:
+    try:
+        data = thumbnail(str(path), os.stat(path).st_mtime)
+    except OSError:
+        data = None
+    if data is None:
+        st.warning(f"{Path(path).name} is missing or unreadable.")
+    else:
+        st.image(data, caption=caption, width="stretch")
+
+
+def plain(text: str) -> str:
+    """Text shown literally inside Markdown (file names may hold * _ [ and friends)."""
+    return "".join("\\" + c if c in "\\`*_[]<>|~$#:" else c for c in text)
+
+
+def grid(items: Sequence[T]) -> Iterator[tuple[DeltaGenerator, T]]:
+    """Each item with its cell, in rows of ``COLUMNS``."""
+    for row in range(0, len(items), COLUMNS):
+        yield from zip(st.columns(COLUMNS), items[row : row + COLUMNS], strict=False)
+
+
+# -- state changes (widget callbacks) ------------------------------------------------
+
+def new_query() -> None:
+    st.session_state.like = None
+    st.session_state.page = 0
+
+
+def more_like(path: str) -> None:
+    st.session_state.like = path
+    st.session_state.page = 0
+
+
+def turn_page(step: int) -> None:
+    st.session_state.page = max(0, st.session_state.page + step)
+
+
+def toggle_reference(result: SearchResult) -> None:
+    refs: dict[str, Reference] = st.session_state.refs
+    if st.session_state[f"ref-{result.id}"]:
+        refs[result.path] = Reference.from_result(result)
+    else:
+        refs.pop(result.path, None)
+
+
+def drop_reference(path: str) -> None:
+    st.session_state.refs.pop(path, None)
+    st.session_state.pop(f"ref-{path_id(path)}", None)
+
+
+def apply_template() -> None:
+    if st.session_state.template in TEMPLATES:
+        st.session_state.prompt = TEMPLATES[st.session_state.template]
+
+
+# -- panels ---------------------------------------------------------------------------
+
+def search_panel(lib: Library) -> None:
+    left, right = st.columns([3, 2])
+    text = left.text_input("Search", key="query", placeholder="a golden watch", on_change=new_query)
+    upload = right.file_uploader("…or query by example image", type=["png", "jpg", "jpeg", "webp"], key="upload",
+                                 on_change=new_query)
+    min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key="min_score", on_change=new_query,
+                          help="Hide results less similar than this (cosine similarity).")
+    like = st.session_state.like
+    if like:
+        note, clear = st.columns([5, 1])
+        note.markdown(f"More like **{plain(Path(like).name)}**")
+        clear.button("Back to my query", key="clear_like", on_click=new_query)
+    elif not text.strip() and upload is None:
+        st.info("Type what you are looking for, upload an example image, or both.")
+        return
+    page = st.session_state.page
+    try:
+        image = decode(upload.getvalue(), name=upload.name).image if upload is not None and not like else None
+        results = lib.search(
+            None if like else text.strip() or None, image=image, like=like, k=PAGE_SIZE + 1,
+            offset=page * PAGE_SIZE, min_score=min_score or None,
+        )
+    except AssetLensError as exc:
+        st.warning(str(exc))
+        return
+    has_more, results = len(results) > PAGE_SIZE, results[:PAGE_SIZE]
+    if not results:
+        st.info("No results" + (" above the minimum score." if min_score else "."))
+    else:
+        first = page * PAGE_SIZE + 1
+        st.caption(f"Results {first}–{first + len(results) - 1}"
+                   + (f" · {len(st.session_state.refs)} picked as references" if st.session_state.refs else ""))
+    for col, result in grid(results):
+        with col, st.container(border=True, key=f"card-{result.id}"):
+            result_card(result)
+    prev, where, nxt = st.columns([1, 4, 1])
+    prev.button("◀ Previous", key="page_prev", disabled=page == 0, on_click=turn_page, args=(-1,))
+    where.caption(f"Page {page + 1}")
+    nxt.button("Next ▶", key="page_next", disabled=not has_more, on_click=turn_page, args=(1,))
+
+
+def result_card(result: SearchResult) -> None:
+    show_image(result.path)
+    tag = " · generated" if result.origin == "generated" else ""
+    st.caption(f"**{result.score:.3f}** · {plain(result.filename)}{tag}")
+    st.checkbox("Use as reference", key=f"ref-{result.id}", value=result.path in st.session_state.refs,
+                on_change=toggle_reference, args=(result,))
+    st.button("More like this", key=f"like-{result.id}", on_click=more_like, args=(result.path,))
+
+
+def library_panel(lib: Library) -> None:
+    stats_box = st.container()
+    folder = st.text_input("Folder to index", key="index_folder", placeholder="/photos/catalogue",
+                           help="A folder on the machine running AssetLens; sub-folders are included.")
+    prune = st.checkbox("Also remove images whose files are gone", key="prune")
+    if st.button("Index folder", key="index_go", type="primary", disabled=not folder.strip()):
+        bar = st.progress(0.0, text="Scanning the folder…")
+
+        def update(done: int, total: int) -> None:
+            bar.progress(done / total if total else 1.0, text=f"Indexed {done} of {total} images")
+
+        try:
+            st.session_state.index_report = lib.index(folder.strip(), prune=prune, progress=update)
+        except AssetLensError as exc:
+            st.session_state.index_report = None
+            st.error(str(exc))
+    report = st.session_state.get("index_report")
+    if report is not None:
+        st.success(report.summary())
+        if report.failed:
+            with st.expander(f"{len(report.failed)} file(s) skipped"):
+                st.dataframe({"file": [p for p, _ in report.failed], "reason": [r for _, r in report.failed]},
+                             hide_index=True)
+    with stats_box:
+        stats = lib.stats()
+        try:
+            device = lib.encoder.provider.removesuffix("ExecutionProvider") if stats.count else "—"
+        except AssetLensError as exc:
+            device = "—"
+            st.warning(str(exc))
+        for col, (label, value) in zip(st.columns(4), (
+            ("Images", stats.count), ("Model", Path(stats.model).name if stats.model else "—"),
+            ("Precision", stats.precision or "—"), ("Device", device),
+        ), strict=True):
+            col.metric(label, value)
+        st.caption(f"Library {stats.uri} · collection {stats.collection}")
+
+
+def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
+    key = st.session_state.get("gemini_key", "").strip() or api_key_from_env()
+    if not key:
+        st.info(
+            "Generation is off: no Gemini API key. Set GEMINI_API_KEY (or GOOGLE_API_KEY) before starting "
+            "`assetlens ui`, or paste a key in the sidebar (kept for this session only, never saved). "
+            "Search and indexing work without it."
+        )
+    refs: dict[str, Reference] = st.session_state.refs
+    st.subheader("References")
+    if not refs:
+        st.caption("None yet: tick “Use as reference” under search results to ground the image on real photos.")
+    for col, ref in grid(list(refs.values())):
+        with col:
+            score = "" if ref.score is None else f"**{ref.score:.3f}** · "
+            show_image(ref.path)
+            st.caption(score + plain(Path(ref.path).name))
+            st.button("Remove", key=f"drop-{path_id(ref.path)}", on_click=drop_reference, args=(ref.path,))
+    st.selectbox("Template", [NO_TEMPLATE, *TEMPLATES], key="template", on_change=apply_template)
+    prompt = st.text_area("Prompt", key="prompt", height=110,
+                          placeholder="A summer promo of this watch on a sunny beach towel")
+    aspect_col, variants_col, add_col = st.columns(3)
+    aspect = aspect_col.selectbox("Aspect ratio", [MODEL_ASPECT, *ASPECT_RATIOS], key="aspect")
+    variants = variants_col.number_input("Variants", 1, MAX_VARIANTS, 1, key="variants")
+    add = add_col.checkbox("Add results to the library", key="add_generated")
+    if st.button("Generate", key="generate", type="primary", disabled=not key or not prompt.strip()):
+        with st.spinner(f"Generating with {st.session_state.gemini_model}…"):
+            try:
+                outputs = Generator(st.session_state.get("gemini_key") or None,
+                                    model=st.session_state.gemini_model).generate(
+                    prompt, list(refs.values()), cfg.out, variants=int(variants),
+                    aspect_ratio=None if aspect == MODEL_ASPECT else aspect,
+                )
+                st.session_state.last_outputs = [str(o.sidecar) for o in outputs]
+                if add:
+                    report = lib.add([o.image for o in outputs], origin="generated")
+                    st.toast(f"Added to the library: {report.summary()}")
+            except AssetLensError as exc:
+                st.error(str(exc))
+    for sidecar in st.session_state.get("last_outputs", []):
+        try:
+            latest(Generation.load(Path(sidecar)))
+        except AssetLensError as exc:
+            st.warning(str(exc))
+    gallery(cfg.out)
+
+
+def latest(gen: Generation) -> None:
+    """A fresh output beside the references it was made from."""
+    with st.container(border=True, key=f"result-{gen.image.stem}"):
+        left, right = st.columns([1, 2])
+        with left:
+            st.markdown("**References**")
+            for ref in gen.references:
+                show_image(ref.path, caption=Path(ref.path).name)
+            if not gen.references:
+                st.caption("none (prompt only)")
+        with right:
+            st.markdown(f"**Result** · {plain(gen.model)}")
+            st.image(str(gen.image), width="stretch")
+            if gen.text:
+                st.caption(plain(gen.text))
+            st.download_button("Download PNG", gen.image.read_bytes(), file_name=gen.image.name, mime="image/png",
+                               key=f"download-{gen.image.stem}")
+
+
+def gallery(folder: str) -> None:
+    past = load_gallery(folder)
+    st.subheader("Past generations")
+    if not past:
+        st.caption(f"Nothing generated yet; images and their sidecars will be kept in {folder}.")
+        return
+    st.caption(f"{len(past)} in {Path(folder).resolve()}" + (f", latest {GALLERY_SIZE} shown"
+                                                              if len(past) > GALLERY_SIZE else ""))
+    shown = past[:GALLERY_SIZE]
+    for col, gen in grid(shown):
+        with col:
+            show_image(gen.image)
+            st.caption(f"{plain(gen.prompt[:80])} · {len(gen.references)} reference(s) · {gen.created[:16]}")
+
+
+def sidebar(cfg: argparse.Namespace) -> None:
+    with st.sidebar:
+        st.title("AssetLens")
+        st.caption("Search your image library, then generate new images grounded on the best shots.")
+        st.subheader("Gemini")
+        from_env = next((name for name in KEY_VARIABLES if os.environ.get(name, "").strip()), None)
+        if from_env:
+            st.caption(f"API key from {from_env}.")
+        else:
+            st.text_input("Gemini API key", key="gemini_key", type="password",
+                          help="Kept in this browser session's memory only; never saved or logged.")
+        st.text_input("Gemini model", key="gemini_model",
+                      help=f"{GEMINI_MODEL}, or e.g. gemini-2.5-flash-image-preview")
+
+
+def main() -> None:
+    st.set_page_config(page_title="AssetLens", page_icon="🔎", layout="wide")
+    cfg = config(sys.argv[1:])
+    for name, value in (("like", None), ("page", 0), ("refs", {}), ("gemini_model", cfg.gemini_model)):
+        st.session_state.setdefault(name, value)
+    sidebar(cfg)
+    try:
+        lib = open_library(cfg.db, cfg.uri, cfg.collection, cfg.model, cfg.device)
+    except AssetLensError as exc:
+        st.error(str(exc))
+        st.stop()
+    search_tab, generate_tab, library_tab = st.tabs(["Search", "Generate", "Library"])
+    with search_tab:
+        search_panel(lib)
+    with generate_tab:
+        generate_panel(lib, cfg)
+    with library_tab:
+        library_panel(lib)
+
+
+main()
