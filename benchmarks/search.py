@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -171,8 +175,17 @@ def reindex(uri: str, name: str, index_type: str) -> float:
         client.close()
 
 
+def release_lite(db: str | Path) -> None:
+    """Stop this process's Milvus Lite server for ``db``: closing a client keeps it running, with the file lock."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(Path(db).resolve()))
+
+
 def time_milvus(uri: str, name: str, vs: VectorSet, ctx: Context) -> dict[str, Any]:
-    """Reopen, load, and time the collection."""
+    """Reopen (a Milvus Lite file from scratch), load, and time the collection."""
+    if "://" not in uri:
+        release_lite(uri)
     t0 = time.perf_counter()
     client = _client(uri)
     client.load_collection(name)
@@ -217,11 +230,10 @@ def _row_index(path: str) -> int:
     return int(path.rsplit("_", 1)[1].split(".")[0])
 
 
-def time_library(ctx: Context, db: Path, vs: VectorSet, precision: str) -> dict[str, Any]:
-    """``Library.search`` end to end on a reopened library, and its parts."""
-    p = ctx.profile
+def time_library(db: Path, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
+    """``Library.search`` end to end on the library at ``db``, and its parts (also run in a fresh process)."""
     t0 = time.perf_counter()
-    with PeakRss() as rss, Library(db, precision=precision, device="cpu", threads=ctx.threads, create=False) as lib:
+    with PeakRss() as rss, Library(db, precision=precision, device="cpu", threads=threads, create=False) as lib:
         lib.search(QUERIES[0], k=K)
         cold_s = time.perf_counter() - t0
         state = {"i": 0}
@@ -233,17 +245,32 @@ def time_library(ctx: Context, db: Path, vs: VectorSet, precision: str) -> dict[
         limit = min(MAX_CANDIDATES, 2 * K + 8)  # what Library.search asks the store for at k=10
         vec = lib.encoder.encode_texts([QUERIES[1]])
         parts = {
-            "encode_text": measure(lambda: lib.encoder.encode_texts([query()]), budget_s=p.budget_s / 2,
-                                   max_reps=p.max_reps * 2),
-            "store_search": measure(lambda: lib.store.search(vec, limit), budget_s=p.budget_s, max_reps=p.queries),
-            "end_to_end": measure(lambda: lib.search(query(), k=K), budget_s=p.budget_s, max_reps=p.queries),
+            "encode_text": measure(lambda: lib.encoder.encode_texts([query()]), budget_s=budget_s / 2,
+                                   max_reps=reps * 2),
+            "store_count": measure(lib.store.count, budget_s=budget_s / 2, max_reps=reps),
+            "store_search": measure(lambda: lib.store.search(vec, limit), budget_s=budget_s, max_reps=reps),
+            "end_to_end": measure(lambda: lib.search(query(), k=K), budget_s=budget_s, max_reps=reps),
         }
+    return {"cold_first_query_s": cold_s, **parts, **rss.to_dict()}
 
-        def search(q: np.ndarray) -> list[list[int]]:
-            return [[_row_index(h.row.path) for h in hits] for hits in lib.store.search(q, K)]
 
-        quality = recall([search(q[None])[0] for q in vs.query_vectors[: p.queries]], vs.truth[: p.queries])
-    return {"cold_first_query_s": cold_s, **parts, "recall_at_10": quality, "index_type": "FLAT", **rss.to_dict()}
+def library_recall(db: Path, vs: VectorSet, queries: int) -> float:
+    """recall@10 of the engine's store (``MilvusStore.search``) against exact search."""
+    with Library(db, device="cpu", create=False) as lib:
+        found = [[_row_index(h.row.path) for h in lib.store.search(q[None], K)[0]] for q in vs.query_vectors[:queries]]
+    return recall(found, vs.truth[:queries])
+
+
+def time_library_fresh_process(db: Path, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
+    """``time_library`` in a new Python process: what each ``assetlens search`` invocation meets."""
+    code = ("import json, sys; from pathlib import Path; from benchmarks.search import time_library; a = sys.argv[1:]; "
+            "print(json.dumps(time_library(Path(a[0]), a[1], int(a[2]), float(a[3]), int(a[4]))))")
+    args = [str(db), precision, str(threads), str(budget_s), str(reps)]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    if out.returncode != 0:
+        raise RuntimeError(f"the search process failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- reference: numpy and faiss
@@ -278,6 +305,7 @@ def milvus_server(ctx: Context) -> Iterator[str | None]:
         return
     spec = importlib.util.spec_from_file_location("assetlens_bench_milvus_server", harness)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr] -- dataclasses look their module up there
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     try:
         server = module.MilvusServer.start(ctx.work / "milvus-server")
@@ -335,8 +363,13 @@ def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
     def library(n: int) -> Callable[[], None]:
         def run() -> None:
             db = ctx.work / f"library-{n}.db"
-            fill = fill_library(ctx, db, sets[n], "fp32")
-            res.setdefault("library", {})[str(n)] = {**fill, **time_library(ctx, db, sets[n], "fp32")}
+            row: dict[str, Any] = fill_library(ctx, db, sets[n], "fp32")
+            timing = (db, "fp32", ctx.threads, p.budget_s, p.queries)
+            row["same_process"] = time_library(*timing)
+            row["recall_at_10"] = library_recall(db, sets[n], p.queries)
+            release_lite(db)
+            row["fresh_process"] = time_library_fresh_process(*timing)
+            res.setdefault("library", {})[str(n)] = row
 
         return run
 

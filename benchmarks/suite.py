@@ -20,7 +20,7 @@ from benchmarks import encoders, indexing, quality, report, search
 from benchmarks.context import Context
 from benchmarks.env import cpu_snapshot, environment, load_average, machine_limits, others_cpu_share
 from benchmarks.models import bench_model, build_checkpoint
-from benchmarks.profiles import PROFILES
+from benchmarks.profiles import PROFILES, Profile
 from engine.encoders import pick_providers
 from engine.models import cache_root
 
@@ -54,7 +54,7 @@ def usable_cpus() -> int:
 
 
 def run(
-    profile: str = "quick",
+    profile: str | Profile = "quick",
     out: Path | str = "assetlens-bench",
     device: str = "cpu",
     threads: int | None = None,
@@ -63,7 +63,7 @@ def run(
     progress: bool = True,
 ) -> Path:
     """Run the suite and return the JSON's path; the report and plots are written beside it."""
-    prof = PROFILES[profile]
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
     if device == "auto":
         device = "cuda" if pick_providers("auto")[0].startswith("CUDA") else "cpu"
     pick_providers(device)  # fails fast, in one sentence, on --device cuda without CUDA
@@ -110,7 +110,8 @@ def run(
     ctx.results["failures"] = failures
     ctx.results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = out / f"bench-{prof.name}.json"
-    report.write(ctx.results, out, path.stem)
+    path.write_text(json.dumps(ctx.results, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    report.write(ctx.results, out, path.stem)  # adds the goals
     path.write_text(json.dumps(ctx.results, indent=2, default=_jsonable) + "\n", encoding="utf-8")
     return path
 

@@ -216,15 +216,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
+    """Becomes ``streamlit run ui/app.py`` (exec: signals reach the server, no orphan is left behind)."""
+    from importlib.util import find_spec
 
     app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     if not app.is_file():
         raise UsageError(f"The Streamlit app is missing ({app}); reinstall AssetLens.")
-    try:
-        import streamlit  # noqa: F401
-    except ImportError:
-        raise UsageError("assetlens ui needs Streamlit; install it with: pip install streamlit") from None
+    if find_spec("streamlit") is None:
+        raise UsageError("assetlens ui needs Streamlit; install it with: pip install streamlit")
     app_args = [f"--{name}={value}" for name, value in (
         ("db", args.db), ("uri", args.uri), ("collection", args.collection), ("model", args.model),
         ("device", args.device), ("out", args.out), ("gemini-model", args.gemini_model),
@@ -235,12 +234,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     command = [
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
         "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--", *app_args,
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", *app_args,
     ]
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:  # Ctrl-C stops the server; Streamlit has already said so
-        return 0
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

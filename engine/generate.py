@@ -244,6 +244,11 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _name(value: Any) -> str:
+    """An enum's name; the raw text for a value this SDK version does not know yet."""
+    return "" if value is None else str(getattr(value, "name", value))
+
+
 def _is_timeout(exc: BaseException) -> bool:
     return "Timeout" in type(exc).__name__
 
@@ -374,7 +379,7 @@ class Generator:
                     delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
                     if exc.code == 429:
                         delay = min(self.max_backoff_s, max(delay, _retry_delay(exc.details) or 0.0))
-                    log.info("Gemini answered %s; retrying in %.1f s (attempt %d of %d)",
+                    log.warning("Gemini answered %s; retrying in %.1f s (attempt %d of %d)",
                              exc.code, delay, attempt + 1, self.attempts)
                     self._sleep(delay)
                     continue
@@ -424,11 +429,11 @@ class Generator:
             if p.inline_data and p.inline_data.data and (p.inline_data.mime_type or "").startswith("image/")
         ]
         text = "\n".join(p.text.strip() for p in parts if p.text and not p.thought).strip()
-        finish = candidate.finish_reason.name if candidate and candidate.finish_reason else ""
+        finish = _name(candidate.finish_reason) if candidate else ""
         if images:
             return images, text, finish
         feedback = response.prompt_feedback
-        blocked = feedback.block_reason.name if feedback and feedback.block_reason else ""
+        blocked = _name(feedback.block_reason) if feedback else ""
         what = (f"Gemini blocked the prompt (block reason {blocked}) and returned no image." if blocked
                 else f"Gemini returned no image (finish reason {finish or 'unknown'}).")
         said = f' The model said: "{text}"' if text else ""

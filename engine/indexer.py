@@ -126,6 +126,8 @@ class Indexer:
     ) -> None:
         if batch_size < 1:
             raise UsageError("--batch-size must be at least 1.")
+        if not max_megapixels > 0:  # also refuses NaN, which would turn the limit off
+            raise UsageError(f"--max-megapixels must be a positive number, not {max_megapixels:g}.")
         self.store = store
         self.encoder = encoder
         self.batch_size = batch_size

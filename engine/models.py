@@ -117,6 +117,9 @@ def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp3
             return as_path
         if (as_path / precision / MANIFEST_FILE).is_file():
             return as_path / precision
+        exported = export_dir_for(as_path.resolve().name, precision)  # a local HF checkpoint exported by name
+        if (exported / MANIFEST_FILE).is_file():
+            return exported
         raise ModelNotFoundError(
             f"{as_path} is a folder but not an exported AssetLens model (no {MANIFEST_FILE}); "
             f"export it first with: assetlens export --model {as_path} --precision {precision}"

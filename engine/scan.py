@@ -22,10 +22,15 @@ def is_junk(name: str, include_hidden: bool = False) -> bool:
     return not include_hidden and name.startswith(".")
 
 
+def _unreadable(err: OSError) -> None:
+    """os.walk would skip a folder it cannot list without a word."""
+    log.warning(f"{err.filename} cannot be read ({err.strerror}); the images in it are skipped.")
+
+
 def iter_images(folder: Path, include_hidden: bool = False) -> Iterator[Path]:
     """Image paths under ``folder`` (absolute, not symlink-resolved), in a stable order."""
     root = Path(os.path.abspath(folder))
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in JUNK_DIRS and not is_junk(d, include_hidden))
         for name in sorted(filenames):
             if is_junk(name, include_hidden):

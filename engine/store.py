@@ -13,13 +13,16 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
+from milvus_lite.server_manager import server_manager_instance
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 from pymilvus.milvus_client import IndexParams
@@ -129,6 +132,11 @@ def _quiet(*names: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+# Open stores per Milvus Lite folder in this process. Milvus Lite keeps a folder open, and locked
+# against other processes, until the process exits, unless it is released when its last store closes.
+_lite_users: Counter[str] = Counter()
+
+
 class MilvusStore:
     """A collection of image embeddings in Milvus Lite (a path) or a Milvus server (a URI)."""
 
@@ -147,6 +155,9 @@ class MilvusStore:
                 f"There is no library at {self.uri}; create one with: assetlens index FOLDER --db {self.uri}"
             )
         self._client = self._connect(token)
+        self._lite_path = str(Path(self.uri).expanduser().resolve()) if self.local else None
+        if self._lite_path is not None:
+            _lite_users[self._lite_path] += 1
         self._meta: CollectionMeta | None = None
         self._loaded = False
 
@@ -170,10 +181,23 @@ class MilvusStore:
                         "stop it or use a Milvus server with --uri."
                     ) from None
                 raise StoreError(f"Cannot open the library {where}: {exc.message}.") from None
+            cause = exc.__cause__
+            if isinstance(cause, grpc.Call) and cause.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise StoreError(
+                    f"The Milvus server at {self.uri} refused the login ({cause.details()}); "
+                    "give its user:password with --token or $ASSETLENS_MILVUS_TOKEN."
+                ) from None
             raise StoreError(f"No Milvus server answers at {self.uri} ({exc.message}).") from None
+        except ValueError as exc:  # urllib's reading of a malformed URI, e.g. a port that is not a number
+            raise StoreError(f"{self.uri} is not a valid Milvus URI ({exc}); e.g. http://localhost:19530.") from None
 
     def close(self) -> None:
         self._client.close()
+        if self._lite_path is not None:  # the last store on a Milvus Lite folder lets other processes open it
+            _lite_users[self._lite_path] -= 1
+            if not _lite_users[self._lite_path]:
+                server_manager_instance.release_server(self._lite_path)
+            self._lite_path = None
 
     def __enter__(self) -> MilvusStore:
         return self

@@ -53,7 +53,8 @@ DEFAULT_CAPTIONS = (
     "NEON SIGN saying 'open 24/7'",
     "🌅 sunset over the ocean",
 )
-_RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+# PIL resampling codes (as stored in preprocessor_config.json) the runtime implements.
+_RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 Progress = Callable[[str], None]
 
@@ -93,20 +94,18 @@ def export_model(
     _check_replaceable(out_dir)
 
     say(f"Loading {source}")
-    bundle = _load(source, is_local)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would make the published model private
+    with _failure(f"Loading {source}"):
+        bundle = _load(source, is_local)
+    with _failure(f"Creating {out_dir}"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would make the published model private
     try:
-        with _quiet():
+        with _failure(f"Exporting {source} to ONNX"), _quiet():
             built = _build(bundle, staging, precision, opset, parity_images, parity_texts, say)
-        manifest = {"name": name, "source": source, **built}
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest_dict(manifest), indent=2) + "\n", encoding="utf-8")
-        _publish(staging, out_dir)
-    except ExportError:
-        raise
-    except Exception as exc:
-        raise ExportError(f"Exporting {source} to ONNX failed ({_one_line(exc)}).") from exc
+            manifest = {"name": name, "source": source, **built}
+            (staging / MANIFEST_FILE).write_text(json.dumps(manifest_dict(manifest), indent=2) + "\n", encoding="utf-8")
+            _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     say(f"Wrote {out_dir}")
@@ -132,6 +131,17 @@ class _NotClip(ValueError):
     """The checkpoint loads but is not a CLIP model."""
 
 
+class _Missing(OSError):
+    """A part of the checkpoint (named by the message) could not be read."""
+
+
+def _read(part: str, loader: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return loader(*args, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _Missing(part) from exc
+
+
 def _offline() -> bool:
     # huggingface_hub reads HF_HUB_OFFLINE once at import; read it again so a
     # variable set later in the process is honoured too.
@@ -154,8 +164,8 @@ def _load(source: str, is_local: bool) -> _Bundle:
             error = exc
     if is_local:
         raise ExportError(
-            f"{source} does not hold a complete CLIP checkpoint ({_one_line(error)}); point --model at a folder "
-            "saved with CLIPModel.save_pretrained plus its processor files, or at a Hugging Face model id."
+            f"{source} does not hold a complete CLIP checkpoint (cannot read its {_one_line(error)}); point --model "
+            "at a folder saved with CLIPModel.save_pretrained plus its processor files, or at a Hugging Face model id."
         ) from None
     raise ExportError(
         f"Cannot load {source!r}: it is not a local folder, it is not in the Hugging Face cache, and the Hub "
@@ -173,7 +183,7 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
         CLIPVisionModelWithProjection,
     )
 
-    config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
+    config = _read("config.json", AutoConfig.from_pretrained, source, local_files_only=local_files_only)
     if config.model_type != "clip":
         raise _NotClip(f"{source} is a {config.model_type!r} model, not CLIP; AssetLens exports CLIP checkpoints only.")
     towers = []
@@ -184,7 +194,9 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
         # The sub-configs of some checkpoints lack projection_dim (then 512 by
         # default); the top-level value is the one the weights were saved with.
         sub_config.projection_dim = config.projection_dim
-        tower, info = cls.from_pretrained(
+        tower, info = _read(
+            "model weights",
+            cls.from_pretrained,
             source,
             config=sub_config,
             attn_implementation="eager",  # plain MatMul/Softmax attention that every exporter handles
@@ -193,9 +205,11 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
             output_loading_info=True,
         )
         if info["missing_keys"]:
-            raise OSError(f"weights missing for {', '.join(sorted(info['missing_keys'])[:3])}")
+            raise _Missing(f"weights for {', '.join(sorted(info['missing_keys'])[:3])}")
         towers.append(tower.eval())
-    processor = CLIPImageProcessor.from_pretrained(source, local_files_only=local_files_only)
+    processor = _read(
+        "preprocessor_config.json", CLIPImageProcessor.from_pretrained, source, local_files_only=local_files_only
+    )
     return _Bundle(
         vision=towers[0],
         text=towers[1],
@@ -217,7 +231,7 @@ def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any
         from export.clip_tokenizer import VOCAB_SIZE, write_clip_tokenizer
 
         if vocab_size != VOCAB_SIZE:
-            raise OSError(f"no tokenizer files, and its vocabulary ({vocab_size}) is not OpenAI CLIP's") from None
+            raise _Missing(f"tokenizer files (and its {vocab_size}-token vocabulary is not OpenAI CLIP's)") from None
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer = CLIPTokenizerFast.from_pretrained(write_clip_tokenizer(Path(tmp)))
     if tokenizer.pad_token_id is None:
@@ -344,13 +358,14 @@ def _image_facts(bundle: _Bundle) -> dict[str, Any]:
         and "shortest_edge" in size
         and proc.do_center_crop
         and crop.get("height") == crop.get("width") == image_size
-        and (not proc.do_rescale or abs(proc.rescale_factor - 1 / 255) < 1e-9)
+        and proc.do_rescale
+        and abs(proc.rescale_factor - 1 / 255) < 1e-9
         and int(proc.resample) in _RESAMPLE_NAMES
     )
     if not supported:
         raise ExportError(
-            f"The checkpoint's image preprocessing (size {size}, crop {crop}, model input {image_size}) is not the "
-            "shortest-edge resize plus square centre crop that AssetLens implements."
+            f"The checkpoint's image preprocessing (size {size}, crop {crop}, resample {proc.resample}, model input "
+            f"{image_size}) is not the shortest-edge resize plus square centre crop that AssetLens implements."
         )
     mean, std = (proc.image_mean, proc.image_std) if proc.do_normalize else ([0.0] * 3, [1.0] * 3)
     return {
@@ -378,22 +393,24 @@ def _optimise(src: Path, dst: Path) -> None:
 def _quantize_best(
     check: _ParityCheck, work: Path, final: dict[str, Path]
 ) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
-    """Quantise each tower with every recipe and keep the closest to PyTorch."""
-    from export.quantize import INT8_RECIPES, prepare_int8, quantize_int8
+    """Quantise each tower with every recipe; keep the first (fastest) one
+    within ``INT8_TOLERANCE`` of the best min cosine."""
+    from export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
 
     cosines: dict[str, float] = {}
     chosen: dict[str, dict[str, object]] = {}
     for tower, dst in final.items():
         prepared = work / f"{tower}-prepared.onnx"
         prepare_int8(work / f"{tower}-fp32.onnx", prepared)
-        best = -1.0
+        measured = []
         for index, recipe in enumerate(INT8_RECIPES):
             candidate = work / f"{tower}-int8-{index}.onnx"
             quantize_int8(prepared, candidate, recipe)
-            cosine = check.measure_one(tower, candidate)
-            if cosine > best:  # strict: ties keep the earlier, preferred recipe
-                best, cosines[tower], chosen[tower] = cosine, cosine, recipe.as_dict()
-                shutil.copyfile(candidate, dst)
+            measured.append((check.measure_one(tower, candidate), recipe, candidate))
+        best = max(cosine for cosine, _, _ in measured)
+        cosine, recipe, candidate = next(m for m in measured if m[0] >= best - INT8_TOLERANCE)
+        shutil.copyfile(candidate, dst)
+        cosines[tower], chosen[tower] = cosine, recipe.as_dict()
     return cosines, chosen
 
 
@@ -514,6 +531,17 @@ def _publish(staging: Path, out_dir: Path) -> None:
     staging.rename(out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _failure(action: str) -> Iterator[None]:
+    """Turn any unexpected exception into a one-sentence ``ExportError`` (the cause stays chained)."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{action} failed ({_one_line(exc)}).") from exc
 
 
 @contextlib.contextmanager

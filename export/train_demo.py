@@ -287,7 +287,7 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
         f"text {sum(p.numel() for p in model.text_model.parameters()) / 1e6:.2f} M, "
         f"of which token embeddings {VOCAB_SIZE * model.config.text_config.hidden_size / 1e6:.2f} M)")
 
-    pool, items = render_pool(args.pool, args.seed, args.threads, args.work / "cache" if args.cache else None)
+    pool, items = render_pool(args.pool, args.seed, args.workers, args.work / "cache" if args.cache else None)
     pool_t = torch.from_numpy(pool)
     attr = {name: {v: i for i, v in enumerate(vals)} for name, vals in
             (("color", list(cat.COLORS)), ("object", cat.OBJECTS), ("background", cat.BACKGROUNDS))}
@@ -432,7 +432,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--pool", type=int, default=12000, help="pre-rendered training pictures")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads and rendering processes")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the weights depend on it, bit for bit)")
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering the picture pool")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoint and cache folder (not shipped)")
     ap.add_argument("--no-cache", dest="cache", action="store_false", help="re-render the picture pool")
     ap.add_argument("--log-every", type=int, default=50)

@@ -3,6 +3,10 @@
 # pytest's exit code 5 ("no tests collected") counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser test (tests/test_browser.py) drives Debian's Chromium through its matching chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 status=0
 python3 -m pytest "$@" || status=$?

@@ -129,7 +129,7 @@ class GeminiStub:
         blobs = [p.get("inlineData") or p.get("inline_data") for p in parts]
         blobs = [b for b in blobs if b]
         try:  # the SDK sends URL-safe base64; the service accepts both alphabets
-            images = [Image.open(io.BytesIO(base64.urlsafe_b64decode(b["data"]))) for b in blobs]
+            images: list[Image.Image] = [Image.open(io.BytesIO(base64.urlsafe_b64decode(b["data"]))) for b in blobs]
             for image in images:
                 image.load()
         except (OSError, ValueError):

@@ -1,7 +1,10 @@
 """A real Milvus server for the tests: the PyPI package ``milvus`` (Milvus standalone with embedded etcd).
 
 ``MilvusServer.start`` runs its ``milvus-server`` launcher in a process group of its own, with a
-temporary data folder and a free proxy port, and waits (bounded) until a client call succeeds.
+temporary data folder and free ports, and waits (bounded) until a client call succeeds. The launcher
+finds free ports for Milvus' own components, but its embedded etcd would listen on 2379 and 2380
+whatever the launcher says: an etcd config of our own (``ETCD_CONFIG_PATH``) moves those too, so
+two sessions on one machine each get their own server.
 ``stop`` sends the launcher SIGINT, on which it stops its ``milvus run standalone`` child by PID
 and reaps it; whatever is still alive in the group after that is killed. Nothing is left running.
 """
@@ -25,6 +28,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 START_TIMEOUT_S = 240.0
+ROOT_TOKEN = "root:Milvus"  # the default superuser of a server with authorization enabled
 STOP_TIMEOUT_S = 30.0
 # The launcher's own command line (``milvus-server``), run by this interpreter.
 LAUNCHER = "import sys; from milvus import main; sys.argv[0] = 'milvus-server'; main()"
@@ -34,11 +38,26 @@ class MilvusServerError(RuntimeError):
     """The test server could not be started."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def _etcd_config(data_dir: Path, client_port: int, peer_port: int) -> Path:
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    path = data_dir / "embedEtcd.yaml"
+    path.write_text(
+        "name: default\n"
+        f"data-dir: {data_dir / 'data' / 'etcd.data'}\n"
+        f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: default={peer}\ninitial-cluster-state: new\n"
+    )
+    return path
 
 
 def _group_alive(pgid: int) -> list[int]:
@@ -70,6 +89,7 @@ class MilvusServer:
     data_dir: Path
     port: int
     process: subprocess.Popen[bytes]
+    token: str = ""
     startup_seconds: float = 0.0
 
     @property
@@ -88,18 +108,23 @@ class MilvusServer:
         return "\n".join(texts)
 
     @classmethod
-    def start(cls, data_dir: Path, timeout: float = START_TIMEOUT_S) -> MilvusServer:
-        """Start a server with its data in ``data_dir``; raise ``MilvusServerError`` if it is not up in time."""
+    def start(cls, data_dir: Path, *, auth: bool = False, timeout: float = START_TIMEOUT_S) -> MilvusServer:
+        """Start a server with its data in ``data_dir``; raise ``MilvusServerError`` if it is not up in time.
+
+        ``auth``: authorization enabled, so every client needs a token (``ROOT_TOKEN`` works).
+        """
         if importlib.util.find_spec("milvus") is None:
             raise MilvusServerError("The Milvus server package (milvus) is missing; install the test extra.")
         data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port, etcd_port, peer_port = free_ports(3)
+        env = {**os.environ, "ETCD_CONFIG_PATH": str(_etcd_config(data_dir, etcd_port, peer_port))}
+        argv = [sys.executable, "-c", LAUNCHER, "--data", str(data_dir), "--proxy-port", str(port),
+                "--etcd-port", str(etcd_port)] + (["--authorization-enabled", "true"] if auth else [])
         with open(data_dir / "launcher.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER, "--data", str(data_dir), "--proxy-port", str(port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        server = cls(data_dir, port, process)
+        server = cls(data_dir, port, process, ROOT_TOKEN if auth else "")
         started = time.monotonic()
         try:
             server._wait_ready(started + timeout)
@@ -124,7 +149,7 @@ class MilvusServer:
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                         pass
-                    client = MilvusClient(uri=self.uri, timeout=5)
+                    client = MilvusClient(uri=self.uri, token=self.token, timeout=5)
                     try:
                         client.list_collections()
                         return

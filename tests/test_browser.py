@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,6 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from engine.generate import load_gallery
-from engine.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -49,19 +49,20 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path, catalogue_dir: Path) -> Iterator[tuple[str, GeminiStub, Path, Path]]:
     """(app URL, Gemini stub, output folder, server log) for a library of the catalogue."""
-    db = tmp_path / "lib.db"
-    with Library(db, model="demo", device="cpu") as lib:
-        lib.index(catalogue_dir)
-    out, log = tmp_path / "generated", tmp_path / "server.log"
+    db, out, log = tmp_path / "lib.db", tmp_path / "generated", tmp_path / "server.log"
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    # Indexed by another process that then exits: Milvus Lite lets one process at a time hold a library.
+    subprocess.run([sys.executable, "-m", "engine.cli", "index", str(catalogue_dir), "--db", str(db),
+                    "--model", "demo", "--device", "cpu"], cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath},
+                   check=True, capture_output=True, timeout=WAIT_S * 2)
     port = free_port()
     with GeminiStub() as stub, open(log, "wb") as log_file:
-        env = {**os.environ, "GEMINI_API_KEY": STUB_KEY, "GOOGLE_GEMINI_BASE_URL": stub.url,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "GEMINI_API_KEY": STUB_KEY, "GOOGLE_GEMINI_BASE_URL": stub.url, "PYTHONPATH": pythonpath}
         env.pop("GOOGLE_API_KEY", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "ui", "--db", str(db), "--model", "demo", "--device", "cpu",
              "--out", str(out), "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
             url = f"http://127.0.0.1:{port}"
@@ -77,12 +78,12 @@ def server(tmp_path: Path, catalogue_dir: Path) -> Iterator[tuple[str, GeminiStu
                 assert time.monotonic() < deadline, "the app did not come up:\n" + log.read_text()
                 time.sleep(0.5)
             yield url, stub, out, log
-        finally:
-            proc.terminate()
+        finally:  # the server and anything it started: its own process group
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
 
@@ -91,7 +92,7 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
     url, stub, out, log = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", f"--user-data-dir={out.parent / 'chromium-profile'}", "--window-size=1400,1800"):
@@ -128,7 +129,7 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
             css("div[class*='st-key-ref-'] label")[i].click()
             idle()
         wait.until(lambda d: any("2 picked as references" in p.text for p in css("p")))
-        [tab] = [t for t in css("button[role='tab']") if "Generate" in t.text]
+        [tab] = [t for t in css("[role='tab']") if t.text.strip() == "Generate"]
         tab.click()
         prompt = wait.until(lambda d: css("textarea[aria-label='Prompt']"))[0]
         prompt.send_keys("A summer promo of this watch on a sunny beach towel", Keys.CONTROL, Keys.ENTER)
@@ -136,8 +137,9 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
         wait.until(lambda d: css("div.st-key-generate button:not([disabled])"))[0].click()
         wait.until(lambda d: css("div[class*='st-key-result-'] img"))
         idle()
-        wait.until(lambda d: all(img.get_property("complete") and img.get_property("naturalWidth") > 0
-                                 for img in css("div[class*='st-key-result-'] img")))
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll(\"div[class*='st-key-result-'] img\")]"
+            ".every(img => img.complete && img.naturalWidth > 0)"))
         driver.execute_script("document.querySelector(\"div[class*='st-key-result-']\").scrollIntoView()")
         time.sleep(0.5)
         shot("3-generate")

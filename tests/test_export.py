@@ -210,7 +210,7 @@ def test_folder_without_weights(tiny_clip: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     shutil.copy(tiny_clip / "config.json", broken)
-    with pytest.raises(ExportError) as caught:
+    with pytest.raises(ExportError, match="cannot read its model weights") as caught:
         export_model(broken, tmp_path / "out")
     assert "\n" not in str(caught.value) and "--model" in str(caught.value)
     assert not (tmp_path / "out").exists()

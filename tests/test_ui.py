@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
@@ -12,6 +13,7 @@ from gemini_stub import STUB_KEY, GeminiStub
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import engine.library
 from engine.catalogue import Item
 from engine.generate import TEMPLATES, Generator, load_gallery
 from engine.library import Library
@@ -59,6 +61,12 @@ def card_names(at: AppTest) -> list[str]:
     return [c.split("·", 1)[1].strip().replace("\\", "") for c in card_captions(at)]
 
 
+def shown_text(at: AppTest) -> str:
+    """Every message and text the page shows (the password box itself aside)."""
+    kinds = ("markdown", "caption", "error", "warning", "info", "success", "toast", "exception", "text")
+    return " ".join(str(getattr(e, "value", "")) for kind in kinds for e in at.get(kind))
+
+
 def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
     want = expected(library, text="a gold watch", k=12)
     like = expected(library, like=want[0].path, k=12)
@@ -73,12 +81,22 @@ def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, lib
     at.button(key=f"like-{want[0].id}").click().run()
     assert f"More like **{want[0].filename}**" in [m.value for m in at.markdown]
     assert card_names(at) == [r.filename for r in like] and want[0].filename not in card_names(at)
+    at.slider(key="min_score").set_value(0.01).run()  # a filter keeps "more like this"
+    assert card_names(at) == [r.filename for r in like if r.score >= 0.01]
     at.button(key="clear_like").click().run()
     assert card_names(at) == [r.filename for r in want]
 
 
-def test_min_score_and_paging(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
+def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
     page2 = expected(library, text="a red mug", k=12, offset=12)
+    loaded: list[str] = []
+
+    class CountingEncoder(engine.library.ClipEncoder):  # type: ignore[name-defined,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            loaded.append("encoder")
+            super().__init__(*args, **kwargs)
+
+    env.setattr(engine.library, "ClipEncoder", CountingEncoder)
     at = start(env, library, tmp_path)
     at.text_input(key="query").input("a red mug").run()
     assert at.button(key="page_prev").disabled and not at.button(key="page_next").disabled
@@ -92,6 +110,7 @@ def test_min_score_and_paging(env: pytest.MonkeyPatch, library: Path, tmp_path: 
     assert scores and min(scores) >= round(cut + 0.005, 2) - 0.0005 and len(scores) <= 12
     at.slider(key="min_score").set_value(1.0).run()
     assert at.info[0].value == "No results above the minimum score."
+    assert loaded == ["encoder"]  # one model load for the whole session: cached across reruns
 
 
 def test_query_by_example_image_and_combined(
@@ -156,7 +175,7 @@ def test_generate_from_picked_references_with_session_key(
     with GeminiStub() as stub:
         env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
         at = start(env, library, out)
-        at.text_input(key="gemini_key").input(STUB_KEY).run()
+        at.text_input(key="gemini_key").input("AIza-pasted-but-wrong-77").run()
         assert not any("Generation is off" in i.value for i in at.info)
         at.text_input(key="query").input("a gold watch").run()
         at.checkbox(key=f"ref-{want[0].id}").check().run()
@@ -169,8 +188,13 @@ def test_generate_from_picked_references_with_session_key(
         at.selectbox(key="aspect").select("4:3").run()
         at.checkbox(key="add_generated").check().run()
         at.button(key="generate").click().run()
+        assert at.error[0].value.startswith("Gemini rejected the API key (400 INVALID_ARGUMENT")
+        assert "AIza-pasted-but-wrong-77" not in shown_text(at)
+        at.text_input(key="gemini_key").input(STUB_KEY).run()
+        at.button(key="generate").click().run()
         assert not at.error, [e.value for e in at.error]
-        [sent] = stub.requests
+        wrong, sent = stub.requests
+    assert wrong.api_key == "AIza-pasted-but-wrong-77"
     assert sent.api_key == STUB_KEY and sent.prompt == TEMPLATES["Product promo"]
     assert len(sent.images) == 2 and sent.generation_config["imageConfig"] == {"aspectRatio": "4:3"}
     [gen] = load_gallery(out)
@@ -178,9 +202,7 @@ def test_generate_from_picked_references_with_session_key(
     assert [round(r.score or 0, 3) for r in gen.references] == [round(want[0].score, 3), round(want[2].score, 3)]
     assert [d.label for d in at.get("download_button")] == ["Download PNG"]
     assert any(gen.prompt[:40].replace(",", "") in c.value.replace(",", "") for c in at.caption)  # the gallery
-    shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "error", "warning", "info",
-                                                                 "success", "toast") for e in at.get(kind))
-    assert STUB_KEY not in shown
+    assert STUB_KEY not in shown_text(at)
     # added to the library as a generated image
     results = expected(library, like=want[0].path, k=61)
     [mine] = [r for r in results if r.path == str(gen.image)]

@@ -51,11 +51,11 @@ def config(argv: list[str]) -> argparse.Namespace:
     """The app's arguments (after ``--`` on the streamlit command line); unknown ones are ignored."""
     p = argparse.ArgumentParser(prog="assetlens ui", allow_abbrev=False)
     p.add_argument("--db", default=None, help="Milvus Lite file (default: $ASSETLENS_DB or ./assetlens.db)")
-    p.add_argument("--uri", default=os.environ.get("ASSETLENS_URI"), help="Milvus server URI")
-    p.add_argument("--collection", default=os.environ.get("ASSETLENS_COLLECTION", DEFAULT_COLLECTION))
+    p.add_argument("--uri", default=None, help="Milvus server URI (token: $ASSETLENS_MILVUS_TOKEN)")
+    p.add_argument("--collection", default=DEFAULT_COLLECTION)
     p.add_argument("--model", default=None, help="CLIP model for a new collection")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--out", default=os.environ.get("ASSETLENS_GENERATED", DEFAULT_OUT_DIR))
+    p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for generated images and their sidecars")
     p.add_argument("--gemini-model", default=GEMINI_MODEL)
     return p.parse_known_args(argv)[0]
 
@@ -108,6 +108,10 @@ def new_query() -> None:
     st.session_state.page = 0
 
 
+def first_page() -> None:
+    st.session_state.page = 0
+
+
 def more_like(path: str) -> None:
     st.session_state.like = path
     st.session_state.page = 0
@@ -142,7 +146,7 @@ def search_panel(lib: Library) -> None:
     text = left.text_input("Search", key="query", placeholder="a golden watch", on_change=new_query)
     upload = right.file_uploader("…or query by example image", type=["png", "jpg", "jpeg", "webp"], key="upload",
                                  on_change=new_query)
-    min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key="min_score", on_change=new_query,
+    min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key="min_score", on_change=first_page,
                           help="Hide results less similar than this (cosine similarity).")
     like = st.session_state.like
     if like:
@@ -172,6 +176,8 @@ def search_panel(lib: Library) -> None:
     for col, result in grid(results):
         with col, st.container(border=True, key=f"card-{result.id}"):
             result_card(result)
+    if not results and page == 0:
+        return
     prev, where, nxt = st.columns([1, 4, 1])
     prev.button("◀ Previous", key="page_prev", disabled=page == 0, on_click=turn_page, args=(-1,))
     where.caption(f"Page {page + 1}")
@@ -196,7 +202,7 @@ def library_panel(lib: Library) -> None:
         bar = st.progress(0.0, text="Scanning the folder…")
 
         def update(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"Indexed {done} of {total} images")
+            bar.progress(done / total if total else 1.0, text=f"{done} of {total} new or changed files")
 
         try:
             st.session_state.index_report = lib.index(folder.strip(), prune=prune, progress=update)
@@ -217,10 +223,11 @@ def library_panel(lib: Library) -> None:
         except AssetLensError as exc:
             device = "—"
             st.warning(str(exc))
-        for col, (label, value) in zip(st.columns(4), (
+        shown: list[tuple[str, str | int]] = [
             ("Images", stats.count), ("Model", Path(stats.model).name if stats.model else "—"),
             ("Precision", stats.precision or "—"), ("Device", device),
-        ), strict=True):
+        ]
+        for col, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
             col.metric(label, value)
         st.caption(f"Library {stats.uri} · collection {stats.collection}")
 
@@ -275,7 +282,7 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
 def latest(gen: Generation) -> None:
     """A fresh output beside the references it was made from."""
     with st.container(border=True, key=f"result-{gen.image.stem}"):
-        left, right = st.columns([1, 2])
+        left, right = st.columns([1, 3])
         with left:
             st.markdown("**References**")
             for ref in gen.references:
@@ -303,7 +310,8 @@ def gallery(folder: str) -> None:
     for col, gen in grid(shown):
         with col:
             show_image(gen.image)
-            st.caption(f"{plain(gen.prompt[:80])} · {len(gen.references)} reference(s) · {gen.created[:16]}")
+            when = gen.created[:16].replace("T", " ")
+            st.caption(f"{plain(gen.prompt[:80])} · {len(gen.references)} reference(s) · {when} UTC")
 
 
 def sidebar(cfg: argparse.Namespace) -> None:
