@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from milvus_lite.server_manager import server_manager_instance
 from tqdm import tqdm
 
 from benchmarks import encoders, indexing, quality, report, search
@@ -103,6 +104,7 @@ def run(
         bar.close()
     finally:
         ctx.release_encoders()
+        server_manager_instance.release_all()  # else they flush into the deleted folder at exit
         shutil.rmtree(work, ignore_errors=True)
     ctx.results["load"].update(end=load_average(), others_cpu_share=others_cpu_share(before, cpu_snapshot()))
     ctx.results["section_seconds"] = ctx.clock.seconds

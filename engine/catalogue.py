@@ -665,6 +665,25 @@ def sample_items(n: int, seed: int = 0, pairs: Iterable[tuple[str, str]] | None 
     return out[:n]
 
 
+def catalogue_items(n: int, seed: int = 0) -> list[Item]:
+    """The items ``write_catalogue`` draws: every (colour, object) pair once per round, in a
+    seeded order, each on a background chosen in turn, so that with ``n >= 121`` every
+    colour of every object kind is there at least once."""
+    r = np.random.default_rng(_stable_seed("catalogue-items", seed))
+    pairs = [(c, o) for o in OBJECTS for c in COLORS]
+    offsets = r.integers(0, len(BACKGROUNDS), size=len(pairs))
+    out: list[Item] = []
+    round_ = 0
+    while len(out) < n:
+        for k in r.permutation(len(pairs)):
+            color, obj = pairs[k]
+            backgrounds = [b for b in BACKGROUNDS if (color, b) not in INVISIBLE]
+            # each round puts a pair on the next of its backgrounds
+            out.append(Item(obj, color, backgrounds[(offsets[k] + round_) % len(backgrounds)]))
+        round_ += 1
+    return out[:n]
+
+
 def write_catalogue(
     folder: Path | str,
     n: int = 200,
@@ -684,7 +703,7 @@ def write_catalogue(
     folder = Path(folder)
     r = np.random.default_rng(_stable_seed("catalogue", seed))
     written: list[tuple[Path, Item]] = []
-    for i, item in enumerate(sample_items(n, seed)):
+    for i, item in enumerate(catalogue_items(n, seed)):
         fmt = "png" if r.random() < 1 / 3 else "jpg"
         sub = folder / item.object
         sub.mkdir(parents=True, exist_ok=True)

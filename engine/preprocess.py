@@ -88,7 +88,7 @@ def decode(
                 if width * height > max_megapixels * 1e6:
                     raise ImageDecodeError(
                         f"{label} declares {width}x{height} pixels "
-                        f"({width * height / 1e6:.0f} MP), over the {max_megapixels:g} MP limit."
+                        f"({width * height / 1e6:.3g} MP), over the {max_megapixels:g} MP limit."
                     )
                 if getattr(img, "is_animated", False):
                     img.seek(0)

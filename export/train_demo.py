@@ -22,7 +22,7 @@ Recipe (all seeded; same seed and thread count -> same weights):
    background) so colour, object and background are learnt as separate
    words.
 4. Model: ``transformers.CLIPModel`` from a ``CLIPConfig`` (see ``model_config``):
-   ViT 64 px / patch 8, width 96, 4 layers; text width 32, 4 layers,
+   ViT 64 px / patch 8, width 96, 4 layers; text width 16, 4 layers,
    77 positions; projection 64. Loss: CLIP's symmetric contrastive loss with
    a learnt temperature, where every caption that truthfully describes a
    picture in the batch counts as a positive for it (a multi-positive target:
@@ -107,10 +107,10 @@ def model_config():
 
     text = dict(
         vocab_size=VOCAB_SIZE,
-        hidden_size=32,
-        intermediate_size=128,
+        hidden_size=16,  # small on purpose: the token table (49408 x width) dominates the files
+        intermediate_size=64,
         num_hidden_layers=4,
-        num_attention_heads=4,
+        num_attention_heads=2,
         max_position_embeddings=CONTEXT_LENGTH,
         bos_token_id=BOS_ID,
         eos_token_id=EOS_ID,  # pool at the first <|endoftext|>
@@ -147,11 +147,12 @@ def _render_train(job: tuple[int, int, str, str, str]) -> np.ndarray:
     return pixels_for(img, fmt, quality=int(r.integers(75, 97)), draft=r.random() < 0.75)
 
 
-def _source_hash() -> str:
-    h = hashlib.sha256()
-    for mod in ("engine/catalogue.py", "engine/preprocess.py"):
-        h.update((Path(__file__).resolve().parent.parent / mod).read_bytes())
-    h.update(repr(FACTS).encode())
+def _pool_key(jobs: list[tuple[int, int, str, str, str]]) -> str:
+    """Cache key of a picture pool: its items plus the pixels of its first pictures, rendered now
+    (any change to drawing or preprocessing changes them)."""
+    h = hashlib.sha256(repr([j[2:] for j in jobs]).encode())
+    for job in jobs[:16]:
+        h.update(_render_train(job).tobytes())
     return h.hexdigest()[:12]
 
 
@@ -159,11 +160,11 @@ def render_pool(n: int, seed: int, workers: int, cache_dir: Path | None) -> tupl
     """``n`` preprocessed training pictures (float32, N x 3 x 64 x 64) and their items."""
     train_pairs, _ = cat.split()
     items = cat.sample_items(n, seed, pairs=train_pairs)
-    cache = cache_dir / f"pool-{seed}-{n}-{_source_hash()}.npy" if cache_dir else None
+    jobs = [(i, seed, it.object, it.color, it.background) for i, it in enumerate(items)]
+    cache = cache_dir / f"pool-{seed}-{n}-{_pool_key(jobs)}.npy" if cache_dir else None
     if cache and cache.is_file():
         log(f"pool: {n} pictures from cache {cache}")
         return np.load(cache), items
-    jobs = [(i, seed, it.object, it.color, it.background) for i, it in enumerate(items)]
     pool = np.empty((n, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     t0 = time.time()
     ctx = multiprocessing.get_context("fork")
@@ -320,13 +321,7 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
         flip = torch.from_numpy(r.random(len(idx)) < 0.5)
         pix = torch.where(flip[:, None, None, None], pix.flip(-1), pix)
 
-        # positives[i, j]: caption j truthfully describes picture i
-        c = codes[idx]
-        m = np.array(masks)
-        pos = np.ones((len(idx), len(idx)), bool)
-        for a in range(3):
-            pos &= ~m[None, :, a] | (c[:, None, a] == c[None, :, a])
-        pos_t = torch.from_numpy(pos.astype(np.float32))
+        pos_t = torch.from_numpy(targets(codes[idx], np.array(masks), args.partial_credit))
 
         out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(attn), pixel_values=pix)
         logits = out.logits_per_image  # (images, texts), already scaled
@@ -348,6 +343,24 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
             log("  eval " + fmt_scores(held.score(*torch_embeddings(model, held, tokens))))
     log(f"training: {args.steps} steps in {time.time() - t0:.0f}s")
     return model
+
+
+def targets(codes: np.ndarray, masks: np.ndarray, partial_credit: float) -> np.ndarray:
+    """Target weights[i, j] of picture i for caption j (each row and column is normalised by the loss).
+
+    1 when caption j truthfully describes picture i (every attribute it names
+    matches: "a red mug" matches every red mug, whatever the background);
+    ``partial_credit`` when j names colour, object and background and only the
+    background is wrong (so "a red mug on a wooden table" ranks red mugs on
+    other backgrounds above red chairs on wooden tables); 0 otherwise.
+    ``codes``: (B, 3) colour/object/background indices; ``masks``: (B, 3) which
+    of them caption j names.
+    """
+    same = codes[:, None, :] == codes[None, :, :]  # (pictures, captions, 3)
+    named = masks[None, :, :]
+    exact = np.all(~named | same, axis=2)
+    near = np.all(named, axis=2) & same[..., 0] & same[..., 1] & ~same[..., 2]
+    return exact.astype(np.float32) + np.float32(partial_credit) * near.astype(np.float32)
 
 
 def zero_unseen_tokens(model, seen: set[int]) -> int:
@@ -431,6 +444,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--partial-credit", type=float, default=0.1,
+                    help="target weight of a picture whose colour and object match a caption but not its background")
     ap.add_argument("--pool", type=int, default=12000, help="pre-rendered training pictures")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the weights depend on it, bit for bit)")
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the picture pool")
@@ -450,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    hf_dir = args.work / "hf"
+    hf_dir = args.work / "assetlens-demo-clip"
     tok_dir = args.work / "tokenizer"
     t_start = time.time()
     write_tokenizer(tok_dir)

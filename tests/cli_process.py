@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,27 @@ needs_permissions = pytest.mark.skipif(
 )
 
 
-def run_cli(*argv: str | os.PathLike[str], cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``assetlens ARGV`` in a subprocess (no ASSETLENS_* variables from the caller), output captured."""
+@dataclass(frozen=True)
+class Backend:
+    """Where a test's library lives: a Milvus Lite file or a collection on the session's Milvus server."""
+
+    name: str  # "lite" or "server"
+    uri: str  # what MilvusStore and Library take
+    args: tuple[str, ...]  # what the CLI takes: --db PATH or --uri URI
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for a subprocess: no ASSETLENS_* variables from the caller, this checkout importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETLENS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def run_cli(*argv: str | os.PathLike[str], cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``assetlens ARGV`` in a subprocess, output captured."""
     return subprocess.run(
         [*DROP_DAC, sys.executable, "-m", "engine.cli", *map(os.fspath, argv)],
-        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+        cwd=cwd, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
         timeout=timeout,
     )
 

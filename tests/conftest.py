@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import Backend
 from milvus_server import MilvusServer, drop_all_collections
 
 from engine.catalogue import Item, write_catalogue
@@ -35,3 +36,13 @@ def server_uri(milvus_server: MilvusServer) -> str:
     """The session's Milvus server, emptied of collections for this test."""
     drop_all_collections(milvus_server.uri)
     return milvus_server.uri
+
+
+@pytest.fixture(params=["lite", "server"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A fresh library on each backend: a Milvus Lite file, then the session's (emptied) Milvus server."""
+    if request.param == "server":
+        uri = str(request.getfixturevalue("server_uri"))
+        return Backend("server", uri, ("--uri", uri))
+    db = str(tmp_path / "lib.db")
+    return Backend("lite", db, ("--db", db))

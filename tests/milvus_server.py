@@ -90,7 +90,6 @@ class MilvusServer:
     port: int
     process: subprocess.Popen[bytes]
     token: str = ""
-    startup_seconds: float = 0.0
 
     @property
     def uri(self) -> str:
@@ -125,13 +124,11 @@ class MilvusServer:
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         server = cls(data_dir, port, process, ROOT_TOKEN if auth else "")
-        started = time.monotonic()
         try:
-            server._wait_ready(started + timeout)
+            server._wait_ready(time.monotonic() + timeout)
         except BaseException:
             server.stop(remove_data=False)
             raise
-        server.startup_seconds = time.monotonic() - started
         return server
 
     def _wait_ready(self, deadline: float) -> None:
@@ -188,3 +185,15 @@ def drop_all_collections(uri: str) -> None:
             client.drop_collection(name)
     finally:
         client.close()
+
+
+def infix_like(uri: str) -> bool:
+    """Whether the backend matches ``like "%text%"``: Milvus Lite does; servers do from 2.4 on."""
+    if "://" not in uri:
+        return True
+    client = MilvusClient(uri=uri)
+    try:
+        major, minor = (int(part) for part in client.get_server_version().lstrip("v").split(".")[:2])
+    finally:
+        client.close()
+    return (major, minor) >= (2, 4)

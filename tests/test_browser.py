@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 WAIT_S = 90
+CARD = "div[class*='st-key-card-']"
 
 
 def _need(ok: bool, what: str) -> None:
@@ -108,27 +109,37 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
         time.sleep(0.3)
         wait.until(lambda d: not css("[data-testid='stStatusWidget']"))
 
+    def watch_card() -> WebElement:
+        """The first result card showing a watch (by file name), else the first card."""
+        cards = css(CARD)
+        return next((c for c in cards if "watch" in c.text), cards[0])
+
     def shot(name: str) -> None:
         driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
     try:
         driver.get(url)
         box = wait.until(lambda d: css("input[aria-label='Search']"))[0]
-        box.send_keys("a gold watch", Keys.ENTER)
-        wait.until(lambda d: len(css("div[class*='st-key-card-'] img")) == 12)
+        box.send_keys("a watch", Keys.ENTER)
+        wait.until(lambda d: len(css(CARD + " img")) == 12)
         idle()
         shot("1-search")
 
-        css("div[class*='st-key-like-'] button")[0].click()
-        wait.until(lambda d: any("More like" in p.text for p in css("p")))
-        wait.until(lambda d: len(css("div[class*='st-key-card-'] img")) == 12)
+        first = watch_card()
+        picked = [first.text.splitlines()[0]]
+        first.find_element(By.CSS_SELECTOR, "div[class*='st-key-ref-'] label").click()
         idle()
+        watch_card().find_element(By.CSS_SELECTOR, "div[class*='st-key-like-'] button").click()
+        wait.until(lambda d: any("More like" in p.text for p in css("p")))
+        wait.until(lambda d: len(css(CARD + " img")) == 12)
+        idle()
+        second = watch_card()
+        picked.append(second.text.splitlines()[0])
+        second.find_element(By.CSS_SELECTOR, "div[class*='st-key-ref-'] label").click()
+        idle()
+        wait.until(lambda d: any("2 picked as references" in p.text for p in css("p")))
         shot("2-more-like-this")
 
-        for i in (0, 1):
-            css("div[class*='st-key-ref-'] label")[i].click()
-            idle()
-        wait.until(lambda d: any("2 picked as references" in p.text for p in css("p")))
         [tab] = [t for t in css("[role='tab']") if t.text.strip() == "Generate"]
         tab.click()
         prompt = wait.until(lambda d: css("textarea[aria-label='Prompt']"))[0]
@@ -153,6 +164,7 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
     [sent] = stub.requests
     assert sent.prompt == "A summer promo of this watch on a sunny beach towel" and len(sent.images) == 2
     [gen] = load_gallery(out)
-    assert len(gen.references) == 2 and gen.image.is_file()
+    assert [Path(r.path).name for r in gen.references] == [p.split("·", 1)[1].strip() for p in picked]
+    assert gen.image.is_file()
     assert "More like" in page and "Download PNG" in page
     assert STUB_KEY not in page and STUB_KEY not in log.read_text()

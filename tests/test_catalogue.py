@@ -115,6 +115,17 @@ def test_recall_at_k() -> None:
     assert cat.recall_at_k(scores, relevant, ks=(1, 2, 3)) == {1: 1 / 3, 2: 2 / 3, 3: 1.0}
 
 
+def test_catalogue_items_cover_every_pair() -> None:
+    items = cat.catalogue_items(200, seed=0)
+    assert items == cat.catalogue_items(200, seed=0) and items[:50] == cat.catalogue_items(50, seed=0)
+    pairs = [it.pair for it in items]
+    assert set(pairs) == {(c, o) for c in cat.COLORS for o in cat.OBJECTS}
+    for pair in set(pairs):  # a pair drawn twice is shown on two backgrounds
+        backgrounds = [it.background for it in items if it.pair == pair]
+        assert len(backgrounds) == len(set(backgrounds))
+    assert len({it.background for it in items}) == len(cat.BACKGROUNDS)
+
+
 def test_write_catalogue(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     written = write_catalogue(tmp_path / "a", n=24, seed=5, progress=lambda d, t: seen.append((d, t)))

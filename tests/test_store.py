@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import MilvusClient
+from milvus_server import infix_like
 
 from engine.errors import ModelMismatchError, StoreError, StoreLockedError
-from engine.store import AssetRow, MilvusStore, contains_filter, is_local, path_id, prefix_filter
+from engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
 
 DIM = 16
 
@@ -21,18 +21,6 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "server":
         return str(request.getfixturevalue("server_uri"))
     return str(tmp_path / "lib.db")
-
-
-def infix_like(uri: str) -> bool:
-    """Whether the backend matches ``like "%text%"`` (Milvus Lite and servers from 2.4 on)."""
-    if is_local(uri):
-        return True
-    client = MilvusClient(uri=uri)
-    try:
-        major, minor = (int(part) for part in client.get_server_version().lstrip("v").split(".")[:2])
-    finally:
-        client.close()
-    return (major, minor) >= (2, 4)
 
 
 def rows_and_vectors(n: int, folder: str = "/photos", seed: int = 0) -> tuple[list[AssetRow], np.ndarray]:

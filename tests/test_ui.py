@@ -105,7 +105,7 @@ def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: 
     assert card_names(at) == [r.filename for r in page2]
     cut = page2[0].score
     at.slider(key="min_score").set_value(round(cut + 0.005, 2)).run()
-    assert at.caption[0].value == "Results 1–12"  # a new filter starts again at page 1
+    assert at.caption[0].value.startswith("Results 1–")  # a new filter starts again at page 1
     scores = [float(c.split("**")[1]) for c in card_captions(at)]
     assert scores and min(scores) >= round(cut + 0.005, 2) - 0.0005 and len(scores) <= 12
     at.slider(key="min_score").set_value(1.0).run()
