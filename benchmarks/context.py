@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,9 @@ from benchmarks.timing import Clock
 from engine.encoders import ClipEncoder
 from engine.models import load_facts
 from engine.preprocess import clip_batch, decode
+
+#: A named step of the run: the progress bar shows the name while the function measures.
+Task = tuple[str, Callable[[], None]]
 
 #: Short queries as people type them (a few tokens each).
 QUERIES = (

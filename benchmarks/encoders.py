@@ -16,12 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from benchmarks.context import QUERIES, Context
+from benchmarks.context import QUERIES, Context, Task
 from benchmarks.models import build_static_int8, text_gflops
 from benchmarks.timing import measure
 from engine.encoders import ClipEncoder, normalize
-
-Task = tuple[str, Callable[[], None]]
 
 
 class Backend(Protocol):

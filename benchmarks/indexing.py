@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.context import Context
+from benchmarks.context import Context, Task
 from benchmarks.timing import PeakRss, measure
 from engine.indexer import Indexer, _Work
 from engine.library import Library
@@ -91,7 +91,7 @@ def torch_one_at_a_time(ctx: Context, files: list[Path], db: Path) -> dict[str, 
     return {"images": len(files), "seconds": seconds, "images_per_s": len(files) / seconds, **rss.to_dict()}
 
 
-def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+def tasks(ctx: Context) -> list[Task]:
     res = ctx.section("indexing")
     p = ctx.profile
 
@@ -148,7 +148,7 @@ def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
         res["folders"] = {kind: _folder_facts(path) for kind, path in ctx.folders.items()}
         res["batch_size"] = BATCH
 
-    out: list[tuple[str, Callable[[], None]]] = []
+    out: list[Task] = []
     runs = [(precision, "cpu") for precision in p.index_precisions] + ([("fp16", "cuda")] if ctx.cuda else [])
     for precision, device in runs:
         key = _key(precision, device)

@@ -10,11 +10,9 @@ and how far each precision's embeddings are from fp32's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from benchmarks.context import Context
+from benchmarks.context import Context, Task
 from engine.catalogue import benchmark, recall_at_k, render
 from engine.encoders import ClipEncoder
 from engine.errors import AssetLensError
@@ -24,7 +22,7 @@ KS = (1, 5, 10)
 RENDER_SIZE = 256
 
 
-def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+def tasks(ctx: Context) -> list[Task]:
     res = ctx.section("quality")
 
     def run() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.context import QUERIES, Context
+from benchmarks.context import QUERIES, Context, Task
 from benchmarks.timing import PeakRss, measure, stats
 from engine.library import MAX_CANDIDATES, Library
 from engine.store import AssetRow, path_id
@@ -328,7 +328,7 @@ def milvus_server(ctx: Context) -> Iterator[str | None]:
 # ----------------------------------------------------------------------------- tasks
 
 
-def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+def tasks(ctx: Context) -> list[Task]:
     res = ctx.section("search")
     p = ctx.profile
     sets = {n: VectorSet(n, p.queries) for n in p.search_sizes}
@@ -393,7 +393,7 @@ def tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
                     put(f"Milvus server {index_type}", n, {"index_build_s": build_s, **row})
                 _client(uri).drop_collection(f"vectors_{n}")
 
-    out: list[tuple[str, Callable[[], None]]] = []
+    out: list[Task] = []
     for n in p.search_sizes:
         types = index_types(n)
         out.append((f"search: exact numpy/faiss {n:,}", reference(n)))

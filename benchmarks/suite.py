@@ -18,14 +18,14 @@ from milvus_lite.server_manager import server_manager_instance
 from tqdm import tqdm
 
 from benchmarks import encoders, indexing, quality, report, search
-from benchmarks.context import Context
+from benchmarks.context import Context, Task
 from benchmarks.env import cpu_snapshot, environment, load_average, machine_limits, others_cpu_share
 from benchmarks.models import bench_model, build_checkpoint
 from benchmarks.profiles import PROFILES, Profile
 from engine.encoders import pick_providers
 from engine.models import cache_root
 
-SECTIONS: dict[str, Callable[[Context], list[tuple[str, Callable[[], None]]]]] = {
+SECTIONS: dict[str, Callable[[Context], list[Task]]] = {
     "encoders": encoders.tasks,
     "indexing": indexing.tasks,
     "search": search.tasks,
@@ -34,11 +34,11 @@ SECTIONS: dict[str, Callable[[Context], list[tuple[str, Callable[[], None]]]]] =
 SCHEMA = "assetlens-bench/1"
 
 
-def _setup_tasks(ctx: Context) -> list[tuple[str, Callable[[], None]]]:
+def _setup_tasks(ctx: Context) -> list[Task]:
     env = ctx.section("environment")
 
     def limits() -> None:
-        env["limits"] = machine_limits(ctx.threads, n=256 if ctx.profile.name == "toy" else 2048,
+        env["limits"] = machine_limits(ctx.threads, n=512 if ctx.profile.name == "toy" else 2048,
                                        budget_s=min(2.0, 4 * ctx.profile.budget_s))
 
     out = [

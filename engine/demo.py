@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.catalogue import write_catalogue
+from engine.catalogue import Item, write_catalogue
 from engine.grid import contact_sheet
 from engine.indexer import IndexReport, Progress
 from engine.library import Library
 from engine.search import SearchResult
 
-DEMO_QUERIES = (
-    "a red mug on a wooden table",
-    "a gold watch",
-    "a blue handbag on a white background",
-    "green sunglasses",
-    "a yellow lamp on a black background",
-)
+FIXED_QUERIES = ("a gold watch", "green sunglasses")
+
+
+def demo_queries(items: list[Item], n: int = 3) -> list[str]:
+    """A few fixed queries plus captions of products the catalogue really holds (distinct kinds)."""
+    picked: dict[str, str] = {}
+    for item in items:
+        picked.setdefault(item.object, item.caption())
+    return [*FIXED_QUERIES, *list(picked.values())[:n]]
 
 
 def run_demo(
@@ -48,7 +50,7 @@ def run_demo(
             close()
         echo(report.summary())
         runs: list[tuple[str, list[SearchResult]]] = []
-        for query in DEMO_QUERIES:
+        for query in demo_queries([item for _, item in written]):
             results = lib.search(query, k=k)
             runs.append((query, results))
             echo(f'\n"{query}"')

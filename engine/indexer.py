@@ -274,14 +274,15 @@ class Indexer:
                     else:
                         report.reused += 1
                 rows.append(work.row(origin))
-        self.store.upsert(rows, np.asarray(vectors, dtype=np.float32))
-        for row in rows:
-            stored[row.path] = row
-        # A moved file's old row goes once its file is gone from disk.
+        # A moved file's old row goes once its file is gone from disk; before the new row is written,
+        # so that a run killed in between leaves a file to index again, not a stale row to prune.
         moved = [t for w, t in reuse if t.path not in seen and t.path != w.text and not Path(t.path).exists()]
         for twin in moved:
             stored.pop(twin.path, None)
         self.store.delete(t.id for t in moved)
+        self.store.upsert(rows, np.asarray(vectors, dtype=np.float32))
+        for row in rows:
+            stored[row.path] = row
 
     def _decoded_batches(self, todo: list[_Work]) -> Iterator[list[_Work]]:
         """Batches of decoded work, decoding ahead in a pool with a bounded window."""
