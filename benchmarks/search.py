@@ -238,7 +238,11 @@ def time_library(db: Path, precision: str, threads: int, budget_s: float, reps: 
 
 
 def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = None) -> dict[str, Any]:
-    """``Library.search`` end to end on an open library, and its parts."""
+    """``Library.search`` end to end on an open library, its text encoder, and Milvus' own search.
+
+    ``store_search`` is ``MilvusStore.search`` as ``Library.search`` would call it (limit 28 for k=10); the
+    library may answer from its in-memory exact copy instead, which the first query builds (``cold_first_query_s``).
+    """
     t0 = t0 or time.perf_counter()
     lib.search(QUERIES[0], k=K)
     cold_s = time.perf_counter() - t0
@@ -254,7 +258,6 @@ def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = Non
     return {
         "cold_first_query_s": cold_s,
         "encode_text": measure(lambda: lib.encoder.encode_texts([query()]), **{**timed, "max_reps": reps * 2}),
-        "store_count": measure(lib.store.count, **timed),
         "store_search": measure(lambda: lib.store.search(vec, limit), **timed),
         "end_to_end": measure(lambda: lib.search(query(), k=K), **timed),
     }
@@ -312,13 +315,14 @@ def milvus_server(ctx: Context) -> Iterator[str | None]:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr] -- dataclasses look their module up there
     spec.loader.exec_module(module)  # type: ignore[union-attr]
+    t0 = time.perf_counter()
     try:
         server = module.MilvusServer.start(ctx.work / "milvus-server")
     except Exception as exc:  # the server is optional: report and go on
         ctx.note(f"Milvus server not measured: it did not start ({str(exc).splitlines()[0]}).")
         yield None
         return
-    ctx.section("search")["server_startup_s"] = server.startup_seconds
+    ctx.section("search")["server_startup_s"] = time.perf_counter() - t0
     try:
         yield server.uri
     finally:

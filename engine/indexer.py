@@ -45,6 +45,7 @@ class IndexReport:
     seen: int = 0
     encoded: int = 0
     unchanged: int = 0
+    skipped: int = 0
     touched: int = 0
     reused: int = 0
     removed: int = 0
@@ -64,6 +65,8 @@ class IndexReport:
             f"{self.touched} touched (metadata updated)",
             f"{len(self.failed)} failed",
         ]
+        if self.skipped:
+            parts.append(f"{self.skipped} hidden/system entries skipped")
         if self.removed:
             parts.append(f"{self.removed} removed")
         elif self.missing:
@@ -171,7 +174,12 @@ class Indexer:
         """Index new and changed images under ``folder``; ``prune`` drops rows of vanished files."""
         self.check_folder(folder)
         root = path_text(Path(os.path.abspath(folder)))
-        return self._sync(iter_images(folder, include_hidden=include_hidden), root, prune, origin, progress)
+        skipped: list[Path] = []
+        report = self._sync(
+            iter_images(folder, include_hidden=include_hidden, on_skip=skipped.append), root, prune, origin, progress
+        )
+        report.skipped = len(skipped)
+        return report
 
     def add(self, files: Iterable[Path], *, origin: str = "file", progress: Progress | None = None) -> IndexReport:
         """Index the given image files (e.g. generated images), wherever they are."""

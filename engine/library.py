@@ -233,11 +233,8 @@ class Library:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
             raise UsageError("--offset cannot be negative.")
-        if self.store.meta() is None or self.store.count() == 0:
-            raise UsageError(
-                f"The library {self.store.uri} (collection {self.store.collection}) has no images yet; "
-                "run: assetlens index FOLDER."
-            )
+        if self.store.meta() is None:
+            raise self._empty()
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight)
         flt = Filter(
             path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
@@ -247,6 +244,8 @@ class Library:
         limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
         while True:
             hits = self._search_vectors(query, limit, flt)
+            if not hits and not flt.expr() and self.store.count() == 0:  # counted only when nothing came back
+                raise self._empty()
             results = shape_results(
                 hits, k=k, offset=offset, min_score=min_score, exclude_hashes=exclude,
                 show_duplicates=show_duplicates,
@@ -256,6 +255,12 @@ class Library:
             if min_score is not None and hits and hits[-1].score < min_score:
                 return results
             limit = min(MAX_CANDIDATES, limit * 4)
+
+    def _empty(self) -> UsageError:
+        return UsageError(
+            f"The library {self.store.uri} (collection {self.store.collection}) has no images yet; "
+            "run: assetlens index FOLDER."
+        )
 
     def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
         if not self.memory_index:

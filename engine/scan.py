@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,25 @@ def _unreadable(err: OSError) -> None:
     log.warning(f"{err.filename} cannot be read ({err.strerror}); the images in it are skipped.")
 
 
-def iter_images(folder: Path, include_hidden: bool = False) -> Iterator[Path]:
-    """Image paths under ``folder`` (absolute, not symlink-resolved), in a stable order."""
+def iter_images(
+    folder: Path, include_hidden: bool = False, on_skip: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Image paths under ``folder`` (absolute, not symlink-resolved), in a stable order.
+
+    ``on_skip`` is told of each hidden or system file and folder left out.
+    """
     root = Path(os.path.abspath(folder))
+    skip = on_skip or (lambda _path: None)
     for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in JUNK_DIRS and not is_junk(d, include_hidden))
+        kept = []
+        for d in sorted(dirnames):
+            if d in JUNK_DIRS or is_junk(d, include_hidden):
+                skip(Path(dirpath, d))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if is_junk(name, include_hidden):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                skip(Path(dirpath, name))
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield Path(dirpath, name)

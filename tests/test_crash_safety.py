@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,8 @@ DEADLINE_S = 300.0
 
 # ``assetlens ARGV...`` that pauses, once, where the test kills it:
 #   "upsert:N"      after writing the first half of the N-th batch of rows;
-#   "create_index"  after creating the collection, before creating its vector index.
+#   "create_index"  after creating the collection, before creating its vector index;
+#   "delete"        before deleting rows (a moved file's old row).
 # It touches MARKER when it got there, then waits to be killed.
 PAUSING_CLI = """
 import sys, threading
@@ -47,6 +49,16 @@ def pause():
 
 if where == "create_index":
     MilvusClient.create_index = lambda self, *args, **kwargs: pause()
+elif where == "delete":
+    delete = MilvusStore.delete
+
+    def pausing_delete(self, ids):
+        ids = list(ids)
+        if ids:
+            pause()
+        return delete(self, ids)
+
+    MilvusStore.delete = pausing_delete
 else:
     stop, upsert, calls = int(where.split(":")[1]), MilvusStore.upsert, []
 
@@ -150,6 +162,29 @@ def test_kill_between_creating_the_collection_and_its_index(
     hit = run_cli("search", "a red mug", *backend.args, "--device", "cpu", "-k", "1", "--json")
     assert hit.returncode == 0, hit.stderr
     assert json.loads(hit.stdout)[0]["path"] in reference
+
+
+def test_kill_while_a_moved_file_is_recorded(backend: Backend, catalogue_dir: Path, tmp_path: Path) -> None:
+    """A moved file's row moves to its new path (old row deleted, new one written): killed in between,
+    the rerun still ends as an uninterrupted run would, with no stale row left for --prune."""
+    photos = tmp_path / "photos"
+    shutil.copytree(catalogue_dir, photos)
+    argv = ["index", str(photos), *backend.args, "--model", MODEL, "--device", "cpu"]
+    assert run_cli(*argv).returncode == 0
+    moved = sorted(photos.rglob("*.jpg"))[0]
+    moved.rename(moved.with_name("moved-" + moved.name))
+    kill_when_paused(argv, "delete", tmp_path / "paused")
+
+    result = run_cli(*argv)
+    assert result.returncode == 0, result.stderr
+    assert "0 failed" in result.stdout and "missing" not in result.stdout
+    uninterrupted = str(tmp_path / "uninterrupted.db")
+    with Library(uninterrupted, model=MODEL, device="cpu") as lib:
+        lib.index(photos)
+    expected = snapshot(uninterrupted)
+    final = snapshot(backend.uri)
+    assert set(final) == set(expected)
+    assert_part_of(final, expected)
 
 
 # A writer that upserts batches of rows forever; a row's vector is a function of its path and version
