@@ -249,6 +249,8 @@ class Indexer:
                 report.removed = self.store.delete(r.id for r in missing)
             else:
                 report.missing = len(missing)
+        if report.encoded or report.reused or report.touched or report.removed:
+            self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -288,7 +290,12 @@ class Indexer:
         for twin in moved:
             stored.pop(twin.path, None)
         self.store.delete(t.id for t in moved)
-        self.store.upsert(rows, np.asarray(vectors, dtype=np.float32))
+        if not rows:
+            return
+        matrix = np.asarray(vectors, dtype=np.float32)
+        fresh = np.array([row.path not in stored for row in rows], dtype=bool)
+        self.store.upsert([r for r, f in zip(rows, fresh, strict=True) if f], matrix[fresh], new=True)
+        self.store.upsert([r for r, f in zip(rows, fresh, strict=True) if not f], matrix[~fresh])
         for row in rows:
             stored[row.path] = row
 

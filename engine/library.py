@@ -156,7 +156,10 @@ class Library:
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
         self._exact = None
-        return self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
+        removed = self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
+        if removed:
+            self.store.flush()
+        return removed
 
     # -- search ---------------------------------------------------------------------
 

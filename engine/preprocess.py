@@ -6,8 +6,8 @@ crop, rescale to [0, 1], per-channel mean/std); a parity test holds it to
 that. ``decode`` turns whatever a folder holds into an upright RGB image:
 EXIF orientation, alpha composited on white, palette, CMYK, 16-bit and
 grayscale images, first frame of animations. Large JPEGs decode in Pillow's
-draft mode (DCT scaling) to at least twice the model's input size, which
-keeps quality while cutting decode time several-fold.
+draft mode (DCT scaling) to no less than the model's input size, which cuts
+decode time several-fold.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def decode(
 ) -> DecodedImage:
     """Decode a file (or its bytes) into an upright RGB image.
 
-    ``min_side``: when set, JPEGs may be decoded at reduced scale as long as
-    their shortest side stays at least ``2 * min_side``.
+    ``min_side``: when set, JPEGs may be decoded at reduced scale (DCT scaling,
+    which averages like an area filter) as long as their shortest side stays at
+    least ``min_side``; a parity test bounds what that changes in the model input.
     Raises ``ImageDecodeError`` with a one-line reason for anything unreadable.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "image")
@@ -94,8 +95,7 @@ def decode(
                     img.seek(0)
                 orientation = img.getexif().get(0x0112, 1)
                 if min_side and img.format == "JPEG":
-                    want = 2 * min_side
-                    img.draft("RGB", (want, want))
+                    img.draft("RGB", (min_side, min_side))
                 img.load()
                 upright = ImageOps.exif_transpose(img) if orientation != 1 else img
                 rgb = _to_rgb(upright)

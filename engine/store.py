@@ -278,12 +278,25 @@ class MilvusStore:
 
     # -- rows ---------------------------------------------------------------------------
 
-    def upsert(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None:
-        """Insert or overwrite rows (by path id) with their vectors, in one call."""
+    def upsert(self, rows: Sequence[AssetRow], vectors: np.ndarray, new: bool = False) -> None:
+        """Insert or overwrite rows (by path id) with their vectors, in one call.
+
+        ``new=True`` promises the ids are not stored yet. On Milvus Lite (one writer,
+        held by its file lock) that allows a plain insert, which skips upsert's
+        per-key lookup across all segments; a server may have other writers, so it
+        always upserts.
+        """
         if not rows:
             return
         data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
-        self._client.upsert(self.collection, data)
+        if new and self.local:
+            self._client.insert(self.collection, data)
+        else:
+            self._client.upsert(self.collection, data)
+
+    def flush(self) -> None:
+        """Seal written rows into a segment: Milvus Lite scans unsealed rows in Python on every read."""
+        self._client.flush(self.collection)
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)

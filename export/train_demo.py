@@ -89,8 +89,14 @@ PARTIAL_TEMPLATES: tuple[tuple[str, tuple[bool, bool, bool]], ...] = (
     ("{thing_noun}", (False, True, False)),
     ("a photo of {thing_noun}", (False, True, False)),
     ("{thing_noun} on {bg}", (False, True, True)),
+    ("{thing_noun}, {background}", (False, True, True)),
     ("a product on {bg}", (False, False, True)),
 )
+# Share of captions naming all three attributes / colour and object / fewer.
+# Partial captions ("a handbag", "something red") teach colour-independent
+# object features and object-independent colour features, which is what
+# lets the model handle unseen colour/object pairs.
+FULL_SHARE, SHORT_SHARE = 0.5, 0.22
 FULL_TEMPLATES = tuple(t for t in cat.CAPTION_TEMPLATES if "{bg}" in t or "{background}" in t)
 SHORT_TEMPLATES = tuple(t for t in cat.CAPTION_TEMPLATES if t not in FULL_TEMPLATES)
 
@@ -188,9 +194,9 @@ def sample_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[b
     if r.random() < 0.15:
         background = str(r.choice(cat.BACKGROUND_SYNONYMS[item.background]))
     u = r.random()
-    if u < 0.62:
+    if u < FULL_SHARE:
         return item.caption(str(r.choice(FULL_TEMPLATES)), noun, background), (True, True, True)
-    if u < 0.87:
+    if u < FULL_SHARE + SHORT_SHARE:
         return item.caption(str(r.choice(SHORT_TEMPLATES)), noun, background), (True, True, False)
     template, mask = PARTIAL_TEMPLATES[int(r.integers(len(PARTIAL_TEMPLATES)))]
     thing_noun = noun if noun in cat.PLURAL_OBJECTS else f"{cat.article(noun)} {noun}"
@@ -199,6 +205,7 @@ def sample_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[b
         article_color=cat.article(item.color),
         thing_noun=thing_noun,
         bg=f"{cat.article(background)} {background}",
+        background=background,
     )
     return text, mask
 
@@ -244,13 +251,23 @@ class HeldOut:
         self.pairs = sorted({q.pair for q in self.queries})
         self.short_texts = [cat.Item(o, c, "white background" if c != "white" else "gray background").short_caption()
                             for c, o in self.pairs]
+        self.all_items = cat.all_items()
+        self.all_texts = [it.caption() for it in self.all_items]
         self.relevant = np.array([[g == q for g in self.gallery] for q in self.queries])
         self.relevant_pair = np.array([[g.pair == p for g in self.gallery] for p in self.pairs])
 
-    def score(self, image_emb: np.ndarray, text_emb: np.ndarray, short_emb: np.ndarray) -> dict[str, float]:
+    def score(self, image_emb: np.ndarray, text_emb: np.ndarray, short_emb: np.ndarray,
+              all_emb: np.ndarray | None = None) -> dict[str, float]:
         full = cat.recall_at_k(text_emb @ image_emb.T, self.relevant)
         short = cat.recall_at_k(short_emb @ image_emb.T, self.relevant_pair)
-        return {"r@1": full[1], "r@5": full[5], "short_r@1": short[1], "short_r@5": short[5]}
+        out = {"r@1": full[1], "r@5": full[5], "short_r@1": short[1], "short_r@5": short[5]}
+        if all_emb is not None:
+            # zero-shot classification of the held-out pictures among all items' captions
+            n = len(self.queries)
+            pred = [self.all_items[i] for i in np.argmax(image_emb[:n] @ all_emb.T, axis=1)]
+            for attr in ("color", "object", "background"):
+                out[attr] = float(np.mean([getattr(p, attr) == getattr(q, attr) for p, q in zip(pred, self.queries)]))
+        return out
 
 
 def torch_embeddings(model, held: HeldOut, tokens: Tokens):
@@ -260,7 +277,7 @@ def torch_embeddings(model, held: HeldOut, tokens: Tokens):
     with torch.no_grad():
         img = model.get_image_features(pixel_values=torch.from_numpy(held.pixels))
         out = [torch.nn.functional.normalize(img, dim=-1).numpy()]
-        for texts in (held.texts, held.short_texts):
+        for texts in (held.texts, held.short_texts, held.all_texts):
             ids, mask = tokens(texts)
             emb = model.get_text_features(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
             out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
@@ -269,8 +286,11 @@ def torch_embeddings(model, held: HeldOut, tokens: Tokens):
 
 
 def fmt_scores(s: dict[str, float]) -> str:
-    return (f"held-out recall@1 {s['r@1']:.3f} recall@5 {s['r@5']:.3f} | "
+    text = (f"held-out recall@1 {s['r@1']:.3f} recall@5 {s['r@5']:.3f} | "
             f"colour+object only: recall@1 {s['short_r@1']:.3f} recall@5 {s['short_r@5']:.3f}")
+    if "object" in s:
+        text += f" | zero-shot colour {s['color']:.2f} object {s['object']:.2f} background {s['background']:.2f}"
+    return text
 
 
 # --------------------------------------------------------------------------- training
@@ -426,7 +446,8 @@ def score_exported(directory: Path, held: HeldOut) -> dict[str, float]:
 
     enc = ClipEncoder.load(directory, device="cpu")
     image = enc.encode_images(held.images)
-    return held.score(image, enc.encode_texts(held.texts), enc.encode_texts(held.short_texts))
+    return held.score(image, enc.encode_texts(held.texts), enc.encode_texts(held.short_texts),
+                      enc.encode_texts(held.all_texts))
 
 
 def dir_size(path: Path) -> int:

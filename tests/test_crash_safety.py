@@ -62,12 +62,14 @@ elif where == "delete":
 else:
     stop, upsert, calls = int(where.split(":")[1]), MilvusStore.upsert, []
 
-    def pausing_upsert(self, rows, vectors):
-        calls.append(len(rows))
-        if len(calls) == stop:
-            upsert(self, rows[: len(rows) // 2], vectors[: len(rows) // 2])
+    def pausing_upsert(self, rows, vectors, new=False):
+        if rows:
+            calls.append(len(rows))
+        if rows and len(calls) == stop:
+            upsert(self, rows[: len(rows) // 2], vectors[: len(rows) // 2], new=new)
             pause()
-        upsert(self, rows, vectors)
+            new = False  # the first half is stored now: the rest of this batch overwrites it
+        upsert(self, rows, vectors, new=new)
 
     MilvusStore.upsert = pausing_upsert
 sys.exit(main(sys.argv[3:]))
