@@ -144,7 +144,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         results = lib.search(
             args.query, image=args.image, like=args.like, minus=args.minus or (), k=args.k, offset=args.offset,
             min_score=args.min_score, folder=args.folder, filename=args.filename,
-            show_duplicates=args.show_duplicates,
+            show_duplicates=args.show_duplicates, text_weight=args.text_weight, image_weight=args.image_weight,
+            minus_weight=args.minus_weight,
         )
         _print_results(results, args.json)
         if args.grid:
@@ -291,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, help="query by example image")
     p.add_argument("--like", help="more like this indexed image (path)")
     p.add_argument("--minus", action="append", metavar="TEXT", help="steer away from TEXT (repeatable)")
+    p.add_argument("--text-weight", type=float, default=1.0, help="weight of the text query (default: %(default)s)")
+    p.add_argument("--image-weight", type=float, default=1.0,
+                   help="weight of --image / --like (default: %(default)s)")
+    p.add_argument("--minus-weight", type=float, default=0.5, help="weight of each --minus (default: %(default)s)")
     p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
     p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     p.add_argument("--min-score", type=float, help="drop results below this cosine score")

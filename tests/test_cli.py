@@ -176,3 +176,33 @@ def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:
     with Image.open(sheet) as img:
         assert img.height > 6 * 160  # one band per query
     assert "Traceback" not in out.stderr
+
+
+def test_combined_query_is_the_weighted_sum(indexed: Path, catalogue: list[tuple[Path, Item]]) -> None:
+    import numpy as np
+
+    from engine import Library
+
+    image = catalogue[3][0]
+    with Library(indexed, create=False) as lib:
+        query, exclude = lib.query_vector("a watch", image, minus=["gold"], text_weight=0.7, image_weight=1.3,
+                                          minus_weight=0.4)
+        t, m = lib.encoder.encode_texts(["a watch", "gold"])
+        from engine.preprocess import decode
+
+        i = lib.encoder.encode_images([decode(image).image])[0]
+    expected = 0.7 * t + 1.3 * i - 0.4 * m
+    np.testing.assert_allclose(query, expected / np.linalg.norm(expected), atol=1e-5)
+    assert len(exclude) == 1  # the query image's own content is left out of results
+
+
+def test_minus_steers_away(capsys: pytest.CaptureFixture[str], indexed: Path,
+                           catalogue: list[tuple[Path, Item]]) -> None:
+    """The catalogue (seed 1) holds several gold products; subtracting "gold" pushes them down."""
+    items = {str(p): item for p, item in catalogue}
+    assert sum(i.color == "gold" for i in items.values()) >= 3
+    base = json.loads(run(capsys, "search", "something gold", "--db", str(indexed), "-k", "3", "--json")[1])
+    steered = json.loads(run(capsys, "search", "something gold", "--minus", "gold", "--minus-weight", "1.0",
+                             "--db", str(indexed), "-k", "3", "--json")[1])
+    assert sum(items[h["path"]].color == "gold" for h in base) >= 2
+    assert sum(items[h["path"]].color == "gold" for h in steered) == 0
