@@ -278,8 +278,8 @@ def _search(results: dict[str, Any]) -> list[str]:
                              _f(r["cold_first_query_s"], 2)])
     if rows:
         title = ("`Library.search` as the engine runs it (text query end to end, fp32 text encoder, the engine's "
-                 "schema and index, rows upserted through `MilvusStore`): "
-                 + "; ".join(f"{int(n):,} rows upserted in {r['upsert_s']:.1f} s, recall@10 {r['recall_at_10']:.3f}"
+                 "schema and index, rows written through `MilvusStore` as the indexer writes new files): "
+                 + "; ".join(f"{int(n):,} rows written in {r['upsert_s']:.1f} s, recall@10 {r['recall_at_10']:.3f}"
                              for n, r in s["library"].items()))
         lines += ["", title, "",
                   *_table(["vectors", "state", "e2e p50 ms", "e2e p99 ms", "encode text p50 ms",

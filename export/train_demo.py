@@ -210,6 +210,39 @@ def sample_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[b
     return text, mask
 
 
+OBJECT_TEMPLATES = ("{thing_noun}", "a photo of {thing_noun}", "a product photo of {thing_noun}")
+
+
+def sample_object_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[bool, bool, bool]]:
+    """A caption naming only the object ("a handbag"), for recoloured pictures."""
+    noun = item.object
+    if cat.SYNONYMS[item.object] and r.random() < 0.2:
+        noun = str(r.choice(cat.SYNONYMS[item.object]))
+    thing_noun = noun if noun in cat.PLURAL_OBJECTS else f"{cat.article(noun)} {noun}"
+    return str(r.choice(OBJECT_TEMPLATES)).format(thing_noun=thing_noun), (False, True, False)
+
+
+def recolor(pix, r: np.random.Generator):
+    """Rotate the hue (random angle) and scale the saturation (0 = grey) of normalised CLIP pixels."""
+    import torch
+
+    n = pix.shape[0]
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    rgb = pix * std + mean
+    theta = torch.from_numpy(r.uniform(0, 2 * math.pi, n).astype(np.float32))
+    sat = torch.from_numpy(np.where(r.random(n) < 0.25, 0.0, r.uniform(0.4, 1.2, n)).astype(np.float32))
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    k = 1 / math.sqrt(3)
+    eye, ones = torch.eye(3), torch.full((3, 3), 1 / 3)
+    cross = torch.tensor([[0.0, -k, k], [k, 0.0, -k], [-k, k, 0.0]])
+    rot = cos[:, None, None] * eye + (1 - cos)[:, None, None] * ones + sin[:, None, None] * cross  # (n, 3, 3)
+    out = torch.einsum("nij,njhw->nihw", rot, rgb)
+    grey = out.mean(1, keepdim=True)
+    out = (grey + sat.view(n, 1, 1, 1) * (out - grey)).clamp(0, 1)
+    return (out - mean) / std
+
+
 class Tokens:
     """CLIP's tokenizer as the runtime uses it (tokenizer.json, padded to the longest)."""
 
@@ -335,16 +368,29 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         idx = r.choice(len(items), size=args.batch_size, replace=False)
-        captions, masks = zip(*(sample_caption(items[i], r) for i in idx))
+        # a few pictures are recoloured (random hue and saturation, the whole
+        # picture) and captioned by their object only: object features must not
+        # depend on the colour
+        recolored = r.random(len(idx)) < args.recolor_share
+        captions, masks = zip(*(sample_object_caption(items[i], r) if rc else sample_caption(items[i], r)
+                                for i, rc in zip(idx, recolored)))
         ids, attn = tokens(list(captions), remember=True)
         pix = pool_t[torch.from_numpy(idx)]
         flip = torch.from_numpy(r.random(len(idx)) < 0.5)
         pix = torch.where(flip[:, None, None, None], pix.flip(-1), pix)
-
-        pos_t = torch.from_numpy(targets(codes[idx], np.array(masks), args.partial_credit))
+        batch_codes = codes[idx].copy()
+        if recolored.any():
+            sel = torch.from_numpy(np.flatnonzero(recolored))
+            pix[sel] = recolor(pix[sel], r)
+            batch_codes[recolored, 0] = -1  # colour and background no longer known
+            batch_codes[recolored, 2] = -1
+        masks = np.array(masks)
+        pos_t = torch.from_numpy(targets(batch_codes, masks, args.partial_credit))
+        # a recoloured picture is neither a positive nor a negative for captions naming a colour or background
+        ignore = torch.from_numpy(recolored[:, None] & (masks[None, :, 0] | masks[None, :, 2]))
 
         out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(attn), pixel_values=pix)
-        logits = out.logits_per_image  # (images, texts), already scaled
+        logits = out.logits_per_image.masked_fill(ignore, -1e4)  # (images, texts), already scaled
         i2t = -(pos_t / pos_t.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
         t2i = -(pos_t / pos_t.sum(0, keepdim=True) * logits.log_softmax(0)).sum(0).mean()
         loss = (i2t + t2i) / 2
@@ -467,6 +513,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--partial-credit", type=float, default=0.1,
                     help="target weight of a picture whose colour and object match a caption but not its background")
+    ap.add_argument("--recolor-share", type=float, default=0.15,
+                    help="share of each batch recoloured at random and captioned by the object only")
     ap.add_argument("--pool", type=int, default=12000, help="pre-rendered training pictures")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the weights depend on it, bit for bit)")
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the picture pool")
