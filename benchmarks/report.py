@@ -15,7 +15,7 @@ from typing import Any
 
 GOAL_SIZE = 100_000
 LIBRARY_STATES = {
-    "fresh_process": "fresh process (as `assetlens search`)",
+    "fresh_process": "fresh process, in-memory index (a new Library; one-shot `assetlens search` asks Milvus instead)",
     "same_process": "same process right after indexing (as the UI)",
 }
 
