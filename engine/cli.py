@@ -8,12 +8,14 @@ into one sentence on stderr with a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from tqdm import tqdm
 
@@ -89,14 +91,19 @@ def _library(
     )
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _import_extra(module: str, extra: str) -> ModuleType:
+    """Import a module that needs an optional extra, or say in one sentence how to install it."""
     try:
-        from export.onnx_export import export_model
+        return importlib.import_module(module)
     except ImportError as exc:
         raise UsageError(
-            f"assetlens export needs the export tools ({exc.name} is missing); install them with: "
-            "pip install 'assetlens[export]'"
+            f"This command needs the {extra} extra ({exc.name} is missing); install it with: "
+            f"pip install 'assetlens[{extra}]'"
         ) from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    export_model = _import_extra("export.onnx_export", "export").export_model
     out = export_model(args.model, Path(args.out) if args.out else None, args.precision)
     manifest = json.loads((out / "manifest.json").read_text())
     parity = manifest.get("parity", {})
@@ -243,14 +250,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        import benchmarks
-    except ImportError as exc:
-        raise UsageError(
-            f"assetlens bench needs the benchmark tools ({exc.name} is missing); install them with: "
-            "pip install 'assetlens[bench]'"
-        ) from None
-    return benchmarks.main(args)
+    return int(_import_extra("benchmarks", "bench").main(args))
 
 
 def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
