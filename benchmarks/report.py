@@ -264,10 +264,11 @@ def _search(results: dict[str, Any]) -> list[str]:
                          _f(r.get("open_load_s"), 2), _f(r.get("index_build_s"), 1)])
     lines += _table(["store", "vectors", "p50 ms", "p99 ms", "batch QPS", "recall@10", "first query ms",
                      "open+load s", "index build s"], rows)
-    ins = s.get("milvus_lite_insert", {})
-    if ins:
-        lines += ["", "Milvus Lite insert: " + "; ".join(f"{int(n):,} rows in {r['insert_s']:.1f} s "
-                                                         f"({r['rows_per_s']:,.0f} rows/s)" for n, r in ins.items())]
+    for key, label in (("milvus_lite_insert", "Milvus Lite"), ("milvus_server_insert", "Milvus server")):
+        ins = s.get(key, {})
+        if ins:
+            lines += ["", f"{label} insert: " + "; ".join(f"{int(n):,} rows in {r['insert_s']:.1f} s "
+                                                        f"({r['rows_per_s']:,.0f} rows/s)" for n, r in ins.items())]
     rows = []
     for n, row in s.get("library", {}).items():
         for state, label in LIBRARY_STATES.items():

@@ -393,7 +393,7 @@ def tasks(ctx: Context) -> list[Task]:
             if uri is None:
                 return
             for n in p.search_sizes:
-                create_and_insert(uri, f"vectors_{n}", sets[n])
+                res.setdefault("milvus_server_insert", {})[str(n)] = create_and_insert(uri, f"vectors_{n}", sets[n])
                 for index_type in (t for t in index_types(n) if t in SERVER_INDEX_TYPES):
                     build_s = reindex(uri, f"vectors_{n}", index_type) if index_type != "FLAT" else 0.0
                     row = time_milvus(uri, f"vectors_{n}", sets[n], ctx)
