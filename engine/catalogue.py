@@ -266,7 +266,7 @@ class _Pen:
         return [x0 * self.n, y0 * self.n, x1 * self.n, y1 * self.n]
 
     def w(self, width: float) -> int:
-        return max(1, int(round(width * self.n)))
+        return max(1, round(width * self.n))
 
     # body (coloured) shapes
     def poly(self, pts, shade: int = 200) -> None:
@@ -531,7 +531,7 @@ def _background(name: str, size: int, r: np.random.Generator) -> np.ndarray:
 
 
 def _jitter_color(color: str, r: np.random.Generator) -> np.ndarray:
-    rgb = np.array(COLORS[color], dtype=np.float32)
+    rgb: np.ndarray = np.array(COLORS[color], dtype=np.float32)
     if color in ("white", "black", "silver"):
         rgb = rgb + r.uniform(-6, 6) + r.uniform(-3, 3, 3)
     else:
@@ -619,12 +619,12 @@ def render(item: Item, size: int = 256, seed: int = 0) -> Image.Image:
     angle = r.uniform(-18, 18)
     if r.random() < 0.5 and item.object not in ("watch",):
         obj = obj.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    side = max(8, int(round(size * scale)))
+    side = max(8, round(size * scale))
     obj = obj.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     obj = obj.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
     slack = (size - side) / 2
-    ox = int(round(slack + r.uniform(-0.7, 0.7) * slack))
-    oy = int(round(slack + r.uniform(-0.7, 0.7) * slack))
+    ox = round(slack + r.uniform(-0.7, 0.7) * slack)
+    oy = round(slack + r.uniform(-0.7, 0.7) * slack)
 
     # soft drop shadow
     alpha = obj.getchannel("A")
