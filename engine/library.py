@@ -122,6 +122,14 @@ class Library:
 
     # -- indexing -------------------------------------------------------------------
 
+    def _writer(self) -> ClipEncoder:
+        """The encoder to write with: creates the collection for it if needed, drops the search cache."""
+        name, precision = self.model_choice()
+        enc = self.encoder
+        self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
+        self._exact = None
+        return enc
+
     def index(
         self,
         folder: str | os.PathLike[str],
@@ -135,11 +143,7 @@ class Library:
     ) -> IndexReport:
         """Bring the collection up to date with ``folder`` (see ``engine.indexer``)."""
         Indexer.check_folder(Path(folder))
-        name, precision = self.model_choice()
-        enc = self.encoder
-        self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
-        indexer = Indexer(self.store, enc, batch_size=batch_size, max_megapixels=max_megapixels)
-        self._exact = None
+        indexer = Indexer(self.store, self._writer(), batch_size=batch_size, max_megapixels=max_megapixels)
         return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin,
                              progress=progress)
 
@@ -147,11 +151,7 @@ class Library:
         self, paths: Sequence[str | os.PathLike[str]], *, origin: str = "file", progress: Progress | None = None
     ) -> IndexReport:
         """Index specific image files (``origin="generated"`` tags generated images)."""
-        name, precision = self.model_choice()
-        enc = self.encoder
-        self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
-        self._exact = None
-        return Indexer(self.store, enc).add([Path(p) for p in paths], origin=origin, progress=progress)
+        return Indexer(self.store, self._writer()).add([Path(p) for p in paths], origin=origin, progress=progress)
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
