@@ -15,7 +15,7 @@ from typing import Any
 
 GOAL_SIZE = 100_000
 LIBRARY_STATES = {
-    "fresh_process": "fresh process, in-memory index (a new Library; one-shot `assetlens search` asks Milvus instead)",
+    "fresh_process": "fresh process (a new Library, in-memory index; one-shot CLI searches ask Milvus)",
     "same_process": "same process right after indexing (as the UI)",
 }
 
@@ -377,15 +377,14 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
             xs = sorted(int(n) for n in lib if state in lib[n])
             if xs:
                 ax.plot(xs, [lib[str(x)][state]["end_to_end"]["p50_ms"] for x in xs], marker="s", color="black",
-                        linestyle=style, label=f"Library.search end to end, {label}")
+                        linestyle=style, label=f"Library.search end to end,\n{label}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("vectors in the collection")
         ax.set_ylabel("single-query p50 latency (ms)")
         ax.set_title("search latency vs collection size")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, not over the lines
         written["search latency vs collection size"] = _save(fig, out / f"{prefix}-search-latency.png")
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -412,7 +411,7 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
 def _save(fig: Any, path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path.name
 
