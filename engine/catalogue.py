@@ -15,10 +15,14 @@ from picture to picture, while the three attributes stay clearly visible.
   give the same pixels.
 - ``split()`` holds out some (colour, object) pairs: the demo model never sees
   them in training, and the quality test queries exactly those, so it
-  measures compositional generalisation ("a gold mug" when training only had
-  gold watches and red mugs).
+  measures compositional generalisation ("a gold chair" when training only
+  had gold watches and red chairs).
+- ``benchmark()`` and ``recall_at_k()`` define that held-out retrieval
+  benchmark (tests/test_demo_model.py, benchmarks/quality.py, the training
+  script's progress).
 - ``write_catalogue(folder, n, seed)`` writes ``n`` pictures, a mix of JPEG and
-  PNG, into one sub-folder per object kind.
+  PNG, into one sub-folder per object kind; ``catalogue_items`` picks them so
+  that every colour of every kind appears once before any appears twice.
 
 Colour/background pairs that would be invisible (a white product on a white
 background, black on black, blue on blue, silver on gray) never occur.
@@ -342,7 +346,10 @@ def _watch(p: _Pen, r: np.random.Generator) -> None:
     for k in range(12):
         a = k * math.pi / 6
         p.d_line(
-            [(0.5 + 0.13 * math.cos(a), 0.5 + 0.13 * math.sin(a)), (0.5 + 0.15 * math.cos(a), 0.5 + 0.15 * math.sin(a))],
+            [
+                (0.5 + 0.13 * math.cos(a), 0.5 + 0.13 * math.sin(a)),
+                (0.5 + 0.15 * math.cos(a), 0.5 + 0.15 * math.sin(a)),
+            ],
             ink,
             0.008,
         )

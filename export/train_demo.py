@@ -1,6 +1,6 @@
 """Train the small demo CLIP that ships in ``engine/data/demo`` and export it.
 
-    python -m export.train_demo [--out engine/data/demo] [--seed 0] [--steps 2400]
+    python -m export.train_demo [--out engine/data/demo] [--seed 0] [--steps 2400] [--threads 1]
 
 Real CLIP weights cannot be downloaded offline (or in CI), and random weights
 make search meaningless, so AssetLens ships a *small* CLIP trained here on the
@@ -9,35 +9,55 @@ a real model does (CLIP's real BPE tokenizer and vocabulary, the runtime's own
 image preprocessing, the ONNX export, int8 quantisation, normalisation) and
 gives ``assetlens demo`` sensible answers.
 
-Recipe (all seeded; same seed and thread count -> same weights):
+Recipe (seeded: the same seed, code, library versions, CPU type and
+``--threads`` give bit-identical weights; another thread count gives a model
+of the same quality but different bits):
 
 1. Tokenizer: CLIP's real tokenizer (``export.clip_tokenizer``), 49408 tokens.
-2. Data: a pool of catalogue pictures of the *training* (colour, object)
-   pairs (``engine.catalogue.split``; held-out pairs are never rendered here),
-   each rendered at 256 px, saved as JPEG or PNG bytes and read back through
-   the runtime's own ``engine.preprocess.decode`` and ``clip_pixels`` (64 px,
-   CLIP mean/std), exactly as the indexer will. Random horizontal flips.
-3. Captions: a random template per picture (``CAPTION_TEMPLATES``, synonyms,
-   and a few partial captions naming only the colour, the object or the
-   background) so colour, object and background are learnt as separate
-   words.
-4. Model: ``transformers.CLIPModel`` from a ``CLIPConfig`` (see ``model_config``):
-   ViT 64 px / patch 8, width 96, 4 layers; text width 16, 4 layers,
-   77 positions; projection 64. Loss: CLIP's symmetric contrastive loss with
-   a learnt temperature, where every caption that truthfully describes a
-   picture in the batch counts as a positive for it (a multi-positive target:
-   "a red mug" is true of every red mug in the batch, whatever the background).
-5. Held-out recall (queries about unseen colour/object pairs, see
-   ``engine.catalogue.benchmark``) is printed during training.
-6. Token-embedding rows of tokens never seen in training are set to zero after
-   training (they were never trained; zero rows make the shipped ONNX files
-   compress well in git and wheels). Unknown words therefore contribute only
-   their position.
-7. The checkpoint is saved as a Hugging Face directory (weights, a
+2. Data: a pool of 12000 catalogue pictures of the *training* (colour,
+   object) pairs (``engine.catalogue.split``; held-out pairs are never
+   rendered here), each rendered at 256 px, saved as JPEG or PNG bytes and
+   read back through the runtime's own ``engine.preprocess.decode`` and
+   ``clip_pixels`` (64 px, CLIP mean/std), as the indexer does. Random
+   horizontal flips. The pool is cached under ``--work`` (keyed by its items
+   and the pixels of its first pictures, so any change to drawing or
+   preprocessing re-renders it).
+3. Captions: a random template per picture: half name colour, object and
+   background ("a red mug on a wooden table", synonyms included), about a
+   quarter colour and object only ("a red mug"), the rest one or two
+   attributes ("a mug", "something red on a gray background"). 15% of the
+   pictures are recoloured (random hue rotation and saturation, the whole
+   picture) and captioned by their object only, so object features cannot
+   lean on colour.
+4. Model: ``transformers.CLIPModel`` from a ``CLIPConfig`` (``model_config``):
+   ViT 64 px / patch 8, width 96, 4 layers, 4 heads; text width 16, 4 layers,
+   2 heads, 77 positions, vocabulary 49408; projection 64. The text width is
+   small on purpose: its 49408-row token table is most of the shipped bytes.
+5. Loss: CLIP's symmetric contrastive loss with a learnt temperature, where
+   every caption that truthfully describes a picture in the batch is a
+   positive for it ("a red mug" is true of every red mug in the batch,
+   whatever the background), a full caption gives 0.1 credit to pictures
+   that only miss its background (so red mugs elsewhere outrank red chairs on
+   the right table), and recoloured pictures are left out for captions
+   naming a colour or background. AdamW, lr 1e-3, warm-up then cosine,
+   batch 128, 2400 steps.
+6. Held-out recall (queries about unseen colour/object pairs, see
+   ``engine.catalogue.benchmark``, the metric of tests/test_demo_model.py) is
+   printed during training, with zero-shot colour/object/background accuracy.
+7. Token-embedding rows of tokens never seen in training (all but ~55) are
+   set to zero after training: they were never trained, and zero rows make
+   the shipped ONNX files compress well in git and in wheels. An unknown word
+   in a query therefore contributes only its position.
+8. The checkpoint is saved as a Hugging Face folder (weights, a
    ``CLIPImageProcessor`` for 64 px and the tokenizer files) under ``--work``
-   and exported with ``export.onnx_export.export_model`` to ``<out>/fp32`` and
-   ``<out>/int8``, then the exported models are scored through the runtime
+   (default: a folder in the system temp dir, never shipped) and exported with
+   ``export.onnx_export.export_model`` to ``<out>/fp32`` and ``<out>/int8``;
+   the exported models are then scored through the runtime
    (``engine.encoders.ClipEncoder``).
+
+One thread is the default because it is what the shipped model was trained
+with (and on a shared two-core machine it is also the fastest); ``--threads 2``
+is quicker on an idle machine.
 """
 
 from __future__ import annotations
@@ -45,11 +65,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import io
 import json
 import math
 import multiprocessing
-import os
 import shutil
 import sys
 import tempfile
@@ -282,15 +300,18 @@ class HeldOut:
         self.pixels = np.stack([clip_pixels(img, FACTS) for img in self.images])
         self.texts = [q.caption() for q in self.queries]
         self.pairs = sorted({q.pair for q in self.queries})
-        self.short_texts = [cat.Item(o, c, "white background" if c != "white" else "gray background").short_caption()
-                            for c, o in self.pairs]
+        self.short_texts = [
+            cat.Item(o, c, "white background" if c != "white" else "gray background").short_caption()
+            for c, o in self.pairs
+        ]
         self.all_items = cat.all_items()
         self.all_texts = [it.caption() for it in self.all_items]
         self.relevant = np.array([[g == q for g in self.gallery] for q in self.queries])
         self.relevant_pair = np.array([[g.pair == p for g in self.gallery] for p in self.pairs])
 
-    def score(self, image_emb: np.ndarray, text_emb: np.ndarray, short_emb: np.ndarray,
-              all_emb: np.ndarray | None = None) -> dict[str, float]:
+    def score(
+        self, image_emb: np.ndarray, text_emb: np.ndarray, short_emb: np.ndarray, all_emb: np.ndarray | None = None
+    ) -> dict[str, float]:
         full = cat.recall_at_k(text_emb @ image_emb.T, self.relevant)
         short = cat.recall_at_k(short_emb @ image_emb.T, self.relevant_pair)
         out = {"r@1": full[1], "r@5": full[5], "short_r@1": short[1], "short_r@5": short[5]}
@@ -299,7 +320,9 @@ class HeldOut:
             n = len(self.queries)
             pred = [self.all_items[i] for i in np.argmax(image_emb[:n] @ all_emb.T, axis=1)]
             for attr in ("color", "object", "background"):
-                out[attr] = float(np.mean([getattr(p, attr) == getattr(q, attr) for p, q in zip(pred, self.queries)]))
+                out[attr] = float(
+                    np.mean([getattr(p, attr) == getattr(q, attr) for p, q in zip(pred, self.queries, strict=True)])
+                )
         return out
 
 
@@ -319,8 +342,10 @@ def torch_embeddings(model, held: HeldOut, tokens: Tokens):
 
 
 def fmt_scores(s: dict[str, float]) -> str:
-    text = (f"held-out recall@1 {s['r@1']:.3f} recall@5 {s['r@5']:.3f} | "
-            f"colour+object only: recall@1 {s['short_r@1']:.3f} recall@5 {s['short_r@5']:.3f}")
+    text = (
+        f"held-out recall@1 {s['r@1']:.3f} recall@5 {s['r@5']:.3f} | "
+        f"colour+object only: recall@1 {s['short_r@1']:.3f} recall@5 {s['short_r@5']:.3f}"
+    )
     if "object" in s:
         text += f" | zero-shot colour {s['color']:.2f} object {s['object']:.2f} background {s['background']:.2f}"
     return text
@@ -336,23 +361,33 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
     torch.manual_seed(args.seed)
     model = CLIPModel(model_config())
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {n_params / 1e6:.2f} M parameters "
+    log(
+        f"model: {n_params / 1e6:.2f} M parameters "
         f"(vision {sum(p.numel() for p in model.vision_model.parameters()) / 1e6:.2f} M, "
         f"text {sum(p.numel() for p in model.text_model.parameters()) / 1e6:.2f} M, "
-        f"of which token embeddings {VOCAB_SIZE * model.config.text_config.hidden_size / 1e6:.2f} M)")
+        f"of which token embeddings {VOCAB_SIZE * model.config.text_config.hidden_size / 1e6:.2f} M)"
+    )
 
     pool, items = render_pool(args.pool, args.seed, args.workers, args.work / "cache" if args.cache else None)
     pool_t = torch.from_numpy(pool)
-    attr = {name: {v: i for i, v in enumerate(vals)} for name, vals in
-            (("color", list(cat.COLORS)), ("object", cat.OBJECTS), ("background", cat.BACKGROUNDS))}
-    codes = np.array([[attr["color"][it.color], attr["object"][it.object], attr["background"][it.background]]
-                      for it in items])
+    attr = {
+        name: {v: i for i, v in enumerate(vals)}
+        for name, vals in (("color", list(cat.COLORS)), ("object", cat.OBJECTS), ("background", cat.BACKGROUNDS))
+    }
+    codes = np.array(
+        [[attr["color"][it.color], attr["object"][it.object], attr["background"][it.background]] for it in items]
+    )
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.ndim == 2 and "embedding" not in name else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        fused=True,
+    )
     warmup = max(1, args.steps // 20)
 
     def lr_at(step: int) -> float:
@@ -372,8 +407,13 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
         # picture) and captioned by their object only: object features must not
         # depend on the colour
         recolored = r.random(len(idx)) < args.recolor_share
-        captions, masks = zip(*(sample_object_caption(items[i], r) if rc else sample_caption(items[i], r)
-                                for i, rc in zip(idx, recolored)))
+        captions, masks = zip(
+            *(
+                sample_object_caption(items[i], r) if rc else sample_caption(items[i], r)
+                for i, rc in zip(idx, recolored, strict=True)
+            ),
+            strict=True,
+        )
         ids, attn = tokens(list(captions), remember=True)
         pix = pool_t[torch.from_numpy(idx)]
         flip = torch.from_numpy(r.random(len(idx)) < 0.5)
@@ -403,8 +443,10 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
         running = loss.item() if step == 0 else 0.95 * running + 0.05 * loss.item()
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             el = time.time() - t0
-            log(f"step {step + 1}/{args.steps} loss {running:.3f} scale {model.logit_scale.exp().item():.1f} "
-                f"lr {lr_at(step):.2e} | {el:.0f}s, eta {el / (step + 1) * (args.steps - step - 1):.0f}s")
+            log(
+                f"step {step + 1}/{args.steps} loss {running:.3f} scale {model.logit_scale.exp().item():.1f} "
+                f"lr {lr_at(step):.2e} | {el:.0f}s, eta {el / (step + 1) * (args.steps - step - 1):.0f}s"
+            )
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             log("  eval " + fmt_scores(held.score(*torch_embeddings(model, held, tokens))))
     log(f"training: {args.steps} steps in {time.time() - t0:.0f}s")
@@ -492,8 +534,9 @@ def score_exported(directory: Path, held: HeldOut) -> dict[str, float]:
 
     enc = ClipEncoder.load(directory, device="cpu")
     image = enc.encode_images(held.images)
-    return held.score(image, enc.encode_texts(held.texts), enc.encode_texts(held.short_texts),
-                      enc.encode_texts(held.all_texts))
+    return held.score(
+        image, enc.encode_texts(held.texts), enc.encode_texts(held.short_texts), enc.encode_texts(held.all_texts)
+    )
 
 
 def dir_size(path: Path) -> int:
@@ -511,12 +554,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--partial-credit", type=float, default=0.1,
-                    help="target weight of a picture whose colour and object match a caption but not its background")
-    ap.add_argument("--recolor-share", type=float, default=0.15,
-                    help="share of each batch recoloured at random and captioned by the object only")
+    ap.add_argument(
+        "--partial-credit",
+        type=float,
+        default=0.1,
+        help="target weight of a picture whose colour and object match a caption but not its background",
+    )
+    ap.add_argument(
+        "--recolor-share",
+        type=float,
+        default=0.15,
+        help="share of each batch recoloured at random and captioned by the object only",
+    )
     ap.add_argument("--pool", type=int, default=12000, help="pre-rendered training pictures")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (the weights depend on it, bit for bit)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (the weights depend on it bit for bit; the shipped model used 1)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the picture pool")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="checkpoint and cache folder (not shipped)")
     ap.add_argument("--no-cache", dest="cache", action="store_false", help="re-render the picture pool")
@@ -540,8 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     write_tokenizer(tok_dir)
     tokens = Tokens(tok_dir / "tokenizer.json")
     held = HeldOut()
-    log(f"held-out benchmark: {len(held.queries)} queries ({len(held.pairs)} unseen colour/object pairs), "
-        f"gallery of {len(held.gallery)} pictures")
+    log(
+        f"held-out benchmark: {len(held.queries)} queries ({len(held.pairs)} unseen colour/object pairs), "
+        f"gallery of {len(held.gallery)} pictures"
+    )
 
     if not args.export_only:
         model = train(args, tokens, held)
@@ -549,9 +607,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"zeroed the token embeddings of {VOCAB_SIZE - kept} tokens never seen in training (kept {kept})")
         log("after zeroing: " + fmt_scores(held.score(*torch_embeddings(model, held, tokens))))
         save_checkpoint(model, hf_dir)
-        (args.work / "train_info.json").write_text(json.dumps(
-            {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "pool": args.pool,
-             "seconds": round(time.time() - t_start), "torch": torch.__version__}, indent=2))
+        (args.work / "train_info.json").write_text(
+            json.dumps(
+                {
+                    "seed": args.seed,
+                    "steps": args.steps,
+                    "batch_size": args.batch_size,
+                    "pool": args.pool,
+                    "seconds": round(time.time() - t_start),
+                    "torch": torch.__version__,
+                },
+                indent=2,
+            )
+        )
         log(f"checkpoint: {hf_dir}")
     if not args.export:
         return 0

@@ -144,7 +144,7 @@ def test_write_catalogue(tmp_path: Path) -> None:
     assert len({it.object for _, it in written}) >= 8 and len({it.color for _, it in written}) >= 8
     again = write_catalogue(tmp_path / "b", n=24, seed=5)
     assert [p.relative_to(tmp_path / "b") for p, _ in again] == [p.relative_to(tmp_path / "a") for p in paths]
-    assert all(a.read_bytes() == b.read_bytes() for (a, _), (b, _) in zip(written, again))
+    assert all(a.read_bytes() == b.read_bytes() for (a, _), (b, _) in zip(written, again, strict=True))
     other = write_catalogue(tmp_path / "c", n=24, seed=6)
     assert [it for _, it in other] != [it for _, it in written]
     assert write_catalogue(tmp_path / "d", n=0) == []

@@ -23,7 +23,8 @@ by ``engine.catalogue.benchmark()``:
   that colour and object, whatever its background.
 
 Both precisions must reach recall@5 >= 0.9 on both metrics; recall@1 is
-printed (``pytest -s``) and must stay well above chance (1/202).
+printed (``pytest -s``) and must reach 0.75 (chance is 1/202; the shipped model
+scores about 0.9).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from engine.encoders import ClipEncoder
 from engine.models import load_facts, resolve_model_dir
 
 MIN_RECALL_AT_5 = 0.9
-MIN_RECALL_AT_1 = 0.5
+MIN_RECALL_AT_1 = 0.75
 MIN_SHORT_RECALL_AT_5 = 0.9
 
 
