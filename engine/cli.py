@@ -81,13 +81,18 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
 
 
 def _library(
-    args: argparse.Namespace, model: str | None = None, precision: str | None = None, create: bool = False
+    args: argparse.Namespace,
+    model: str | None = None,
+    precision: str | None = None,
+    create: bool = False,
+    writes: bool = False,
 ) -> Library:
-    """A Library for one command: one-shot, so no in-memory vector index is loaded."""
+    """A Library for one command. A command that writes keeps the saved search copy in step with its
+    writes; a one-shot search asks Milvus rather than loading the copy for one query."""
     return Library(
         args.db, uri=args.uri, token=args.token, collection=args.collection,
         model=model, precision=precision, device=args.device, threads=args.threads, create=create,
-        memory_index=False,
+        memory_index=None if writes else False,
     )
 
 
@@ -114,7 +119,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    with _library(args, args.model, args.precision, create=True) as lib:
+    with _library(args, args.model, args.precision, create=True, writes=True) as lib:
         bar, close = _progress("indexing")
 
         def update(done: int, total: int) -> None:
@@ -179,7 +184,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    with _library(args) as lib:
+    with _library(args, writes=True) as lib:
         removed = lib.remove(args.paths)
     print(f"removed {removed} image(s) from the library (files untouched)")
     return 0
@@ -205,7 +210,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generator = Generator(model=args.model, timeout_s=args.timeout)  # no key: fail before any search
     refs = [Reference(os.path.abspath(p)) for p in args.ref or ()]
     with ExitStack() as stack:
-        lib = (stack.enter_context(_library(args, create=args.add_to_library))
+        lib = (stack.enter_context(_library(args, create=args.add_to_library, writes=args.add_to_library))
                if args.ref_query or args.add_to_library else None)
         if args.ref_query and lib is not None:
             refs += references_from_search(lib, args.ref_query, args.k)

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.encoders import ClipEncoder
+from engine.encoders import ClipEncoder, normalize
 from engine.errors import ModelMismatchError, UsageError
 from engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
+from engine.memindex import Mirror
 from engine.models import default_model_name, load_facts, resolve_model_dir
 from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from engine.search import ExactIndex, Filter, SearchResult, combine, shape_results
+from engine.search import Filter, SearchResult, combine, shape_results
 from engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, path_id
 
 MINUS_WEIGHT = 0.5
@@ -76,14 +77,14 @@ class Library:
     ) -> None:
         """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
 
-        ``memory_index``: search an in-memory exact copy of the vectors (see
-        ``engine.search.ExactIndex``); by default on for Milvus Lite, where it turns
-        hundreds of milliseconds per query into a few once loaded. One-shot
-        commands turn it off, since loading costs more than one Milvus search.
+        ``memory_index``: search an in-memory copy of the collection, kept in step with every write
+        and saved inside the Milvus Lite folder (``engine.memindex``); by default on for Milvus Lite,
+        where it turns hundreds of milliseconds per query into about one. Off, searches ask Milvus
+        (a server's own HNSW is fast; a one-shot search need not load the copy).
         """
         self.store = MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
         self.memory_index = self.store.local if memory_index is None else memory_index
-        self._exact: ExactIndex | None = None
+        self._mirror = Mirror(self.store) if self.memory_index else None
         self._model = model
         self._precision = precision
         self.device = device
@@ -123,11 +124,10 @@ class Library:
     # -- indexing -------------------------------------------------------------------
 
     def _writer(self) -> ClipEncoder:
-        """The encoder to write with: creates the collection for it if needed, drops the search cache."""
+        """The encoder to write with; creates the collection for it if needed."""
         name, precision = self.model_choice()
         enc = self.encoder
         self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
-        self._exact = None
         return enc
 
     def index(
@@ -155,7 +155,6 @@ class Library:
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
-        self._exact = None
         removed = self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
         if removed:
             self.store.flush()
@@ -180,6 +179,7 @@ class Library:
         text_weight: float = 1.0,
         image_weight: float = 1.0,
         minus_weight: float = MINUS_WEIGHT,
+        vector: np.ndarray | None = None,
     ) -> tuple[np.ndarray, frozenset[str]]:
         """The combined query vector, and content hashes of query images (left out of results)."""
         if text is not None and not text.strip():
@@ -208,7 +208,12 @@ class Library:
             vec, digest = self._indexed_vector(like)
             parts.append((vec, image_weight))
             exclude.add(digest)
-        if not text and not minus and image is None and like is None:
+        if vector is not None:
+            given = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if given.shape != (enc.dim,) or not np.all(np.isfinite(given)):
+                raise UsageError(f"A query vector must be {enc.dim} finite numbers, the model's embedding size.")
+            parts.append((normalize(given[None])[0], image_weight))
+        if not text and not minus and image is None and like is None and vector is None:
             raise UsageError("Give a text query, --image or --like (at least one).")
         if not parts or all(w < 0 for _, w in parts):
             raise UsageError("A --minus needs a positive query to subtract from.")
@@ -230,15 +235,16 @@ class Library:
         text_weight: float = 1.0,
         image_weight: float = 1.0,
         minus_weight: float = MINUS_WEIGHT,
+        vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
-        """Search by text, example image, indexed image (``like``), or a weighted mix."""
+        """Search by text, example image, indexed image (``like``), an embedding (``vector``), or a weighted mix."""
         if k < 1:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
             raise UsageError("--offset cannot be negative.")
         if self.store.meta() is None:
             raise self._empty()
-        query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight)
+        query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight, vector)
         flt = Filter(
             path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
             filename or None,
@@ -266,11 +272,9 @@ class Library:
         )
 
     def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
-        if not self.memory_index:
+        if self._mirror is None:
             return self.store.search(query[None], limit, flt.expr())[0]
-        if self._exact is None:
-            self._exact = ExactIndex(*self.store.rows_and_vectors())
-        return self._exact.search(query, limit, flt)
+        return self._mirror.index().search(query, limit, flt)
 
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""

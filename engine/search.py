@@ -96,34 +96,8 @@ class Filter:
             parts.append(contains_filter("filename", self.filename_contains))
         return " and ".join(parts)
 
-
-class ExactIndex:
-    """Exact cosine search over an in-memory snapshot of a collection.
-
-    Milvus stays the system of record; this is a read cache for long-lived
-    processes on Milvus Lite (the app, the benchmarks), where Lite's own search
-    costs hundreds of milliseconds at 100k rows and a matrix product costs a
-    few. Results equal Milvus' FLAT search. The owner rebuilds it after writes.
-    """
-
-    def __init__(self, rows: list[AssetRow], vectors: np.ndarray) -> None:
-        self.rows = rows
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.paths = np.array([r.path for r in rows], dtype=str)
-        self.filenames = np.array([r.filename for r in rows], dtype=str)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def search(self, query: np.ndarray, limit: int, flt: Filter = Filter()) -> list[Hit]:
-        scores = self.vectors @ np.asarray(query, dtype=np.float32)
-        candidates = np.arange(len(self.rows))
-        if flt.folder_prefix:
-            candidates = candidates[np.char.startswith(self.paths[candidates], flt.folder_prefix)]
-        if flt.filename_contains:
-            candidates = candidates[np.char.find(self.filenames[candidates], flt.filename_contains) >= 0]
-        if len(candidates) > limit:
-            part = np.argpartition(-scores[candidates], limit - 1)[:limit]
-            candidates = candidates[part]
-        order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [Hit(self.rows[i], float(scores[i])) for i in order]
+    def matches(self, row: AssetRow) -> bool:
+        """The same filter in Python (Milvus compares strings by code point, as ``str`` does)."""
+        return (not self.folder_prefix or row.path.startswith(self.folder_prefix)) and (
+            not self.filename_contains or self.filename_contains in row.filename
+        )

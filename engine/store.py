@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -32,6 +32,8 @@ from engine.errors import ModelMismatchError, StoreError, StoreLockedError
 SCHEMA_VERSION = 1
 VECTOR_FIELD = "vector"
 META_PROPERTY = "assetlens.meta"
+GENERATION_PROPERTY = "assetlens.generation"
+CACHE_DIR = "assetlens-cache"
 MAX_PATH = 4096
 DEFAULT_COLLECTION = "assets"
 DEFAULT_DB = "assetlens.db"
@@ -72,6 +74,20 @@ class CollectionMeta:
 class Hit:
     row: AssetRow
     score: float
+
+
+class WriteObserver(Protocol):
+    """Told about every write through a store (``engine.memindex.Mirror`` keeps its search copy with it)."""
+
+    def before_write(self) -> None:
+        """The first write since the last flush is about to happen (the generation is still the old one)."""
+
+    def upserted(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None: ...
+
+    def deleted(self, ids: Sequence[str]) -> None: ...
+
+    def flushed(self) -> None:
+        """Every write so far is sealed in Milvus, under the current generation."""
 
 
 def path_id(path: str) -> str:
@@ -160,6 +176,8 @@ class MilvusStore:
             _lite_users[self._lite_path] += 1
         self._meta: CollectionMeta | None = None
         self._loaded = False
+        self.observer: WriteObserver | None = None
+        self.dirty = False  # written since the last flush
 
     def _connect(self, token: str | None) -> MilvusClient:
         where = self.uri
@@ -227,6 +245,28 @@ class MilvusStore:
         """Vector index per backend: Milvus Lite searches FLAT exactly; a server builds HNSW."""
         return "FLAT" if self.local else "HNSW"
 
+    def generation(self) -> str | None:
+        """The collection's write generation: changed before the first write after each flush."""
+        if not self.exists():
+            return None
+        props = self._client.describe_collection(self.collection).get("properties", {})
+        return props.get(GENERATION_PROPERTY)
+
+    def cache_folder(self) -> Path | None:
+        """Where copies derived from this collection are saved: inside the Milvus Lite folder; none on a server."""
+        return Path(self._lite_path) / CACHE_DIR / self.collection if self._lite_path is not None else None
+
+    def _before_write(self) -> None:
+        if self.dirty:
+            return
+        if self.observer is not None:
+            self.observer.before_write()
+        if self.local:  # only Milvus Lite libraries have saved copies to invalidate
+            self._client.alter_collection_properties(
+                self.collection, properties={GENERATION_PROPERTY: os.urandom(8).hex()}
+            )
+        self.dirty = True
+
     def ensure(self, model_id: str, model_name: str, precision: str, dim: int) -> CollectionMeta:
         """Create the collection for a model, or check that it already holds that model's vectors."""
         existing = self.meta()
@@ -288,21 +328,30 @@ class MilvusStore:
         """
         if not rows:
             return
+        self._before_write()
         data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
         if new and self.local:
             self._client.insert(self.collection, data)
         else:
             self._client.upsert(self.collection, data)
+        if self.observer is not None:
+            self.observer.upserted(rows, vectors)
 
     def flush(self) -> None:
         """Seal written rows into a segment: Milvus Lite scans unsealed rows in Python on every read."""
         self._client.flush(self.collection)
+        self.dirty = False
+        if self.observer is not None:
+            self.observer.flushed()
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)
         if not ids:
             return 0
+        self._before_write()
         self._client.delete(self.collection, ids=ids)
+        if self.observer is not None:
+            self.observer.deleted(ids)
         return len(ids)
 
     def count(self) -> int:

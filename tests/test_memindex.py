@@ -1,0 +1,223 @@
+"""The in-memory search copy (engine.memindex): same answers as Milvus, kept in step with writes,
+saved beside a Milvus Lite library and never trusted when stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymilvus import MilvusClient
+from test_store import rows_and_vectors
+
+from engine.library import Library
+from engine.memindex import MemoryIndex, Mirror
+from engine.search import Filter
+from engine.store import AssetRow, MilvusStore, path_id
+
+DIM = 16
+
+
+def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(4, int(np.sqrt(n))), dim)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.4 * rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def rows_for(vectors: np.ndarray, start: int = 0) -> list[AssetRow]:
+    out = []
+    for i in range(start, start + len(vectors)):
+        path = f"/lib/f{i % 4}/img_{i}.png"
+        out.append(AssetRow(path_id(path), path, f"/lib/f{i % 4}", f"img_{i}.png", i, float(i), f"{i:064x}", 8, 8))
+    return out
+
+
+def exact_ids(index: MemoryIndex, q: np.ndarray, k: int) -> list[str]:
+    alive = [(i, r) for i, r in enumerate(index.rows) if r is not None]
+    scores = index.vectors[[i for i, _ in alive]] @ q
+    return [alive[j][1].id for j in np.argsort(-scores, kind="stable")[:k]]
+
+
+def lite(tmp_path: Path) -> MilvusStore:
+    store = MilvusStore(str(tmp_path / "lib.db"))
+    store.ensure("m", "m", "fp32", DIM)
+    return store
+
+
+def test_copy_answers_as_milvus_flat_with_and_without_filters(tmp_path: Path) -> None:
+    rows, vecs = rows_and_vectors(120)
+    with lite(tmp_path) as store:
+        mirror = Mirror(store)
+        store.upsert(rows, vecs)
+        store.flush()
+        rng = np.random.default_rng(3)
+        flts = [Filter(), Filter("/photos/sub1/"), Filter(None, "_1"), Filter("/photos/sub2/", "img_2")]
+        for flt in flts:
+            for _ in range(5):
+                q = rng.normal(size=DIM).astype(np.float32)
+                q /= np.linalg.norm(q)
+                ours = mirror.index().search(q, 12, flt)
+                theirs = store.search(q[None], 12, flt.expr())[0]
+                assert [h.row for h in ours] == [h.row for h in theirs]
+                np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-5)
+
+
+def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path) -> None:
+    vecs = clustered(200, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        mirror = Mirror(store)
+        store.upsert(rows[:150], vecs[:150], new=True)
+        store.flush()
+        assert len(mirror.index()) == 150
+        # a second run: new rows, a changed image, a touched file (same vector, new mtime), a deletion
+        changed = clustered(1, DIM, seed=9)
+        touched = AssetRow(**{**rows[5].__dict__, "mtime": 99.0})
+        store.upsert(rows[150:], vecs[150:], new=True)
+        store.upsert([rows[3], touched], np.stack([changed[0], vecs[5]]))
+        store.delete([rows[7].id, rows[8].id])
+        store.upsert([rows[8]], vecs[8:9])  # deleted, then written again
+        index = mirror.index()
+        assert len(index) == 150, "changes wait for the flush"
+        store.flush()
+        index = mirror.index()
+        rebuilt = MemoryIndex(*store.rows_and_vectors())
+        assert sorted((r.id, r.mtime) for r in index.rows if r) == sorted((r.id, r.mtime) for r in rebuilt.rows if r)
+        assert len(index) == 199 and rows[7].id not in index.position
+        np.testing.assert_array_equal(index.vectors[index.position[rows[3].id]], changed[0])
+        assert index.rows[index.position[rows[5].id]].mtime == 99.0  # type: ignore[union-attr]
+        for q in clustered(10, DIM, seed=4):
+            assert [h.row.id for h in index.search(q, 10)] == [h.row.id for h in rebuilt.search(q, 10)]
+
+
+def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
+    vecs = clustered(3000, 32)
+    rows = rows_for(vecs)
+    index = MemoryIndex(rows, vecs, graph_min_rows=1000)
+    assert index.graph is not None and index.vectors.shape == (3000, 32)
+    queries = clustered(50, 32, seed=1)
+    found = [[h.row.id for h in index.search(q, 10)] for q in queries]
+    truth = [exact_ids(index, q, 10) for q in queries]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.98
+    # delete every query's current best hit and move another row: the graph keeps the dead positions
+    dead = {f[0] for f in found}
+    moved = rows[11]
+    index.apply({moved.id: (moved, queries[0])}, dead)
+    assert index.graph is not None and index.dead == len(dead) + 1
+    after = [[h.row.id for h in index.search(q, 10)] for q in queries]
+    assert not {i for f in after for i in f} & dead
+    truth = [exact_ids(index, q, 10) for q in queries]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(after, truth, strict=True)]) >= 0.98
+    assert index.search(queries[0], 1)[0].row == moved
+    # filtered searches scan exactly
+    flt = Filter("/lib/f2/")
+    hits = index.search(queries[3], 10, flt)
+    assert all(h.row.folder == "/lib/f2" for h in hits) and len(hits) == 10
+
+
+def test_dead_positions_are_compacted(tmp_path: Path) -> None:
+    vecs = clustered(100, DIM)
+    rows = rows_for(vecs)
+    index = MemoryIndex(rows, vecs)
+    index.apply({}, {r.id for r in rows[:30]})
+    assert index.dead == 0 and len(index.rows) == 70, "30% dead is over the limit: compacted"
+    assert index.search(vecs[50], 3)[0].row == rows[50]
+
+
+def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vecs = clustered(60, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        Mirror(store)
+        store.upsert(rows[:50], vecs[:50], new=True)
+        store.flush()
+        folder = store.cache_folder()
+    assert folder is not None and (folder / "stamp.json").is_file()
+
+    def rebuilt_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        calls: list[int] = []
+        original = MilvusStore.rows_and_vectors
+
+        def counting(self: MilvusStore) -> tuple[list[AssetRow], np.ndarray]:
+            calls.append(1)
+            return original(self)
+
+        monkeypatch.setattr(MilvusStore, "rows_and_vectors", counting)
+        return calls
+
+    calls = rebuilt_copies(monkeypatch)
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        index = Mirror(store).index()
+        assert len(index) == 50 and not calls, "the saved copy is loaded, not rebuilt"
+        assert index.search(vecs[4], 1)[0].row == rows[4]
+
+    # written without a copy being kept (a one-shot command): the generation moved on
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        store.upsert(rows[50:55], vecs[50:55], new=True)
+        store.flush()
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        assert len(Mirror(store).index()) == 55 and len(calls) == 1
+
+    # killed mid-run: rows written, never flushed by us (Milvus Lite persists them on close)
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        Mirror(store)
+        store.upsert(rows[55:58], vecs[55:58], new=True)
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        assert len(Mirror(store).index()) == 58 and len(calls) == 2
+
+    # written by another program (no generation change): the row count gives it away
+    client = MilvusClient(str(tmp_path / "lib.db"))
+    client.insert("assets", [{**r.__dict__, "vector": v.tolist()} for r, v in zip(rows[58:], vecs[58:], strict=True)])
+    client.flush("assets")
+    client.close()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str((tmp_path / "lib.db").resolve()))
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        assert len(Mirror(store).index()) == 60 and len(calls) == 3
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        assert len(Mirror(store).index()) == 60 and len(calls) == 3, "the rebuilt copy was saved"
+
+
+def test_damaged_copy_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    vecs = clustered(30, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        Mirror(store)
+        store.upsert(rows, vecs, new=True)
+        store.flush()
+        folder = store.cache_folder()
+    assert folder is not None
+    (folder / "rows.json").write_text("[[1, 2")
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        index = Mirror(store).index()
+        assert len(index) == 30 and index.search(vecs[9], 1)[0].row == rows[9]
+    assert "unreadable" in caplog.text
+
+
+def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        report = lib.index(catalogue_dir)
+        assert report.encoded == 60
+        first = lib.search("a red mug", k=5)
+    with Library(db, device="cpu", create=False) as lib, Library(db, device="cpu", memory_index=False) as milvus:
+        saved = lib._mirror.index() if lib._mirror else None
+        assert saved is not None and len(saved) == 60
+        for query in ("a red mug", "a golden watch", "a blue chair on a wooden table"):
+            ours = lib.search(query, k=8)
+            assert [(r.path, round(r.score, 4)) for r in ours] == [
+                (r.path, round(r.score, 4)) for r in milvus.search(query, k=8)
+            ]
+        assert [r.path for r in lib.search("a red mug", k=5)] == [r.path for r in first]
+        gone = first[0].path
+        assert lib.remove([gone]) == 1
+        assert gone not in [r.path for r in lib.search("a red mug", k=10)]
+        q = lib.query_vector("a red mug")[0]
+        by_vector = lib.search(vector=q * 3.0, k=5)  # any length: normalised
+        assert [r.path for r in by_vector] == [r.path for r in lib.search("a red mug", k=5)]
+    with Library(db, device="cpu", create=False) as lib:
+        assert lib._mirror is not None and len(lib._mirror.index()) == 59
