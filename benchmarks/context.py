@@ -62,13 +62,14 @@ class Context:
         return export(self.model, precision)
 
     def encoder(self, precision: str, device: str = "cpu") -> ClipEncoder:
-        """An encoder per (precision, device); ``int8-qdq`` is the static int8 image tower on int8's text tower."""
+        """An encoder per (precision, device); ``int8-dynamic`` is the dynamic int8 image tower on int8's text
+        tower."""
         key = (precision, device)
         if key not in self._encoders:
-            if precision == "int8-qdq":
+            if precision == "int8-dynamic":
                 facts = load_facts(self.export_dir("int8"))
-                qdq = dataclasses.replace(facts.image, file=str(self.model.qdq_path))
-                self._encoders[key] = ClipEncoder(dataclasses.replace(facts, image=qdq), device, self.threads)
+                image = dataclasses.replace(facts.image, file=str(self.model.dynamic_int8_path))
+                self._encoders[key] = ClipEncoder(dataclasses.replace(facts, image=image), device, self.threads)
             else:
                 self._encoders[key] = ClipEncoder.load(self.export_dir(precision), precision, device, self.threads)
         return self._encoders[key]

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engine.models import MANIFEST_FILE, cache_root, load_facts
 
 SEED = 0
-QDQ_FILE = "image.int8-qdq.onnx"
+# Bumped when the exporter's output changes, so cached exports are redone (2: static int8 image recipe).
+EXPORT_REVISION = 2
 
 #: openai/clip-vit-base-patch32, written out by hand.
 VIT_B_32: dict[str, Any] = {
@@ -90,11 +89,11 @@ class BenchModel:
         return self.root / "hf"
 
     def export_dir(self, precision: str) -> Path:
-        return self.root / precision
+        return self.root / f"{precision}.r{EXPORT_REVISION}"
 
     @property
-    def qdq_path(self) -> Path:
-        return self.root / "int8-qdq" / QDQ_FILE
+    def dynamic_int8_path(self) -> Path:
+        return self.root / f"int8-dynamic.r{EXPORT_REVISION}" / "image.onnx"
 
     @property
     def image_gflops(self) -> float:
@@ -143,32 +142,21 @@ def export(model: BenchModel, precision: str) -> Path:
     return Path(export_model(model.checkpoint, out, precision, name=f"bench-{model.name}"))
 
 
-def build_static_int8(model: BenchModel, calibration: np.ndarray) -> Path:
-    """Static int8 image tower (once): QDQ MatMuls, per-channel s8 weights, u8 activations, MinMax calibration."""
-    if model.qdq_path.is_file():
-        return model.qdq_path
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+def build_dynamic_int8(model: BenchModel) -> Path:
+    """The image tower with the exporter's first dynamic int8 recipe (once): what int8 meant before the
+    exporter learnt static QDQ, measured beside it."""
+    if model.dynamic_int8_path.is_file():
+        return model.dynamic_int8_path
+    from export.quantize import INT8_RECIPES, prepare_int8, quantize_int8
 
     facts = load_facts(export(model, "fp32"))
-    work = model.qdq_path.parent
+    work = model.dynamic_int8_path.parent
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     prepared = work / "image.prepared.onnx"
-    quant_pre_process(str(facts.path(facts.image.file)), str(prepared), skip_symbolic_shape=True)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{facts.image.input_name: calibration[i : i + 1]} for i in range(len(calibration))])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.batches, None)
-
+    prepare_int8(facts.path(facts.image.file), prepared)
     partial = work / "image.partial.onnx"
-    quantize_static(
-        str(prepared), str(partial), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-    )
+    quantize_int8(prepared, partial, INT8_RECIPES[0])
     prepared.unlink()
-    partial.rename(model.qdq_path)
-    return model.qdq_path
+    partial.rename(model.dynamic_int8_path)
+    return model.dynamic_int8_path
