@@ -274,7 +274,7 @@ class Library:
     def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
         if self._mirror is None:
             return self.store.search(query[None], limit, flt.expr())[0]
-        return self._mirror.index().search(query, limit, flt)
+        return self._mirror.search(query, limit, flt)
 
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
@@ -144,6 +145,13 @@ class MemoryIndex:
 
     # -- search ---------------------------------------------------------------------
 
+    @staticmethod
+    def _scores(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Inner products on one thread, without BLAS: a BLAS product leaves its worker threads
+        spinning on both cores after it returns, which doubled the next text encoding in
+        onnxruntime (16 ms vs 5.6 ms end to end at 10k rows, benchmarks/results/FINDINGS.md)."""
+        return np.einsum("ij,j->i", vectors, q)
+
     def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
         """The ``limit`` best rows by cosine (unit vectors: inner product), best first."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
@@ -151,10 +159,10 @@ class MemoryIndex:
             candidates = np.fromiter(
                 (i for i, r in enumerate(self.rows) if r is not None and flt.matches(r)), dtype=np.int64
             )
-            return self._ranked(candidates, self.vectors[candidates] @ q, limit)
+            return self._ranked(candidates, self._scores(self.vectors[candidates], q), limit)
         if self.graph is not None and limit <= GRAPH_MAX_LIMIT:
             return self._graph_search(q, limit)
-        scores = self.vectors @ q
+        scores = self._scores(self.vectors, q)
         if self.dead:
             alive = np.fromiter((r is not None for r in self.rows), dtype=bool, count=len(self.rows))
             candidates = np.flatnonzero(alive)
@@ -185,6 +193,8 @@ class MemoryIndex:
     def save(self, folder: Path, generation: str) -> None:
         """Write the copy into ``folder`` atomically (a new folder swapped in), stamped with ``generation``."""
         folder.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.parent.glob(f".{folder.name}-*"):  # from a save that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             with open(tmp / "rows.json", "w", encoding="utf-8") as f:
@@ -196,7 +206,6 @@ class MemoryIndex:
             stamp = {"format": FORMAT, "generation": generation, "rows": len(self), "dim": self.dim}
             (tmp / "stamp.json").write_text(json.dumps(stamp))
             old = folder.with_name(f".{folder.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
             if folder.exists():
                 os.replace(folder, old)
             os.replace(tmp, folder)
@@ -205,8 +214,9 @@ class MemoryIndex:
             shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
-    def load(cls, folder: Path, generation: str | None, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
-             ) -> tuple[MemoryIndex, int] | None:
+    def load(
+        cls, folder: Path, generation: str, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
+    ) -> tuple[MemoryIndex, int] | None:
         """The copy saved in ``folder`` and its recorded row count, if it was saved at ``generation``."""
         if not (folder / "stamp.json").is_file():
             return None
@@ -239,6 +249,9 @@ class Mirror:
     writes are collected as they happen and applied at the store's flush, then the copy is saved
     (Milvus Lite only). Writes that start with no trustworthy copy at hand (a saved one that is stale,
     a non-empty collection never copied) are not tracked: the next search rebuilds instead.
+    Searches and the update at a flush take turns (the app searches while it indexes). The copy is
+    only as fresh as this process's writes: Milvus Lite's file lock makes this process the only writer;
+    on a server, other writers are not seen (``Library`` keeps no copy there by default).
     """
 
     def __init__(self, store: MilvusStore, graph_min_rows: int = GRAPH_MIN_ROWS) -> None:
@@ -249,13 +262,19 @@ class Mirror:
         self._tracking = False
         self._upserts: dict[str, tuple[AssetRow, np.ndarray]] = {}
         self._deletes: set[str] = set()
+        self._lock = threading.RLock()
         store.observer = self
 
     def index(self) -> MemoryIndex:
-        """The copy to search, up to date with Milvus as of the last flush."""
-        if self._index is None:
-            self._index = self._load() or self._build()
-        return self._index
+        """The copy, up to date with Milvus as of the last flush (loaded or built on first use)."""
+        with self._lock:
+            if self._index is None:
+                self._index = self._load() or self._build()
+            return self._index
+
+    def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
+        with self._lock:
+            return self.index().search(query, limit, flt)
 
     def _dim(self) -> int:
         meta = self.store.meta()
@@ -281,19 +300,20 @@ class Mirror:
     def _save(self, index: MemoryIndex) -> None:
         # While writes are unflushed, the generation already names the state after them: do not stamp it.
         if self.folder is not None and not self.store.dirty:
-            index.save(self.folder, self.store.generation() or "")
+            index.save(self.folder, self.store.generation())
 
     # -- WriteObserver ----------------------------------------------------------------
 
     def before_write(self) -> None:
-        if self._index is None:
-            self._index = self._load()
-            if self._index is None and self.store.count() == 0:
-                empty = np.zeros((0, self._dim()), np.float32)
-                self._index = MemoryIndex([], empty, graph_min_rows=self.graph_min_rows)
-        self._tracking = self._index is not None
-        self._upserts.clear()
-        self._deletes.clear()
+        with self._lock:
+            if self._index is None:
+                self._index = self._load()
+                if self._index is None and self.store.count() == 0:
+                    empty = np.zeros((0, self._dim()), np.float32)
+                    self._index = MemoryIndex([], empty, graph_min_rows=self.graph_min_rows)
+            self._tracking = self._index is not None
+            self._upserts.clear()
+            self._deletes.clear()
 
     def upserted(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None:
         if self._tracking:
@@ -307,11 +327,12 @@ class Mirror:
                 self._deletes.add(row_id)
 
     def flushed(self) -> None:
-        if not self._tracking or self._index is None:
-            self._index = None
-            return
-        self._index.apply(self._upserts, self._deletes)
-        self._upserts.clear()
-        self._deletes.clear()
-        self._tracking = False
-        self._save(self._index)
+        with self._lock:
+            if not self._tracking or self._index is None:
+                self._index = None
+                return
+            self._index.apply(self._upserts, self._deletes)
+            self._upserts.clear()
+            self._deletes.clear()
+            self._tracking = False
+            self._save(self._index)

@@ -245,12 +245,13 @@ class MilvusStore:
         """Vector index per backend: Milvus Lite searches FLAT exactly; a server builds HNSW."""
         return "FLAT" if self.local else "HNSW"
 
-    def generation(self) -> str | None:
-        """The collection's write generation: changed before the first write after each flush."""
+    def generation(self) -> str:
+        """The collection's write generation: changed before the first write after each flush
+        ("" for a collection never written since AssetLens began keeping one)."""
         if not self.exists():
-            return None
+            return ""
         props = self._client.describe_collection(self.collection).get("properties", {})
-        return props.get(GENERATION_PROPERTY)
+        return str(props.get(GENERATION_PROPERTY, ""))
 
     def cache_folder(self) -> Path | None:
         """Where copies derived from this collection are saved: inside the Milvus Lite folder; none on a server."""

@@ -221,3 +221,21 @@ def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tm
         assert [r.path for r in by_vector] == [r.path for r in lib.search("a red mug", k=5)]
     with Library(db, device="cpu", create=False) as lib:
         assert lib._mirror is not None and len(lib._mirror.index()) == 59
+
+
+def test_library_from_before_generations_gets_its_copy_saved_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vecs = clustered(40, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:  # rows written by an AssetLens that kept no generation
+        store._client.insert("assets", [{**r.__dict__, "vector": v.tolist()} for r, v in zip(rows, vecs, strict=True)])
+        store._client.flush("assets")
+        assert store.generation() == ""
+    builds: list[int] = []
+    original = MilvusStore.rows_and_vectors
+    monkeypatch.setattr(MilvusStore, "rows_and_vectors", lambda self: builds.append(1) or original(self))
+    for _ in range(2):
+        with MilvusStore(str(tmp_path / "lib.db")) as store:
+            assert Mirror(store).search(vecs[17], 1)[0].row == rows[17]
+    assert builds == [1], "built once, then loaded"
