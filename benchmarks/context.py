@@ -62,13 +62,13 @@ class Context:
         return export(self.model, precision)
 
     def encoder(self, precision: str, device: str = "cpu") -> ClipEncoder:
-        """An encoder per (precision, device); ``int8-dynamic`` is the dynamic int8 image tower on int8's text
+        """An encoder per (precision, device); ``int8-static`` is the static QDQ int8 image tower on int8's text
         tower."""
         key = (precision, device)
         if key not in self._encoders:
-            if precision == "int8-dynamic":
+            if precision == "int8-static":
                 facts = load_facts(self.export_dir("int8"))
-                image = dataclasses.replace(facts.image, file=str(self.model.dynamic_int8_path))
+                image = dataclasses.replace(facts.image, file=str(self.model.static_int8_path))
                 self._encoders[key] = ClipEncoder(dataclasses.replace(facts, image=image), device, self.threads)
             else:
                 self._encoders[key] = ClipEncoder.load(self.export_dir(precision), precision, device, self.threads)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from benchmarks.context import QUERIES, Context, Task
-from benchmarks.models import build_dynamic_int8, text_gflops
+from benchmarks.models import build_static_int8, text_gflops
 from benchmarks.timing import measure
 from engine.encoders import ClipEncoder, normalize
 
@@ -90,8 +90,8 @@ def backends(ctx: Context) -> dict[str, Callable[[], Backend]]:
         "onnx-fp32": lambda: OnnxBackend(ctx.encoder("fp32")),
         "onnx-int8": lambda: OnnxBackend(ctx.encoder("int8")),
     }
-    if ctx.profile.int8_dynamic:
-        out["onnx-int8-dynamic"] = lambda: OnnxBackend(ctx.encoder("int8-dynamic"))
+    if ctx.profile.int8_static:
+        out["onnx-int8-static"] = lambda: OnnxBackend(ctx.encoder("int8-static"))
     if ctx.cuda:
         out["onnx-fp32-cuda"] = lambda: OnnxBackend(ctx.encoder("fp32", "cuda"))
         out["onnx-fp16-cuda"] = lambda: OnnxBackend(ctx.encoder("fp16", "cuda"))
@@ -121,12 +121,12 @@ def tasks(ctx: Context) -> list[Task]:
             built[name] = factories[name]()
         return built[name]
 
-    def dynamic_int8() -> None:
+    def static_int8() -> None:
         try:
-            build_dynamic_int8(ctx.model)
+            build_static_int8(ctx.model)
         except Exception as exc:  # a quantiser failure costs this one variant, not the run
-            ctx.note(f"dynamic int8 could not be built ({type(exc).__name__}: {exc}); it is left out.")
-            factories.pop("onnx-int8-dynamic", None)
+            ctx.note(f"static QDQ int8 could not be built ({type(exc).__name__}: {exc}); it is left out.")
+            factories.pop("onnx-int8-static", None)
 
     def image(name: str, batch: int) -> Callable[[], None]:
         def run() -> None:
@@ -197,8 +197,8 @@ def tasks(ctx: Context) -> list[Task]:
         built.clear()
 
     out: list[Task] = []
-    if "onnx-int8-dynamic" in factories:
-        out.append(("encoders: dynamic int8 image tower", dynamic_int8))
+    if "onnx-int8-static" in factories:
+        out.append(("encoders: static int8 calibration", static_int8))
     for batch in p.image_batches:
         out += [(f"encoders: image {name} batch {batch}", image(name, batch)) for name in factories]
     out += [(f"encoders: text {name}", text(name)) for name in factories]

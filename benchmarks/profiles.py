@@ -24,7 +24,7 @@ class Profile:
     small_only_index_types: tuple[str, ...]  # ... and those only up to 10k (slow to build); the server likewise
     queries: int  # single queries timed per store
     query_batch: int  # queries per call for the batch QPS figure
-    int8_dynamic: bool  # also measure the dynamic int8 image tower beside the exported int8
+    int8_static: bool  # also measure a static QDQ int8 image tower beside the exported (dynamic) int8
     server: bool
 
 
@@ -46,7 +46,7 @@ QUICK = Profile(
     small_only_index_types=("HNSW", "IVF_SQ8", "HNSW_SQ"),  # HNSW takes minutes to build at 100k on 2 cores
     queries=40,
     query_batch=32,
-    int8_dynamic=True,
+    int8_static=True,
     server=True,
 )
 
@@ -68,7 +68,7 @@ FULL = Profile(
     small_only_index_types=(),
     queries=200,
     query_batch=64,
-    int8_dynamic=True,
+    int8_static=True,
     server=True,
 )
 
@@ -90,7 +90,7 @@ TOY = Profile(
     small_only_index_types=(),
     queries=5,
     query_batch=4,
-    int8_dynamic=False,
+    int8_static=False,
     server=False,
 )
 

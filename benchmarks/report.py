@@ -124,7 +124,7 @@ def headline(results: dict[str, Any]) -> list[str]:
     n = _goal_size(results)
     image = _get(results, "encoders", "image") or {}
     rows = []
-    for name in ("pytorch", "onnx-fp32", "onnx-int8", "onnx-int8-dynamic"):
+    for name in ("pytorch", "onnx-fp32", "onnx-int8", "onnx-int8-static"):
         s = image.get(name, {}).get(str(b))
         if s:
             vs = _get(results, "encoders", "ratios", name, b, "vs_pytorch")

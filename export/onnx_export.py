@@ -393,9 +393,9 @@ def _optimise(src: Path, dst: Path) -> None:
 def _quantize_best(
     check: _ParityCheck, work: Path, final: dict[str, Path]
 ) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
-    """Quantise each tower with each of its recipes (fastest first); keep the first one within its
-    tolerance of the best min cosine."""
-    from export.quantize import TOWER_INT8_RECIPES, prepare_int8, quantize_int8
+    """Quantise each tower with every recipe; keep the first (fastest) one
+    within ``INT8_TOLERANCE`` of the best min cosine."""
+    from export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
 
     cosines: dict[str, float] = {}
     chosen: dict[str, dict[str, object]] = {}
@@ -403,15 +403,14 @@ def _quantize_best(
         prepared = work / f"{tower}-prepared.onnx"
         prepare_int8(work / f"{tower}-fp32.onnx", prepared)
         measured = []
-        for index, recipe in enumerate(TOWER_INT8_RECIPES[tower]):
+        for index, recipe in enumerate(INT8_RECIPES):
             candidate = work / f"{tower}-int8-{index}.onnx"
-            quantize_int8(prepared, candidate, recipe, check.calibration if recipe.static else ())
+            quantize_int8(prepared, candidate, recipe)
             measured.append((check.measure_one(tower, candidate), recipe, candidate))
         best = max(cosine for cosine, _, _ in measured)
-        cosine, recipe, candidate = next(m for m in measured if m[0] >= best - m[1].tolerance)
+        cosine, recipe, candidate = next(m for m in measured if m[0] >= best - INT8_TOLERANCE)
         shutil.copyfile(candidate, dst)
-        cosines[tower] = cosine
-        chosen[tower] = {**recipe.as_dict(), "min_cosines": {str(i): c for i, (c, _, _) in enumerate(measured)}}
+        cosines[tower], chosen[tower] = cosine, recipe.as_dict()
     return cosines, chosen
 
 
@@ -426,7 +425,6 @@ class _ParityCheck:
     reference: dict[str, np.ndarray]
     n_images: int
     n_texts: int
-    calibration: list[dict[str, np.ndarray]]  # image feeds for static int8, one picture each (not the parity set)
 
     @classmethod
     def prepare(
@@ -436,13 +434,9 @@ class _ParityCheck:
 
         images = list(images) if images else synthetic_images()
         texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
-
-        def pixels(pictures: Sequence[Image.Image]) -> np.ndarray:
-            return bundle.image_processor(images=[im.convert("RGB") for im in pictures], return_tensors="np")[
-                "pixel_values"
-            ].astype(np.float32)
-
-        pixel_values = pixels(images)
+        pixel_values = bundle.image_processor(images=[im.convert("RGB") for im in images], return_tensors="np")[
+            "pixel_values"
+        ].astype(np.float32)
         tokens = bundle.tokenizer(
             texts, padding=True, truncation=True, max_length=bundle.context_length, return_tensors="np"
         )
@@ -458,7 +452,6 @@ class _ParityCheck:
             reference={"image": image_ref.numpy(), "text": text_ref.numpy()},
             n_images=len(images),
             n_texts=len(texts),
-            calibration=[{"pixel_values": p[None]} for p in pixels(calibration_images())],
         )
 
     def measure_one(self, tower: str, graph: Path) -> float:
@@ -483,8 +476,8 @@ def _below(cosines: dict[str, float], floor: float) -> bool:
 
 
 def calibration_images() -> list[Image.Image]:
-    """Activation-range samples for static int8: product shots from the synthetic catalogue and
-    synthetic pictures, none of them in the default parity set."""
+    """Activation-range samples for static int8 (``export.quantize.STATIC_INT8``): product shots from
+    the synthetic catalogue and synthetic pictures, none of them in the default parity set."""
     from engine.catalogue import render, sample_items
 
     return [render(item, 256, seed=i) for i, item in enumerate(sample_items(16, seed=7))] + synthetic_images(

@@ -243,36 +243,24 @@ def test_checkpoint_without_tokenizer_gets_openai_tokenizer(tiny_clip: Path, tmp
     assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(GOLDEN).ids == GOLDEN_IDS
 
 
-def test_int8_export_picks_among_static_and_dynamic_recipes(tiny_clip: Path, tmp_path: Path) -> None:
-    from export.quantize import TOWER_INT8_RECIPES
-
-    out = export_model(tiny_clip, tmp_path / "int8", "int8", name="tiny")
-    parity = json.loads((out / "manifest.json").read_text())["parity"]
-    for tower in ("image", "text"):
-        chosen = parity["int8_recipes"][tower]
-        measured = [chosen["min_cosines"][str(i)] for i in range(len(TOWER_INT8_RECIPES[tower]))]
-        # the first recipe (fastest) within its own tolerance of the most accurate one
-        first = next(i for i, r in enumerate(TOWER_INT8_RECIPES[tower]) if measured[i] >= max(measured) - r.tolerance)
-        assert chosen["static"] == TOWER_INT8_RECIPES[tower][first].static
-        assert parity[f"{tower}_min_cosine"] == measured[first]
-    assert not parity["int8_recipes"]["text"]["static"]
-
-
-def test_static_int8_image_tower_is_qdq_and_close_to_fp32(
-    tiny_clip: Path, fp32_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_static_int8_image_tower_is_qdq_and_close_to_fp32(fp32_dir: Path, tmp_path: Path) -> None:
+    """The benchmarks' static alternative to the exported int8, calibrated as they calibrate it."""
     import onnx
 
-    from export import quantize
+    from engine.preprocess import clip_batch
+    from export.onnx_export import calibration_images
+    from export.quantize import STATIC_INT8, prepare_int8, quantize_int8
 
-    only_static = {**quantize.TOWER_INT8_RECIPES, "image": (quantize.STATIC_INT8,)}
-    monkeypatch.setattr(quantize, "TOWER_INT8_RECIPES", only_static)
-    out = export_model(tiny_clip, tmp_path / "int8", "int8", name="tiny")
-    ops = {node.op_type for node in onnx.load(str(out / "image.onnx")).graph.node}
+    facts = load_facts(fp32_dir).image
+    prepared, static_path = tmp_path / "prepared.onnx", tmp_path / "static.onnx"
+    prepare_int8(fp32_dir / "image.onnx", prepared)
+    feeds = [{"pixel_values": p[None]} for p in clip_batch(calibration_images(), facts)]
+    quantize_int8(prepared, static_path, STATIC_INT8, feeds)
+    ops = {node.op_type for node in onnx.load(str(static_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
-    pixels = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
-    (static,) = _session(out / "image.onnx").run(None, {"pixel_values": pixels})
+    pixels = clip_batch(onnx_export.synthetic_images(4, seed=3), facts)
+    (static,) = _session(static_path).run(None, {"pixel_values": pixels})
     (fp32,) = _session(fp32_dir / "image.onnx").run(None, {"pixel_values": pixels})
-    assert np.min(np.sum(static * fp32, axis=1)) > 0.98
+    assert np.min(np.sum(static * fp32, axis=1)) > 0.99
     with pytest.raises(ValueError, match="calibration"):
-        quantize.quantize_int8(fp32_dir / "image.onnx", tmp_path / "x.onnx", quantize.STATIC_INT8)
+        quantize_int8(prepared, tmp_path / "x.onnx", STATIC_INT8)
