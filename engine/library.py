@@ -20,7 +20,7 @@ from PIL import Image
 from engine.encoders import ClipEncoder, normalize
 from engine.errors import ModelMismatchError, UsageError
 from engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
-from engine.memindex import Mirror
+from engine.memindex import Mirror, saved_copy_state
 from engine.models import default_model_name, load_facts, resolve_model_dir
 from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
 from engine.search import Filter, SearchResult, combine, shape_results
@@ -39,16 +39,18 @@ class LibraryStats:
     index_type: str | None
     uri: str
     collection: str
+    search_copy: str
 
     def lines(self) -> list[str]:
         return [
-            f"images:     {self.count}",
-            f"model:      {self.model or '-'}",
-            f"precision:  {self.precision or '-'}",
-            f"dimension:  {self.dim or '-'}",
-            f"index:      {self.index_type or '-'} (cosine)",
-            f"library:    {self.uri}",
-            f"collection: {self.collection}",
+            f"images:      {self.count}",
+            f"model:       {self.model or '-'}",
+            f"precision:   {self.precision or '-'}",
+            f"dimension:   {self.dim or '-'}",
+            f"index:       {self.index_type or '-'} (cosine)",
+            f"library:     {self.uri}",
+            f"collection:  {self.collection}",
+            f"search copy: {self.search_copy}",
         ]
 
 
@@ -290,4 +292,5 @@ class Library:
             index_type=meta.index_type if meta else None,
             uri=self.store.uri,
             collection=self.store.collection,
+            search_copy=saved_copy_state(self.store),
         )

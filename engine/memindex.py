@@ -203,7 +203,13 @@ class MemoryIndex:
                 _faiss().write_index(self.graph, str(tmp / "graph.faiss"))
             else:
                 np.save(tmp / "vectors.npy", self._vectors)
-            stamp = {"format": FORMAT, "generation": generation, "rows": len(self), "dim": self.dim}
+            stamp = {
+                "format": FORMAT,
+                "generation": generation,
+                "rows": len(self),
+                "dim": self.dim,
+                "graph": self.graph is not None,
+            }
             (tmp / "stamp.json").write_text(json.dumps(stamp))
             old = folder.with_name(f".{folder.name}-old")
             if folder.exists():
@@ -240,6 +246,21 @@ class MemoryIndex:
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.warning("The saved search copy in %s is unreadable (%s); it will be rebuilt from Milvus.", folder, exc)
             return None
+
+
+def saved_copy_state(store: MilvusStore) -> str:
+    """One line on the search copy saved for ``store``'s collection, read from its stamp (nothing loaded)."""
+    folder = store.cache_folder()
+    if folder is None:
+        return "none (on a server, Milvus searches)"
+    try:
+        stamp = json.loads((folder / "stamp.json").read_text())
+    except (OSError, ValueError):
+        return "not saved yet (the first search builds it)"
+    if stamp.get("generation") != store.generation() or stamp.get("rows") != store.count():
+        return "stale (the next search rebuilds it from Milvus)"
+    kind = "HNSW graph" if stamp.get("graph") else "exact"
+    return f"current ({stamp['rows']:,} rows, {kind})"
 
 
 class Mirror:

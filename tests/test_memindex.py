@@ -11,7 +11,7 @@ from pymilvus import MilvusClient
 from test_store import rows_and_vectors
 
 from engine.library import Library
-from engine.memindex import MemoryIndex, Mirror
+from engine.memindex import MemoryIndex, Mirror, saved_copy_state
 from engine.search import Filter
 from engine.store import AssetRow, MilvusStore, path_id
 
@@ -239,3 +239,20 @@ def test_library_from_before_generations_gets_its_copy_saved_once(
         with MilvusStore(str(tmp_path / "lib.db")) as store:
             assert Mirror(store).search(vecs[17], 1)[0].row == rows[17]
     assert builds == [1], "built once, then loaded"
+
+
+def test_stats_tell_whether_the_saved_copy_is_current(tmp_path: Path) -> None:
+    vecs = clustered(30, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        assert saved_copy_state(store) == "not saved yet (the first search builds it)"
+        Mirror(store)
+        store.upsert(rows[:20], vecs[:20], new=True)
+        store.flush()
+        assert saved_copy_state(store) == "current (20 rows, exact)"
+    with MilvusStore(str(tmp_path / "lib.db")) as store:  # no copy kept by this writer
+        store.upsert(rows[20:], vecs[20:], new=True)
+        store.flush()
+        assert saved_copy_state(store) == "stale (the next search rebuilds it from Milvus)"
+        index = Mirror(store, graph_min_rows=25).index()
+        assert index.graph is not None and saved_copy_state(store) == "current (30 rows, HNSW graph)"

@@ -229,7 +229,7 @@ def library_panel(lib: Library) -> None:
         ]
         for col, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
             col.metric(label, value)
-        st.caption(f"Library {stats.uri} · collection {stats.collection}")
+        st.caption(f"Library {stats.uri} · collection {stats.collection} · search copy {stats.search_copy}")
 
 
 def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
