@@ -70,6 +70,7 @@ class MemoryIndex:
         self.graph_min_rows = graph_min_rows
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.position = {r.id: i for i, r in enumerate(self.rows) if r is not None}
+        self._alive: np.ndarray | None = None  # per position, computed when a search first needs it
         if self.graph is None and len(self.position) >= graph_min_rows:
             self.compact()
 
@@ -94,11 +95,18 @@ class MemoryIndex:
     def dead(self) -> int:
         return len(self.rows) - len(self.position)
 
+    def alive(self) -> np.ndarray:
+        """Which positions hold a row (bool per position), kept until the next change."""
+        if self._alive is None:
+            self._alive = np.fromiter((r is not None for r in self.rows), dtype=bool, count=len(self.rows))
+        return self._alive
+
     # -- changes ----------------------------------------------------------------------
 
     def apply(self, upserts: dict[str, tuple[AssetRow, np.ndarray]], deletes: set[str]) -> None:
         """Bring the copy up to date with rows upserted and ids deleted (``Mirror`` keeps only each id's
         last write, so an id in both was deleted and then written again)."""
+        self._alive = None
         for row_id in deletes - upserts.keys():
             pos = self.position.pop(row_id, None)
             if pos is not None:
@@ -135,6 +143,7 @@ class MemoryIndex:
         self.position = {r.id: i for i, r in enumerate(self.rows) if r is not None}
         self.graph = None
         self._vectors = vectors
+        self._alive = None
         if len(self.rows) >= self.graph_min_rows:
             faiss = _faiss()
             graph = faiss.IndexHNSWFlat(vectors.shape[1], GRAPH_M, faiss.METRIC_INNER_PRODUCT)
@@ -164,8 +173,7 @@ class MemoryIndex:
             return self._graph_search(q, limit)
         scores = self._scores(self.vectors, q)
         if self.dead:
-            alive = np.fromiter((r is not None for r in self.rows), dtype=bool, count=len(self.rows))
-            candidates = np.flatnonzero(alive)
+            candidates = np.flatnonzero(self.alive())
             return self._ranked(candidates, scores[candidates], limit)
         return self._ranked(np.arange(len(scores)), scores, limit)
 
@@ -181,10 +189,8 @@ class MemoryIndex:
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(GRAPH_EF_SEARCH, limit)
         if self.dead:
-            alive = np.fromiter((r is not None for r in self.rows), dtype=bool, count=len(self.rows))
-            bits = np.packbits(alive, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(self.rows), faiss.swig_ptr(bits))
-            params.sel = selector
+            bits = np.packbits(self.alive(), bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(self.rows), faiss.swig_ptr(bits))
         scores, positions = self.graph.search(q[None], limit, params=params)
         return [Hit(self.rows[p], float(s)) for p, s in zip(positions[0], scores[0], strict=True) if p >= 0]  # type: ignore[arg-type]
 
