@@ -284,13 +284,14 @@ class Library:
 
     def stats(self) -> LibraryStats:
         meta = self.store.meta()
+        count = self.store.count()
         return LibraryStats(
-            count=self.store.count(),
+            count=count,
             model=meta.model_name if meta else None,
             precision=meta.precision if meta else None,
             dim=meta.dim if meta else None,
             index_type=meta.index_type if meta else None,
             uri=self.store.uri,
             collection=self.store.collection,
-            search_copy=saved_copy_state(self.store),
+            search_copy=saved_copy_state(self.store, count),
         )

@@ -254,8 +254,9 @@ class MemoryIndex:
             return None
 
 
-def saved_copy_state(store: MilvusStore) -> str:
-    """One line on the search copy saved for ``store``'s collection, read from its stamp (nothing loaded)."""
+def saved_copy_state(store: MilvusStore, count: int) -> str:
+    """One line on the search copy saved for ``store``'s collection of ``count`` rows, read from its stamp
+    (nothing loaded)."""
     folder = store.cache_folder()
     if folder is None:
         return "none (on a server, Milvus searches)"
@@ -263,7 +264,7 @@ def saved_copy_state(store: MilvusStore) -> str:
         stamp = json.loads((folder / "stamp.json").read_text())
     except (OSError, ValueError):
         return "not saved yet (the first search builds it)"
-    if stamp.get("generation") != store.generation() or stamp.get("rows") != store.count():
+    if stamp.get("generation") != store.generation() or stamp.get("rows") != count:
         return "stale (the next search rebuilds it from Milvus)"
     kind = "HNSW graph" if stamp.get("graph") else "exact"
     return f"current ({stamp['rows']:,} rows, {kind})"
