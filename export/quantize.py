@@ -8,7 +8,7 @@ exporter measures each of ``INT8_RECIPES`` against PyTorch and keeps the
 fastest one that is about as close as the closest. ``STATIC_INT8`` (QDQ,
 activation ranges calibrated on sample images) is what the benchmarks compare
 against: on the 2-core reference machine, idle, it ran the ViT-B/32 image
-tower at 0.94x the speed of dynamic int8 and a little less accurately, so the
+tower at 0.86-0.96x the speed of dynamic int8 and a little less accurately, so the
 exporter does not use it.
 """
 
