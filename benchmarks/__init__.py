@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.profiles import PROFILES
+from assetlens.benchmarks.profiles import PROFILES
 
 __all__ = ["PROFILES", "add_arguments", "main"]
 
@@ -19,24 +19,42 @@ __all__ = ["PROFILES", "add_arguments", "main"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``assetlens bench`` and ``python -m benchmarks``."""
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="profile", action="store_const", const="quick",
-                      help="ViT-B/32 encoders, 64+64 images, 10k/100k vectors: under 10 minutes on 2 cores (default)")
-    size.add_argument("--full", dest="profile", action="store_const", const="full",
-                      help="bigger folders, longer timings, up to 1M vectors")
+    size.add_argument(
+        "--quick",
+        dest="profile",
+        action="store_const",
+        const="quick",
+        help="ViT-B/32 encoders, 64+64 images, 10k/100k vectors: under 10 minutes on 2 cores (default)",
+    )
+    size.add_argument(
+        "--full",
+        dest="profile",
+        action="store_const",
+        const="full",
+        help="bigger folders, longer timings, up to 1M vectors",
+    )
     size.add_argument("--profile", dest="profile", choices=sorted(PROFILES), help="a named profile (toy: smoke test)")
     parser.set_defaults(profile="quick")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="cuda adds CUDA (fp32, fp16) variants; auto = cuda when usable (default)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="cuda adds CUDA (fp32, fp16) variants; auto = cuda when usable (default)",
+    )
     parser.add_argument("--threads", type=int, help="CPU threads for onnxruntime and PyTorch (default: usable CPUs)")
     parser.add_argument("--out", default="assetlens-bench", help="folder for the JSON, report and plots")
-    parser.add_argument("--only", action="append", choices=("encoders", "indexing", "search", "quality"),
-                        help="run only this section (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("encoders", "indexing", "search", "quality"),
+        help="run only this section (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the suite for parsed ``args`` and print where the results went."""
-    from benchmarks.suite import run
+    from assetlens.benchmarks.suite import run
 
     path = run(args.profile, args.out, args.device, args.threads, args.only, progress=not args.no_progress)
     print(f"results: {path}")

@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from benchmarks import add_arguments, main
-from engine.errors import AssetLensError
+from assetlens.benchmarks import add_arguments, main
+from assetlens.engine.errors import AssetLensError
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description="AssetLens benchmark suite")
 add_arguments(parser)

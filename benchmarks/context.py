@@ -11,22 +11,35 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.images import make_folders
-from benchmarks.models import BenchModel, build_checkpoint, export
-from benchmarks.profiles import Profile
-from benchmarks.timing import Clock
-from engine.encoders import ClipEncoder
-from engine.models import load_facts
-from engine.preprocess import clip_batch, decode
+from assetlens.benchmarks.images import make_folders
+from assetlens.benchmarks.models import BenchModel, build_checkpoint, export
+from assetlens.benchmarks.profiles import Profile
+from assetlens.benchmarks.timing import Clock
+from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.models import load_facts
+from assetlens.engine.preprocess import clip_batch, decode
 
 #: A named step of the run: the progress bar shows the name while the function measures.
 Task = tuple[str, Callable[[], None]]
 
 #: Short queries as people type them (a few tokens each).
 QUERIES = (
-    "a red mug", "golden watch", "sunset over the beach", "a dog on a sofa", "blue handbag on a white background",
-    "green sunglasses", "a yellow lamp", "black leather shoe", "mountain lake", "a cat", "kids playing football",
-    "wedding cake", "a silver bottle", "red t-shirt", "old wooden chair", "city at night",
+    "a red mug",
+    "golden watch",
+    "sunset over the beach",
+    "a dog on a sofa",
+    "blue handbag on a white background",
+    "green sunglasses",
+    "a yellow lamp",
+    "black leather shoe",
+    "mountain lake",
+    "a cat",
+    "kids playing football",
+    "wedding cake",
+    "a silver bottle",
+    "red t-shirt",
+    "old wooden chair",
+    "city at night",
 )
 
 

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from benchmarks.context import QUERIES, Context, Task
-from benchmarks.models import build_static_int8, text_gflops
-from benchmarks.timing import measure
-from engine.encoders import ClipEncoder, normalize
+from assetlens.benchmarks.context import QUERIES, Context, Task
+from assetlens.benchmarks.models import build_static_int8, text_gflops
+from assetlens.benchmarks.timing import measure
+from assetlens.engine.encoders import ClipEncoder, normalize
 
 
 class Backend(Protocol):
@@ -148,8 +148,12 @@ def tasks(ctx: Context) -> list[Task]:
             out = res.setdefault("text", {}).setdefault(name, {})
             for batch in p.text_batches:
                 ids, mask = ctx.encoder("fp32").tokenize(ctx.queries(batch))
-                out[str(batch)] = measure(lambda ids=ids, mask=mask: b.text(ids, mask), items=batch,
-                                          budget_s=p.budget_s / 2, max_reps=p.max_reps)
+                out[str(batch)] = measure(
+                    lambda ids=ids, mask=mask: b.text(ids, mask),
+                    items=batch,
+                    budget_s=p.budget_s / 2,
+                    max_reps=p.max_reps,
+                )
                 out[str(batch)]["tokens"] = int(ids.shape[1])
 
         return run
@@ -227,10 +231,12 @@ def query_tasks(ctx: Context) -> list[Task]:
                 ids, mask = enc.tokenize([next_query()])
                 return run_text(enc, *pad_to_context(enc, ids, mask))
 
-            rows["tokenize"] = measure(lambda: enc.tokenize([next_query()]), budget_s=p.budget_s / 4,
-                                       max_reps=p.max_reps * 4)
-            rows["dynamic"] = measure(lambda: enc.encode_texts([next_query()]), budget_s=p.budget_s / 2,
-                                      max_reps=p.max_reps * 2)
+            rows["tokenize"] = measure(
+                lambda: enc.tokenize([next_query()]), budget_s=p.budget_s / 4, max_reps=p.max_reps * 4
+            )
+            rows["dynamic"] = measure(
+                lambda: enc.encode_texts([next_query()]), budget_s=p.budget_s / 2, max_reps=p.max_reps * 2
+            )
             rows["padded_77"] = measure(padded, budget_s=p.budget_s / 2, max_reps=p.max_reps * 2)
             lengths = [enc.tokenize([q])[0].shape[1] for q in queries]
             ids, mask = enc.tokenize(queries)

@@ -17,11 +17,24 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import measure
+from assetlens.benchmarks.timing import measure
 
 PACKAGES = (
-    "onnxruntime-gpu", "onnxruntime", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "numpy",
-    "pillow", "pymilvus", "milvus-lite", "milvus", "faiss-cpu", "tokenizers", "matplotlib",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnx",
+    "numpy",
+    "pillow",
+    "pymilvus",
+    "milvus-lite",
+    "milvus",
+    "faiss-cpu",
+    "tokenizers",
+    "matplotlib",
 )
 ENV_VARS = ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "ASSETLENS_CACHE")
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16", "f16c")
@@ -98,7 +111,7 @@ def environment(threads: int, device: str) -> dict[str, Any]:
     """Everything about the machine and software that a figure depends on."""
     import onnxruntime as ort
 
-    from engine.encoders import cuda_available
+    from assetlens.engine.encoders import cuda_available
 
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -139,11 +152,17 @@ def int8_gops(n: int, threads: int, budget_s: float) -> float | None:
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
-    weight = helper.make_tensor("B", TensorProto.INT8, [n, n], rng.integers(-127, 128, (n, n), dtype=np.int8).tobytes(),
-                                raw=True)
+    weight = helper.make_tensor(
+        "B", TensorProto.INT8, [n, n], rng.integers(-127, 128, (n, n), dtype=np.int8).tobytes(), raw=True
+    )
     node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
-    graph = helper.make_graph([node], "int8", [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
-                              [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])], [weight])
+    graph = helper.make_graph(
+        [node],
+        "int8",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [n, n])],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.catalogue import render, sample_items
+from assetlens.engine.catalogue import render, sample_items
 
 ASPECTS = (4 / 3, 3 / 2, 16 / 9, 1.0)
 EXIF_ORIENTATION = 0x0112

@@ -20,17 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.context import Context, Task
-from benchmarks.timing import PeakRss, measure
-from engine.indexer import Indexer, _Work
-from engine.library import Library
+from assetlens.benchmarks.context import Context, Task
+from assetlens.benchmarks.timing import PeakRss, measure
+from assetlens.engine.indexer import Indexer, _Work
+from assetlens.engine.library import Library
 
 BATCH = 32
 
 
 def library_index(ctx: Context, precision: str, device: str, folder: Path, db: Path) -> dict[str, Any]:
-    with PeakRss() as rss, Library(db, model=ctx.export_dir(precision), precision=precision, device=device,
-                                   threads=ctx.threads) as lib:
+    with (
+        PeakRss() as rss,
+        Library(db, model=ctx.export_dir(precision), precision=precision, device=device, threads=ctx.threads) as lib,
+    ):
         t0 = time.perf_counter()
         enc = lib.encoder
         enc.image_session  # noqa: B018 -- the model load is reported apart from the indexing rate
@@ -68,7 +70,7 @@ def torch_one_at_a_time(ctx: Context, files: list[Path], db: Path) -> dict[str, 
     from pymilvus import MilvusClient
     from transformers import CLIPProcessor
 
-    from benchmarks.models import build_checkpoint
+    from assetlens.benchmarks.models import build_checkpoint
 
     model = ctx.torch_model
     processor = CLIPProcessor.from_pretrained(build_checkpoint(ctx.model))

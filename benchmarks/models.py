@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.models import MANIFEST_FILE, cache_root, load_facts
-from engine.preprocess import clip_batch
+from assetlens.engine.models import MANIFEST_FILE, cache_root, load_facts
+from assetlens.engine.preprocess import clip_batch
 
 SEED = 0
 # Bumped when the exporter's output changes, so cached exports are redone.
@@ -28,13 +28,26 @@ EXPORT_REVISION = 3
 #: openai/clip-vit-base-patch32, written out by hand.
 VIT_B_32: dict[str, Any] = {
     "text_config": {
-        "vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-        "num_attention_heads": 8, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
-        "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1,
+        "vocab_size": 49408,
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 1,
     },
     "vision_config": {
-        "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-        "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu",
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "num_channels": 3,
+        "image_size": 224,
+        "patch_size": 32,
+        "hidden_act": "quick_gelu",
     },
     "projection_dim": 512,
     "logit_scale_init_value": 2.6592,
@@ -43,13 +56,26 @@ VIT_B_32: dict[str, Any] = {
 #: A tiny CLIP for the smoke test: the same code paths in seconds.
 TOY: dict[str, Any] = {
     "text_config": {
-        "vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
-        "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1,
+        "vocab_size": 49408,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 1,
     },
     "vision_config": {
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_channels": 3, "image_size": 64, "patch_size": 16, "hidden_act": "quick_gelu",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_channels": 3,
+        "image_size": 64,
+        "patch_size": 16,
+        "hidden_act": "quick_gelu",
     },
     "projection_dim": 512,  # the search benchmark's vectors are 512-d
     "logit_scale_init_value": 2.6592,
@@ -116,7 +142,7 @@ def build_checkpoint(model: BenchModel) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from export.clip_tokenizer import write_clip_tokenizer
+    from assetlens.export.clip_tokenizer import write_clip_tokenizer
 
     tmp = model.checkpoint.with_name("hf.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -136,7 +162,7 @@ def export(model: BenchModel, precision: str) -> Path:
     out = model.export_dir(precision)
     if (out / MANIFEST_FILE).is_file():
         return out
-    from export.onnx_export import export_model
+    from assetlens.export.onnx_export import export_model
 
     build_checkpoint(model)
     shutil.rmtree(out, ignore_errors=True)
@@ -148,8 +174,8 @@ def build_static_int8(model: BenchModel) -> Path:
     calibration pictures: the static QDQ alternative measured beside the exported (dynamic) int8."""
     if model.static_int8_path.is_file():
         return model.static_int8_path
-    from export.onnx_export import calibration_images
-    from export.quantize import STATIC_INT8, prepare_int8, quantize_int8
+    from assetlens.export.onnx_export import calibration_images
+    from assetlens.export.quantize import STATIC_INT8, prepare_int8, quantize_int8
 
     facts = load_facts(export(model, "fp32"))
     work = model.static_int8_path.parent

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.context import Context, Task
-from engine.catalogue import benchmark, recall_at_k, render
-from engine.encoders import ClipEncoder
-from engine.errors import AssetLensError
-from engine.models import DEMO_MODEL, PRECISIONS
+from assetlens.benchmarks.context import Context, Task
+from assetlens.engine.catalogue import benchmark, recall_at_k, render
+from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.errors import AssetLensError
+from assetlens.engine.models import DEMO_MODEL, PRECISIONS
 
 KS = (1, 5, 10)
 RENDER_SIZE = 256
@@ -33,8 +33,13 @@ def tasks(ctx: Context) -> list[Task]:
         pairs = sorted({q.pair for q in queries})
         short = [next(q for q in queries if q.pair == p).short_caption() for p in pairs]
         relevant_pair = np.array([[item.pair == p for item, _ in gallery] for p in pairs])
-        res.update(model=DEMO_MODEL, queries=len(queries), colour_object_queries=len(pairs), gallery=len(gallery),
-                   precisions={})
+        res.update(
+            model=DEMO_MODEL,
+            queries=len(queries),
+            colour_object_queries=len(pairs),
+            gallery=len(gallery),
+            precisions={},
+        )
         reference: tuple[np.ndarray, np.ndarray] | None = None
         for precision in PRECISIONS:
             if precision == "fp16" and not ctx.cuda:
@@ -47,8 +52,12 @@ def tasks(ctx: Context) -> list[Task]:
                 ctx.note(f"quality: demo model {precision} not measured ({exc})")
                 continue
             row = {f"recall@{k}": v for k, v in recall_at_k(text_emb @ image_emb.T, relevant, KS).items()}
-            row.update({f"colour_object_recall@{k}": v
-                        for k, v in recall_at_k(short_emb @ image_emb.T, relevant_pair, KS).items()})
+            row.update(
+                {
+                    f"colour_object_recall@{k}": v
+                    for k, v in recall_at_k(short_emb @ image_emb.T, relevant_pair, KS).items()
+                }
+            )
             if precision == "fp32":
                 reference = (image_emb, text_emb)
             elif reference is not None:

@@ -65,25 +65,51 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     ratio = lambda backend: _get(results, "encoders", "ratios", backend, b, "vs_pytorch")  # noqa: E731
     out = [
         Goal(f"ONNX int8 image encoding vs PyTorch eager (batch {b})", ratio("onnx-int8"), 2.5, True),
-        Goal("ONNX int8 image embeddings, min cosine vs ONNX fp32",
-             _get(results, "encoders", "parity", "onnx-int8", "image_min_cosine_vs_onnx_fp32"), 0.99, True, ""),
+        Goal(
+            "ONNX int8 image embeddings, min cosine vs ONNX fp32",
+            _get(results, "encoders", "parity", "onnx-int8", "image_min_cosine_vs_onnx_fp32"),
+            0.99,
+            True,
+            "",
+        ),
         Goal(f"ONNX fp32 image encoding vs PyTorch eager (batch {b})", ratio("onnx-fp32"), 1.0, True),
     ]
     for precision, rows in (_get(results, "indexing", "library") or {}).items():
         row = rows.get("jpeg", {})
         out.append(Goal(f"Library.index vs encoder only ({precision}, photos)", row.get("vs_encoder_only"), 0.8, True))
-        out.append(Goal(f"Library.index vs one-at-a-time PyTorch ({precision}, photos)",
-                        row.get("vs_torch_one_at_a_time"), 4.0, True))
+        out.append(
+            Goal(
+                f"Library.index vs one-at-a-time PyTorch ({precision}, photos)",
+                row.get("vs_torch_one_at_a_time"),
+                4.0,
+                True,
+            )
+        )
     for state, label in LIBRARY_STATES.items():
-        out.append(Goal(f"Text query end to end (Library.search) p50 at {n:,} vectors, {label}",
-                        _get(results, "search", "library", n, state, "end_to_end", "p50_ms"), 15.0, False, "ms"))
-    out.append(Goal(f"Library.search (the engine's answer) recall@10 vs exact at {n:,}",
-                    _get(results, "search", "library", n, "recall_at_10"), 0.99, True, ""))
+        out.append(
+            Goal(
+                f"Text query end to end (Library.search) p50 at {n:,} vectors, {label}",
+                _get(results, "search", "library", n, state, "end_to_end", "p50_ms"),
+                15.0,
+                False,
+                "ms",
+            )
+        )
+    out.append(
+        Goal(
+            f"Library.search (the engine's answer) recall@10 vs exact at {n:,}",
+            _get(results, "search", "library", n, "recall_at_10"),
+            0.99,
+            True,
+            "",
+        )
+    )
     for store, rows in (_get(results, "search", "stores") or {}).items():
         if store.startswith("Milvus Lite") and str(n) in rows:
             engine = " (the engine's Milvus index)" if store.endswith(" FLAT") else ""
-            out.append(Goal(f"{store}{engine} recall@10 vs exact at {n:,}", rows[str(n)]["recall_at_10"], 0.99, True,
-                            ""))
+            out.append(
+                Goal(f"{store}{engine} recall@10 vs exact at {n:,}", rows[str(n)]["recall_at_10"], 0.99, True, "")
+            )
     return out
 
 
@@ -132,21 +158,36 @@ def headline(results: dict[str, Any]) -> list[str]:
     for precision, by_kind in (_get(results, "indexing", "library") or {}).items():
         row = by_kind.get("jpeg")
         if row:
-            rows.append([f"indexing 2-4 MP photos, {precision} (Library.index)", f"{row['images_per_s']:.1f} images/s",
-                         f"{_f(row.get('vs_encoder_only'), 2)}x encoder only, "
-                         f"{_f(row.get('vs_torch_one_at_a_time'), 1)}x one-at-a-time PyTorch"])
+            rows.append(
+                [
+                    f"indexing 2-4 MP photos, {precision} (Library.index)",
+                    f"{row['images_per_s']:.1f} images/s",
+                    f"{_f(row.get('vs_encoder_only'), 2)}x encoder only, "
+                    f"{_f(row.get('vs_torch_one_at_a_time'), 1)}x one-at-a-time PyTorch",
+                ]
+            )
     for state, label in LIBRARY_STATES.items():
         lib = _get(results, "search", "library", n, state)
         if lib:
-            rows.append([f"text query end to end, {n:,} vectors, {label}", f"{lib['end_to_end']['p50_ms']:.1f} ms p50",
-                         f"text encoder {lib['encode_text']['p50_ms']:.1f} ms; Milvus' own search (MilvusStore.search) "
-                         f"{lib['store_search']['p50_ms']:.1f} ms; first query {lib['cold_first_query_s']:.1f} s"])
+            rows.append(
+                [
+                    f"text query end to end, {n:,} vectors, {label}",
+                    f"{lib['end_to_end']['p50_ms']:.1f} ms p50",
+                    f"text encoder {lib['encode_text']['p50_ms']:.1f} ms; Milvus' own search (MilvusStore.search) "
+                    f"{lib['store_search']['p50_ms']:.1f} ms; first query {lib['cold_first_query_s']:.1f} s",
+                ]
+            )
     stores = _get(results, "search", "stores") or {}
     for store in ("Milvus Lite FLAT", "Milvus Lite HNSW", "numpy exact"):
         row = stores.get(store, {}).get(str(n))
         if row:
-            rows.append([f"search, {store}, {n:,} vectors", f"{row['single']['p50_ms']:.1f} ms p50",
-                         f"recall@10 {row['recall_at_10']:.3f}"])
+            rows.append(
+                [
+                    f"search, {store}, {n:,} vectors",
+                    f"{row['single']['p50_ms']:.1f} ms p50",
+                    f"recall@10 {row['recall_at_10']:.3f}",
+                ]
+            )
     return _table(["figure", "value", "context"], rows)
 
 
@@ -176,30 +217,69 @@ def _encoders(results: dict[str, Any]) -> list[str]:
     if not enc:
         return []
     lines = ["## Encoders", ""]
-    lines.append(f"Image tower: {enc.get('image_gflops', 0):.2f} GFLOP per image; machine limit "
-                 f"{_f(enc.get('limit_images_per_s', {}).get('fp32'))} images/s fp32, "
-                 f"{_f(enc.get('limit_images_per_s', {}).get('int8'))} images/s int8. "
-                 "Model only (preprocessed inputs); images/s at the median batch latency.")
+    lines.append(
+        f"Image tower: {enc.get('image_gflops', 0):.2f} GFLOP per image; machine limit "
+        f"{_f(enc.get('limit_images_per_s', {}).get('fp32'))} images/s fp32, "
+        f"{_f(enc.get('limit_images_per_s', {}).get('int8'))} images/s int8. "
+        "Model only (preprocessed inputs); images/s at the median batch latency."
+    )
     lines.append("")
     rows = []
     for name, by_batch in enc.get("image", {}).items():
         for batch, s in by_batch.items():
             r = _get(enc, "ratios", name, batch) or {}
-            rows.append([name, batch, _f(s["per_s"]), _f(s["p50_ms"]), _f(s["p99_ms"]), str(s["n"]),
-                         _f(r.get("vs_pytorch"), 2), _f(r.get("vs_limit"), 2)])
+            rows.append(
+                [
+                    name,
+                    batch,
+                    _f(s["per_s"]),
+                    _f(s["p50_ms"]),
+                    _f(s["p99_ms"]),
+                    str(s["n"]),
+                    _f(r.get("vs_pytorch"), 2),
+                    _f(r.get("vs_limit"), 2),
+                ]
+            )
     lines += _table(["image backend", "batch", "images/s", "p50 ms", "p99 ms", "n", "vs PyTorch", "vs limit"], rows)
     rows = []
     for name, by_batch in enc.get("text", {}).items():
         for batch, s in by_batch.items():
             torch_s = _get(enc, "text", "pytorch", batch)
-            rows.append([name, batch, str(s.get("tokens")), _f(s["per_s"]), _f(s["p50_ms"], 2), _f(s["p99_ms"], 2),
-                         _f(s["per_s"] / torch_s["per_s"], 2) if torch_s else "-"])
+            rows.append(
+                [
+                    name,
+                    batch,
+                    str(s.get("tokens")),
+                    _f(s["per_s"]),
+                    _f(s["p50_ms"], 2),
+                    _f(s["p99_ms"], 2),
+                    _f(s["per_s"] / torch_s["per_s"], 2) if torch_s else "-",
+                ]
+            )
     lines += ["", *_table(["text backend", "batch", "tokens", "texts/s", "p50 ms", "p99 ms", "vs PyTorch"], rows)]
-    rows = [[name, _f(p["image_min_cosine_vs_pytorch"], 5), _f(p["text_min_cosine_vs_pytorch"], 5),
-             _f(p["image_min_cosine_vs_onnx_fp32"], 5), _f(p["text_min_cosine_vs_onnx_fp32"], 5)]
-            for name, p in enc.get("parity", {}).items()]
-    lines += ["", *_table(["backend", "image min cos vs PyTorch", "text min cos vs PyTorch",
-                           "image min cos vs ONNX fp32", "text min cos vs ONNX fp32"], rows)]
+    rows = [
+        [
+            name,
+            _f(p["image_min_cosine_vs_pytorch"], 5),
+            _f(p["text_min_cosine_vs_pytorch"], 5),
+            _f(p["image_min_cosine_vs_onnx_fp32"], 5),
+            _f(p["text_min_cosine_vs_onnx_fp32"], 5),
+        ]
+        for name, p in enc.get("parity", {}).items()
+    ]
+    lines += [
+        "",
+        *_table(
+            [
+                "backend",
+                "image min cos vs PyTorch",
+                "text min cos vs PyTorch",
+                "image min cos vs ONNX fp32",
+                "text min cos vs ONNX fp32",
+            ],
+            rows,
+        ),
+    ]
     return [*lines, ""]
 
 
@@ -207,14 +287,37 @@ def _text_queries(results: dict[str, Any]) -> list[str]:
     tq = results.get("text_queries")
     if not tq:
         return []
-    rows = [[name, _f(r["mean_tokens"]), _f(r["tokenize"]["p50_ms"], 3), _f(r["dynamic"]["p50_ms"], 2),
-             _f(r["padded_77"]["p50_ms"], 2), _f(r["speedup"], 1),
-             f"{r['gflops_dynamic']:.2f} / {r['gflops_padded_77']:.2f}",
-             _f(r["min_cosine_dynamic_vs_padded"], 5)]
-            for name, r in tq.items()]
-    return ["## Text queries: dynamic sequence length vs padding to 77", "",
-            *_table(["encoder", "mean tokens", "tokenize p50 ms", "dynamic p50 ms", "padded-77 p50 ms", "speed-up",
-                     "GFLOP dynamic / 77", "min cos dynamic vs padded"], rows), ""]
+    rows = [
+        [
+            name,
+            _f(r["mean_tokens"]),
+            _f(r["tokenize"]["p50_ms"], 3),
+            _f(r["dynamic"]["p50_ms"], 2),
+            _f(r["padded_77"]["p50_ms"], 2),
+            _f(r["speedup"], 1),
+            f"{r['gflops_dynamic']:.2f} / {r['gflops_padded_77']:.2f}",
+            _f(r["min_cosine_dynamic_vs_padded"], 5),
+        ]
+        for name, r in tq.items()
+    ]
+    return [
+        "## Text queries: dynamic sequence length vs padding to 77",
+        "",
+        *_table(
+            [
+                "encoder",
+                "mean tokens",
+                "tokenize p50 ms",
+                "dynamic p50 ms",
+                "padded-77 p50 ms",
+                "speed-up",
+                "GFLOP dynamic / 77",
+                "min cos dynamic vs padded",
+            ],
+            rows,
+        ),
+        "",
+    ]
 
 
 def _indexing(results: dict[str, Any]) -> list[str]:
@@ -223,30 +326,69 @@ def _indexing(results: dict[str, Any]) -> list[str]:
         return []
     folders = ix.get("folders", {})
     lines = ["## Indexing", ""]
-    lines += [f"- {kind}: {f['files']} files, {f['mean_megapixels']:.2f} MP and {f['mean_file_kib']:.0f} KiB on average"
-              for kind, f in folders.items()]
+    lines += [
+        f"- {kind}: {f['files']} files, {f['mean_megapixels']:.2f} MP and {f['mean_file_kib']:.0f} KiB on average"
+        for kind, f in folders.items()
+    ]
     lines.append(f"- batch size {ix.get('batch_size')}; encoder only = encode_pixels on preprocessed batches")
     lines.append("")
     rows = []
     for precision, by_kind in ix.get("library", {}).items():
         enc = ix.get("encoder_only", {}).get(precision, {})
         for kind, r in by_kind.items():
-            rows.append([f"Library.index {precision}", kind, _f(r["images_per_s"]), _f(enc.get("per_s")),
-                         _f(r.get("vs_encoder_only"), 2), _f(r.get("cpu_bound_images_per_s")),
-                         _f(r.get("vs_cpu_bound"), 2), _f(r.get("vs_torch_one_at_a_time"), 1),
-                         _f(r["rss_peak_mib"], 0), _f(r["rss_peak_mib"] - r["rss_start_mib"], 0)])
+            rows.append(
+                [
+                    f"Library.index {precision}",
+                    kind,
+                    _f(r["images_per_s"]),
+                    _f(enc.get("per_s")),
+                    _f(r.get("vs_encoder_only"), 2),
+                    _f(r.get("cpu_bound_images_per_s")),
+                    _f(r.get("vs_cpu_bound"), 2),
+                    _f(r.get("vs_torch_one_at_a_time"), 1),
+                    _f(r["rss_peak_mib"], 0),
+                    _f(r["rss_peak_mib"] - r["rss_start_mib"], 0),
+                ]
+            )
     for kind, r in ix.get("torch_one_at_a_time", {}).items():
-        rows.append(["PyTorch one at a time (fp32)", kind, _f(r["images_per_s"]), "-", "-", "-", "-", "1.0",
-                     _f(r["rss_peak_mib"], 0), _f(r["rss_peak_mib"] - r["rss_start_mib"], 0)])
-    lines += _table(["path", "folder", "images/s", "encoder only images/s", "vs encoder only",
-                     "CPU-bound ceiling images/s", "vs ceiling", "vs one-at-a-time PyTorch", "peak RSS MiB",
-                     "RSS growth MiB"], rows)
+        rows.append(
+            [
+                "PyTorch one at a time (fp32)",
+                kind,
+                _f(r["images_per_s"]),
+                "-",
+                "-",
+                "-",
+                "-",
+                "1.0",
+                _f(r["rss_peak_mib"], 0),
+                _f(r["rss_peak_mib"] - r["rss_start_mib"], 0),
+            ]
+        )
+    lines += _table(
+        [
+            "path",
+            "folder",
+            "images/s",
+            "encoder only images/s",
+            "vs encoder only",
+            "CPU-bound ceiling images/s",
+            "vs ceiling",
+            "vs one-at-a-time PyTorch",
+            "peak RSS MiB",
+            "RSS growth MiB",
+        ],
+        rows,
+    )
     loads = ix.get("read_decode_preprocess", {})
     if loads:
-        lines += ["", "Read + hash + decode + preprocess, one thread (`Indexer._load`): " + "; ".join(
-            f"{kind} {r['cpu_ms_per_image']:.1f} ms CPU per image" for kind, r in loads.items())
+        lines += [
+            "",
+            "Read + hash + decode + preprocess, one thread (`Indexer._load`): "
+            + "; ".join(f"{kind} {r['cpu_ms_per_image']:.1f} ms CPU per image" for kind, r in loads.items())
             + ". The CPU-bound ceiling adds that to the encoder's CPU time per image (its batch time on all "
-              "threads): the best any pipeline can do when decoding and encoding share these cores."]
+            "threads): the best any pipeline can do when decoding and encoding share these cores.",
+        ]
     return [*lines, ""]
 
 
@@ -254,42 +396,101 @@ def _search(results: dict[str, Any]) -> list[str]:
     s = results.get("search")
     if not s:
         return []
-    lines = ["## Search", "",
-             f"Top-{s.get('k')} of clustered, normalised {s.get('dim')}-d vectors; {s.get('queries')} single "
-             f"queries per store after reopening and loading; index parameters {json.dumps(s.get('index_params'))}, "
-             f"search parameters {json.dumps(s.get('search_params'))}.", ""]
+    lines = [
+        "## Search",
+        "",
+        f"Top-{s.get('k')} of clustered, normalised {s.get('dim')}-d vectors; {s.get('queries')} single "
+        f"queries per store after reopening and loading; index parameters {json.dumps(s.get('index_params'))}, "
+        f"search parameters {json.dumps(s.get('search_params'))}.",
+        "",
+    ]
     rows = []
     for store, by_size in s.get("stores", {}).items():
         for n, r in by_size.items():
-            rows.append([store, f"{int(n):,}", _f(r["single"]["p50_ms"], 2), _f(r["single"]["p99_ms"], 2),
-                         _f(r["batch"]["qps"]), _f(r["recall_at_10"], 3), _f(r.get("first_query_ms")),
-                         _f(r.get("open_load_s"), 2), _f(r.get("index_build_s"), 1)])
-    lines += _table(["store", "vectors", "p50 ms", "p99 ms", "batch QPS", "recall@10", "first query ms",
-                     "open+load s", "index build s"], rows)
+            rows.append(
+                [
+                    store,
+                    f"{int(n):,}",
+                    _f(r["single"]["p50_ms"], 2),
+                    _f(r["single"]["p99_ms"], 2),
+                    _f(r["batch"]["qps"]),
+                    _f(r["recall_at_10"], 3),
+                    _f(r.get("first_query_ms")),
+                    _f(r.get("open_load_s"), 2),
+                    _f(r.get("index_build_s"), 1),
+                ]
+            )
+    lines += _table(
+        [
+            "store",
+            "vectors",
+            "p50 ms",
+            "p99 ms",
+            "batch QPS",
+            "recall@10",
+            "first query ms",
+            "open+load s",
+            "index build s",
+        ],
+        rows,
+    )
     for key, label in (("milvus_lite_insert", "Milvus Lite"), ("milvus_server_insert", "Milvus server")):
         ins = s.get(key, {})
         if ins:
-            lines += ["", f"{label} insert: " + "; ".join(f"{int(n):,} rows in {r['insert_s']:.1f} s "
-                                                        f"({r['rows_per_s']:,.0f} rows/s)" for n, r in ins.items())]
+            lines += [
+                "",
+                f"{label} insert: "
+                + "; ".join(
+                    f"{int(n):,} rows in {r['insert_s']:.1f} s ({r['rows_per_s']:,.0f} rows/s)" for n, r in ins.items()
+                ),
+            ]
     rows = []
     for n, row in s.get("library", {}).items():
         for state, label in LIBRARY_STATES.items():
             r = row.get(state)
             if r:
-                rows.append([f"{int(n):,}", row.get("copy", "-"), label, _f(r["end_to_end"]["p50_ms"], 2),
-                             _f(r["end_to_end"]["p99_ms"], 2), _f(r["encode_text"]["p50_ms"], 2),
-                             _f(r["store_search"]["p50_ms"], 2), _f(r["cold_first_query_s"], 2)])
+                rows.append(
+                    [
+                        f"{int(n):,}",
+                        row.get("copy", "-"),
+                        label,
+                        _f(r["end_to_end"]["p50_ms"], 2),
+                        _f(r["end_to_end"]["p99_ms"], 2),
+                        _f(r["encode_text"]["p50_ms"], 2),
+                        _f(r["store_search"]["p50_ms"], 2),
+                        _f(r["cold_first_query_s"], 2),
+                    ]
+                )
     if rows:
-        title = ("`Library.search` as the engine runs it (text query end to end, fp32 text encoder, the engine's "
-                 "schema and index, rows written through `MilvusStore` as the indexer writes new files; the "
-                 "engine searches its in-memory copy, saved in the library at each flush): "
-                 + "; ".join(f"{int(n):,} rows written in {r['upsert_s']:.1f} s (of which flush + copy update "
-                             f"{_f(r.get('flush_and_copy_s'))} s), engine recall@10 {r['recall_at_10']:.3f}, "
-                             f"rebuilding the copy from Milvus {_f(r.get('rebuild_from_milvus_s'))} s"
-                             for n, r in s["library"].items()))
-        lines += ["", title, "",
-                  *_table(["vectors", "in-memory copy", "state", "e2e p50 ms", "e2e p99 ms", "encode text p50 ms",
-                           "MilvusStore.search p50 ms", "first query s (opens, loads the copy)"], rows)]
+        title = (
+            "`Library.search` as the engine runs it (text query end to end, fp32 text encoder, the engine's "
+            "schema and index, rows written through `MilvusStore` as the indexer writes new files; the "
+            "engine searches its in-memory copy, saved in the library at each flush): "
+            + "; ".join(
+                f"{int(n):,} rows written in {r['upsert_s']:.1f} s (of which flush + copy update "
+                f"{_f(r.get('flush_and_copy_s'))} s), engine recall@10 {r['recall_at_10']:.3f}, "
+                f"rebuilding the copy from Milvus {_f(r.get('rebuild_from_milvus_s'))} s"
+                for n, r in s["library"].items()
+            )
+        )
+        lines += [
+            "",
+            title,
+            "",
+            *_table(
+                [
+                    "vectors",
+                    "in-memory copy",
+                    "state",
+                    "e2e p50 ms",
+                    "e2e p99 ms",
+                    "encode text p50 ms",
+                    "MilvusStore.search p50 ms",
+                    "first query s (opens, loads the copy)",
+                ],
+                rows,
+            ),
+        ]
     return [*lines, ""]
 
 
@@ -297,15 +498,38 @@ def _quality(results: dict[str, Any]) -> list[str]:
     q = results.get("quality")
     if not q or not q.get("precisions"):
         return []
-    rows = [[p, *(_f(r.get(f"recall@{k}"), 3) for k in (1, 5, 10)),
-             *(_f(r.get(f"colour_object_recall@{k}"), 3) for k in (1, 5, 10)),
-             _f(r.get("image_min_cosine_vs_fp32"), 4), _f(r.get("text_min_cosine_vs_fp32"), 4)]
-            for p, r in q["precisions"].items()]
-    return ["## Quality (demo model, held-out text -> image)", "",
-            f"{q.get('queries')} caption queries and {q.get('colour_object_queries')} colour+object queries over a "
-            f"gallery of {q.get('gallery')} pictures (the benchmark of tests/test_demo_model.py).", "",
-            *_table(["precision", "R@1", "R@5", "R@10", "colour+object R@1", "R@5", "R@10", "image min cos vs fp32",
-                     "text min cos vs fp32"], rows), ""]
+    rows = [
+        [
+            p,
+            *(_f(r.get(f"recall@{k}"), 3) for k in (1, 5, 10)),
+            *(_f(r.get(f"colour_object_recall@{k}"), 3) for k in (1, 5, 10)),
+            _f(r.get("image_min_cosine_vs_fp32"), 4),
+            _f(r.get("text_min_cosine_vs_fp32"), 4),
+        ]
+        for p, r in q["precisions"].items()
+    ]
+    return [
+        "## Quality (demo model, held-out text -> image)",
+        "",
+        f"{q.get('queries')} caption queries and {q.get('colour_object_queries')} colour+object queries over a "
+        f"gallery of {q.get('gallery')} pictures (the benchmark of tests/test_demo_model.py).",
+        "",
+        *_table(
+            [
+                "precision",
+                "R@1",
+                "R@5",
+                "R@10",
+                "colour+object R@1",
+                "R@5",
+                "R@10",
+                "image min cos vs fp32",
+                "text min cos vs fp32",
+            ],
+            rows,
+        ),
+        "",
+    ]
 
 
 def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
@@ -320,7 +544,8 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         *goals_table(results),
         "",
-        (f"**{len(missed)} goal(s) missed:** " + "; ".join(g.name for g in missed) + ".") if missed
+        (f"**{len(missed)} goal(s) missed:** " + "; ".join(g.name for g in missed) + ".")
+        if missed
         else "All measured goals are met.",
         "",
         "## Headline",
@@ -381,8 +606,14 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
         for (state, label), style in zip(LIBRARY_STATES.items(), ("--", ":"), strict=True):
             xs = sorted(int(n) for n in lib if state in lib[n])
             if xs:
-                ax.plot(xs, [lib[str(x)][state]["end_to_end"]["p50_ms"] for x in xs], marker="s", color="black",
-                        linestyle=style, label=f"Library.search end to end,\n{label}")
+                ax.plot(
+                    xs,
+                    [lib[str(x)][state]["end_to_end"]["p50_ms"] for x in xs],
+                    marker="s",
+                    color="black",
+                    linestyle=style,
+                    label=f"Library.search end to end,\n{label}",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("vectors in the collection")
@@ -398,14 +629,21 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
         for i, (store, by_size) in enumerate(stores.items()):
             color = f"C{i % 10}"
             for n, r in by_size.items():
-                ax.scatter(r["single"]["p50_ms"], r["recall_at_10"], color=color,
-                           marker=markers[sizes.index(int(n)) % len(markers)],
-                           label=store if n == next(iter(by_size)) else None)
+                ax.scatter(
+                    r["single"]["p50_ms"],
+                    r["recall_at_10"],
+                    color=color,
+                    marker=markers[sizes.index(int(n)) % len(markers)],
+                    label=store if n == next(iter(by_size)) else None,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("single-query p50 latency (ms)")
         ax.set_ylabel("recall@10 vs exact")
-        ax.set_title("recall vs latency (" + ", ".join(f"{markers[i % len(markers)]} = {n:,}"
-                                                         for i, n in enumerate(sizes)) + " vectors)")
+        ax.set_title(
+            "recall vs latency ("
+            + ", ".join(f"{markers[i % len(markers)]} = {n:,}" for i, n in enumerate(sizes))
+            + " vectors)"
+        )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         fig.tight_layout()

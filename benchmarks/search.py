@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.context import QUERIES, Context, Task
-from benchmarks.timing import PeakRss, measure, stats
-from engine.library import MAX_CANDIDATES, Library
-from engine.memindex import GRAPH_MIN_ROWS, MemoryIndex
-from engine.store import AssetRow, path_id
+from assetlens.benchmarks.context import QUERIES, Context, Task
+from assetlens.benchmarks.milvus_server import MilvusServer
+from assetlens.benchmarks.timing import PeakRss, measure, stats
+from assetlens.engine.library import MAX_CANDIDATES, Library
+from assetlens.engine.memindex import GRAPH_MIN_ROWS, MemoryIndex
+from assetlens.engine.store import AssetRow, path_id
 
 K = 10
 DIM = 512
@@ -105,9 +106,7 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]))
 
 
-def time_store(
-    search: Callable[[np.ndarray], list[list[int]]], vs: VectorSet, ctx: Context
-) -> dict[str, Any]:
+def time_store(search: Callable[[np.ndarray], list[list[int]]], vs: VectorSet, ctx: Context) -> dict[str, Any]:
     """Single-query latency, batch QPS and recall@10 of a ``search(queries) -> ids`` function."""
     p = ctx.profile
     q = vs.query_vectors
@@ -121,8 +120,7 @@ def time_store(
         found += search(q[i : i + 1])
         samples.append(time.perf_counter() - t0)
     batch = q[: p.query_batch]
-    batched = measure(lambda: search(batch), items=len(batch), warmup=0, min_reps=2, max_reps=10,
-                      budget_s=p.budget_s)
+    batched = measure(lambda: search(batch), items=len(batch), warmup=0, min_reps=2, max_reps=10, budget_s=p.budget_s)
     return {
         "first_query_ms": first_ms,
         "single": stats(samples),
@@ -198,8 +196,13 @@ def time_milvus(uri: str, name: str, vs: VectorSet, ctx: Context) -> dict[str, A
     open_s = time.perf_counter() - t0
 
     def search(q: np.ndarray) -> list[list[int]]:
-        res = client.search(name, data=q.tolist(), limit=K, output_fields=["id"],
-                            search_params={"metric_type": "COSINE", "params": SEARCH_PARAMS})
+        res = client.search(
+            name,
+            data=q.tolist(),
+            limit=K,
+            output_fields=["id"],
+            search_params={"metric_type": "COSINE", "params": SEARCH_PARAMS},
+        )
         return [[int(h["id"]) for h in hits] for hits in res]
 
     try:
@@ -226,8 +229,12 @@ def fill_library(lib: Library, vs: VectorSet) -> dict[str, Any]:
     t1 = time.perf_counter()
     lib.store.flush()
     t2 = time.perf_counter()
-    return {"upsert_s": t2 - t0, "rows_per_s": vs.n / (t2 - t0), "flush_and_copy_s": t2 - t1,
-            "copy": "HNSW graph (faiss)" if vs.n >= GRAPH_MIN_ROWS else "exact matrix"}
+    return {
+        "upsert_s": t2 - t0,
+        "rows_per_s": vs.n / (t2 - t0),
+        "flush_and_copy_s": t2 - t1,
+        "copy": "HNSW graph (faiss)" if vs.n >= GRAPH_MIN_ROWS else "exact matrix",
+    }
 
 
 def rebuild_copy_s(lib: Library) -> float:
@@ -239,8 +246,17 @@ def rebuild_copy_s(lib: Library) -> float:
 
 def _row(i: int) -> AssetRow:
     path = f"/bench/photos/{i // 1000:04d}/IMG_{i:07d}.jpg"
-    return AssetRow(path_id(path), path, path.rsplit("/", 1)[0], path.rsplit("/", 1)[1], 2_000_000 + i, 1.7e9,
-                    f"{i:064x}", 2048, 1536)
+    return AssetRow(
+        path_id(path),
+        path,
+        path.rsplit("/", 1)[0],
+        path.rsplit("/", 1)[1],
+        2_000_000 + i,
+        1.7e9,
+        f"{i:064x}",
+        2048,
+        1536,
+    )
 
 
 def _row_index(path: str) -> int:
@@ -289,11 +305,18 @@ def library_recall(lib: Library, vs: VectorSet, queries: int) -> float:
 
 def time_library_fresh_process(db: Path, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
     """``time_library`` in a new Python process: what each ``assetlens search`` invocation meets."""
-    code = ("import json, sys; from pathlib import Path; from benchmarks.search import time_library; a = sys.argv[1:]; "
-            "print(json.dumps(time_library(Path(a[0]), a[1], int(a[2]), float(a[3]), int(a[4]))))")
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks.search import time_library; a = sys.argv[1:]; "
+        "print(json.dumps(time_library(Path(a[0]), a[1], int(a[2]), float(a[3]), int(a[4]))))"
+    )
     args = [str(db), precision, str(threads), str(budget_s), str(reps)]
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"the search process failed: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -323,19 +346,13 @@ def time_faiss(vs: VectorSet, ctx: Context) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def milvus_server(ctx: Context) -> Iterator[str | None]:
     """A running Milvus server's URI (the test harness's ``MilvusServer``), or None with a note."""
-    harness = Path(__file__).resolve().parent.parent / "tests" / "milvus_server.py"
-    if importlib.util.find_spec("milvus") is None or not harness.is_file():
-        ctx.note("Milvus server not measured: needs the `milvus` package (milvus-server) and tests/milvus_server.py "
-                 "from a source checkout.")
+    if importlib.util.find_spec("milvus") is None:
+        ctx.note("Milvus server not measured: needs the `milvus` package (milvus-server).")
         yield None
         return
-    spec = importlib.util.spec_from_file_location("assetlens_bench_milvus_server", harness)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr] -- dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
     t0 = time.perf_counter()
     try:
-        server = module.MilvusServer.start(ctx.work / "milvus-server")
+        server = MilvusServer.start(ctx.work / "milvus-server")
     except Exception as exc:  # the server is optional: report and go on
         ctx.note(f"Milvus server not measured: it did not start ({str(exc).splitlines()[0]}).")
         yield None
@@ -377,8 +394,9 @@ def tasks(ctx: Context) -> list[Task]:
 
     def lite_insert(n: int) -> Callable[[], None]:
         def run() -> None:
-            res.setdefault("milvus_lite_insert", {})[str(n)] = create_and_insert(str(ctx.work / f"lite-{n}.db"),
-                                                                                  "vectors", sets[n])
+            res.setdefault("milvus_lite_insert", {})[str(n)] = create_and_insert(
+                str(ctx.work / f"lite-{n}.db"), "vectors", sets[n]
+            )
 
         return run
 
@@ -393,8 +411,10 @@ def tasks(ctx: Context) -> list[Task]:
     def library(n: int) -> Callable[[], None]:
         def run() -> None:
             db = ctx.work / f"library-{n}.db"
-            with PeakRss() as rss, Library(db, model=ctx.export_dir("fp32"), precision="fp32", device="cpu",
-                                           threads=ctx.threads) as lib:
+            with (
+                PeakRss() as rss,
+                Library(db, model=ctx.export_dir("fp32"), precision="fp32", device="cpu", threads=ctx.threads) as lib,
+            ):
                 row: dict[str, Any] = fill_library(lib, sets[n])
                 row["same_process"] = {**time_search(lib, p.budget_s, p.queries), **rss.to_dict()}
                 row["recall_at_10"] = library_recall(lib, sets[n], p.queries)

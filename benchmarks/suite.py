@@ -17,13 +17,13 @@ from typing import Any
 from milvus_lite.server_manager import server_manager_instance
 from tqdm import tqdm
 
-from benchmarks import encoders, indexing, quality, report, search
-from benchmarks.context import Context, Task
-from benchmarks.env import cpu_snapshot, environment, load_average, machine_limits, others_cpu_share
-from benchmarks.models import bench_model, build_checkpoint
-from benchmarks.profiles import PROFILES, Profile
-from engine.encoders import pick_providers
-from engine.models import cache_root
+from assetlens.benchmarks import encoders, indexing, quality, report, search
+from assetlens.benchmarks.context import Context, Task
+from assetlens.benchmarks.env import cpu_snapshot, environment, load_average, machine_limits, others_cpu_share
+from assetlens.benchmarks.models import bench_model, build_checkpoint
+from assetlens.benchmarks.profiles import PROFILES, Profile
+from assetlens.engine.encoders import pick_providers
+from assetlens.engine.models import cache_root
 
 SECTIONS: dict[str, Callable[[Context], list[Task]]] = {
     "encoders": encoders.tasks,
@@ -38,8 +38,9 @@ def _setup_tasks(ctx: Context) -> list[Task]:
     env = ctx.section("environment")
 
     def limits() -> None:
-        env["limits"] = machine_limits(ctx.threads, n=512 if ctx.profile.name == "toy" else 2048,
-                                       budget_s=min(2.0, 4 * ctx.profile.budget_s))
+        env["limits"] = machine_limits(
+            ctx.threads, n=512 if ctx.profile.name == "toy" else 2048, budget_s=min(2.0, 4 * ctx.profile.budget_s)
+        )
 
     out = [
         ("setup: machine limit (sgemm, int8 GEMM)", limits),
@@ -79,9 +80,16 @@ def run(
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     ctx.results.update(
-        schema=SCHEMA, profile=prof.name, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        sections=chosen, model={"name": prof.model, "config": ctx.model.config, "image_gflops": ctx.model.image_gflops,
-                                "weights": "random (seeded); same compute as trained weights"},
+        schema=SCHEMA,
+        profile=prof.name,
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        sections=chosen,
+        model={
+            "name": prof.model,
+            "config": ctx.model.config,
+            "image_gflops": ctx.model.image_gflops,
+            "weights": "random (seeded); same compute as trained weights",
+        },
     )
     ctx.results["environment"] = environment(threads, device)
     ctx.results["load"] = {"start": load_average()}

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.catalogue import Item, write_catalogue
-from engine.grid import contact_sheet
-from engine.indexer import IndexReport, Progress
-from engine.library import Library
-from engine.search import SearchResult
+from assetlens.engine.catalogue import Item, write_catalogue
+from assetlens.engine.grid import contact_sheet
+from assetlens.engine.indexer import IndexReport, Progress
+from assetlens.engine.library import Library
+from assetlens.engine.search import SearchResult
 
 FIXED_QUERIES = ("a gold watch", "green sunglasses")
 

@@ -22,9 +22,9 @@ import onnxruntime as ort
 from PIL import Image
 from tokenizers import Tokenizer
 
-from engine.errors import DeviceUnavailableError, ModelLoadError
-from engine.models import ModelFacts, load_facts, resolve_model_dir
-from engine.preprocess import clip_batch
+from assetlens.engine.errors import DeviceUnavailableError, ModelLoadError
+from assetlens.engine.models import ModelFacts, load_facts, resolve_model_dir
+from assetlens.engine.preprocess import clip_batch
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def create_session(path: Path, device: str = "auto", threads: int | None = None)
     if providers[0] == CUDA_PROVIDER and session.get_providers()[0] != CUDA_PROVIDER:
         if device == "cuda":
             raise DeviceUnavailableError(
-                "onnxruntime could not start its CUDA provider (check the CUDA and cuDNN libraries); "
-                "use --device cpu."
+                "onnxruntime could not start its CUDA provider (check the CUDA and cuDNN libraries); use --device cpu."
             )
         log.warning("CUDA is present but onnxruntime fell back to the CPU for %s.", path.name)
     return session
@@ -144,9 +143,7 @@ class ClipEncoder:
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed (N, 3, H, W) float32 pixels -> (N, dim) unit vectors."""
-        (out,) = self.image_session.run(
-            [self.facts.image.output_name], {self.facts.image.input_name: pixels}
-        )
+        (out,) = self.image_session.run([self.facts.image.output_name], {self.facts.image.input_name: pixels})
         return normalize(out)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:

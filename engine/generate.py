@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from engine.errors import GenerationError, ImageDecodeError, UsageError
-from engine.preprocess import decode
+from assetlens.engine.errors import GenerationError, ImageDecodeError, UsageError
+from assetlens.engine.preprocess import decode
 
 if TYPE_CHECKING:
-    from engine.library import Library
-    from engine.search import SearchResult
+    from assetlens.engine.library import Library
+    from assetlens.engine.search import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,12 @@ def reference_payload(path: str | os.PathLike[str]) -> tuple[bytes, str]:
         with Image.open(io.BytesIO(data)) as probe:
             fmt = probe.format or ""
             # Only upright files go as is: a rotated JPEG would reach the model sideways.
-            as_is = (fmt in _SENT_AS_IS and max(probe.size) <= MAX_REFERENCE_SIDE and len(data) <= MAX_REFERENCE_BYTES
-                     and probe.getexif().get(0x0112, 1) == 1)
+            as_is = (
+                fmt in _SENT_AS_IS
+                and max(probe.size) <= MAX_REFERENCE_SIDE
+                and len(data) <= MAX_REFERENCE_BYTES
+                and probe.getexif().get(0x0112, 1) == 1
+            )
         if as_is:
             return data, _SENT_AS_IS[fmt]
         img = decode(data, name=str(path)).image
@@ -358,9 +362,15 @@ class Generator:
             stem = f"{created:%Y%m%d-%H%M%S}-{_slug(prompt)}"
             for data, mime in images:
                 generation = Generation(
-                    image=_save_png(data, mime, folder, stem), prompt=prompt, model=self.model, references=refs,
-                    created=created.isoformat(timespec="seconds"), text=text, finish_reason=finish,
-                    aspect_ratio=aspect_ratio, variant=len(saved) + 1,
+                    image=_save_png(data, mime, folder, stem),
+                    prompt=prompt,
+                    model=self.model,
+                    references=refs,
+                    created=created.isoformat(timespec="seconds"),
+                    text=text,
+                    finish_reason=finish,
+                    aspect_ratio=aspect_ratio,
+                    variant=len(saved) + 1,
                 )
                 _write_sidecar(generation)
                 saved.append(generation)
@@ -379,8 +389,13 @@ class Generator:
                     delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
                     if exc.code == 429:
                         delay = min(self.max_backoff_s, max(delay, _retry_delay(exc.details) or 0.0))
-                    log.warning("Gemini answered %s; retrying in %.1f s (attempt %d of %d)",
-                             exc.code, delay, attempt + 1, self.attempts)
+                    log.warning(
+                        "Gemini answered %s; retrying in %.1f s (attempt %d of %d)",
+                        exc.code,
+                        delay,
+                        attempt + 1,
+                        self.attempts,
+                    )
                     self._sleep(delay)
                     continue
                 raise self._api_failure(exc, attempt) from None
@@ -401,8 +416,10 @@ class Generator:
     def _api_failure(self, exc: Any, attempts: int) -> GenerationError:
         said = self._scrub(" ".join(str(exc.message or "").split()))[:300]
         where = f"{exc.code} {exc.status or ''}".strip() + (f": {said}" if said else "")
-        if exc.code in (401, 403) or "API_KEY_INVALID" in json.dumps(exc.details or {}, default=str) or (
-            exc.code == 400 and "api key" in said.lower()
+        if (
+            exc.code in (401, 403)
+            or "API_KEY_INVALID" in json.dumps(exc.details or {}, default=str)
+            or (exc.code == 400 and "api key" in said.lower())
         ):
             return self._fail(
                 f"Gemini rejected the API key ({where}); check GEMINI_API_KEY or GOOGLE_API_KEY "
@@ -416,8 +433,9 @@ class Generator:
         if exc.code >= 500 or exc.code == 408:
             return self._fail(f"Gemini failed {attempts} times ({where}); try again in a few minutes.")
         if exc.code == 404:
-            return self._fail(f"Gemini does not know the model {self.model} ({where}); "
-                              f"use {DEFAULT_MODEL} or another image model.")
+            return self._fail(
+                f"Gemini does not know the model {self.model} ({where}); use {DEFAULT_MODEL} or another image model."
+            )
         return self._fail(f"Gemini refused the request ({where}).")
 
     def _read(self, response: Any) -> tuple[list[tuple[bytes, str]], str, str]:
@@ -434,8 +452,10 @@ class Generator:
             return images, text, finish
         feedback = response.prompt_feedback
         blocked = _name(feedback.block_reason) if feedback else ""
-        what = (f"Gemini blocked the prompt (block reason {blocked}) and returned no image." if blocked
-                else f"Gemini returned no image (finish reason {finish or 'unknown'}).")
+        what = (
+            f"Gemini blocked the prompt (block reason {blocked}) and returned no image."
+            if blocked
+            else f"Gemini returned no image (finish reason {finish or 'unknown'})."
+        )
         said = f' The model said: "{text}"' if text else ""
         raise self._fail(f"{what}{said} Rephrase the prompt or pick other references; nothing was saved.")
-

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.errors import ImageDecodeError
-from engine.preprocess import decode
-from engine.search import SearchResult
+from assetlens.engine.errors import ImageDecodeError
+from assetlens.engine.preprocess import decode
+from assetlens.engine.search import SearchResult
 
 BACKGROUND = (250, 250, 250)
 INK = (30, 30, 30)

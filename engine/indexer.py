@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.encoders import ClipEncoder
-from engine.errors import ImageDecodeError, UsageError
-from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, clip_pixels, decode
-from engine.scan import iter_images
-from engine.store import AssetRow, MilvusStore, path_id
+from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.errors import ImageDecodeError, UsageError
+from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, clip_pixels, decode
+from assetlens.engine.scan import iter_images
+from assetlens.engine.store import AssetRow, MilvusStore, path_id
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,7 @@ class Indexer:
             data = work.path.read_bytes()
             work.digest = file_digest(data)
             facts = self.encoder.facts.image
-            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels,
-                         name=work.text)
+            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels, name=work.text)
             work.width, work.height = img.width, img.height
             work.pixels = clip_pixels(img.image, facts)
         except ImageDecodeError as exc:

@@ -1,9 +1,9 @@
 """``Library``: the one Python API that the CLI, the Streamlit app and the benchmarks call.
 
-    lib = Library(db="assetlens.db", model="demo")
-    report = lib.index("photos/")
-    for hit in lib.search(text="a golden watch", k=5):
-        print(hit.rank, hit.score, hit.path)
+lib = Library(db="assetlens.db", model="demo")
+report = lib.index("photos/")
+for hit in lib.search(text="a golden watch", k=5):
+    print(hit.rank, hit.score, hit.path)
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.encoders import ClipEncoder, normalize
-from engine.errors import ModelMismatchError, UsageError
-from engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
-from engine.memindex import Mirror, saved_copy_state
-from engine.models import default_model_name, load_facts, resolve_model_dir
-from engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from engine.search import Filter, SearchResult, combine, shape_results
-from engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, path_id
+from assetlens.engine.encoders import ClipEncoder, normalize
+from assetlens.engine.errors import ModelMismatchError, UsageError
+from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
+from assetlens.engine.memindex import Mirror, saved_copy_state
+from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
+from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
+from assetlens.engine.search import Filter, SearchResult, combine, shape_results
+from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, path_id
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -146,8 +146,7 @@ class Library:
         """Bring the collection up to date with ``folder`` (see ``engine.indexer``)."""
         Indexer.check_folder(Path(folder))
         indexer = Indexer(self.store, self._writer(), batch_size=batch_size, max_megapixels=max_megapixels)
-        return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin,
-                             progress=progress)
+        return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin, progress=progress)
 
     def add(
         self, paths: Sequence[str | os.PathLike[str]], *, origin: str = "file", progress: Progress | None = None
@@ -258,7 +257,11 @@ class Library:
             if not hits and not flt.expr() and self.store.count() == 0:  # counted only when nothing came back
                 raise self._empty()
             results = shape_results(
-                hits, k=k, offset=offset, min_score=min_score, exclude_hashes=exclude,
+                hits,
+                k=k,
+                offset=offset,
+                min_score=min_score,
+                exclude_hashes=exclude,
                 show_duplicates=show_duplicates,
             )
             if len(results) == k or len(hits) < limit or limit >= MAX_CANDIDATES:

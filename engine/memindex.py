@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.search import Filter
-from engine.store import AssetRow, Hit, MilvusStore
+from assetlens.engine.search import Filter
+from assetlens.engine.store import AssetRow, Hit, MilvusStore
 
 log = logging.getLogger(__name__)
 

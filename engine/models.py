@@ -25,7 +25,7 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
-from engine.errors import ModelLoadError, ModelNotFoundError
+from assetlens.engine.errors import ModelLoadError, ModelNotFoundError
 
 MANIFEST_FORMAT = "assetlens-model/1"
 MANIFEST_FILE = "manifest.json"

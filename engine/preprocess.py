@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.errors import ImageDecodeError
-from engine.models import ImageFacts
+from assetlens.engine.errors import ImageDecodeError
+from assetlens.engine.models import ImageFacts
 
 # AssetLens enforces its own per-call megapixel limit (``max_megapixels``)
 # before any pixel is decoded, so Pillow's process-wide guard is lifted

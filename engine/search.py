@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.encoders import normalize
-from engine.errors import UsageError
-from engine.store import AssetRow, Hit, contains_filter, prefix_filter
+from assetlens.engine.encoders import normalize
+from assetlens.engine.errors import UsageError
+from assetlens.engine.store import AssetRow, Hit, contains_filter, prefix_filter
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 from pymilvus.milvus_client import IndexParams
 
-from engine.errors import ModelMismatchError, StoreError, StoreLockedError
+from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError
 
 SCHEMA_VERSION = 1
 VECTOR_FIELD = "vector"
@@ -298,7 +298,10 @@ class MilvusStore:
         # The meta is a creation property (never a separate call that a crash could skip); Strong
         # consistency makes every read see the writes before it (a server's default, Bounded, does not).
         self._client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level="Strong",
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
             properties={META_PROPERTY: json.dumps(asdict(meta))},
         )
         self._meta = meta

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from engine.errors import ExportError
-from engine.models import MANIFEST_FILE, PRECISIONS, export_dir_for, manifest_dict
+from assetlens.engine.errors import ExportError
+from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, export_dir_for, manifest_dict
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
@@ -228,7 +228,7 @@ def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any
         tokenizer = CLIPTokenizerFast.from_pretrained(source, local_files_only=local_files_only)
     except (OSError, TypeError, ValueError):
         # Missing tokenizer files surface as any of these, depending on which is absent.
-        from export.clip_tokenizer import VOCAB_SIZE, write_clip_tokenizer
+        from assetlens.export.clip_tokenizer import VOCAB_SIZE, write_clip_tokenizer
 
         if vocab_size != VOCAB_SIZE:
             raise _Missing(f"tokenizer files (and its {vocab_size}-token vocabulary is not OpenAI CLIP's)") from None
@@ -258,7 +258,7 @@ def _build(
     import transformers
     from optimum.exporters.onnx import export_models
 
-    from export.specs import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUTS, TEXT_OUTPUT, tower_specs
+    from assetlens.export.specs import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUTS, TEXT_OUTPUT, tower_specs
 
     image_facts = _image_facts(bundle)
     work = staging / "work"
@@ -289,7 +289,7 @@ def _build(
         for tower, dst in final.items():
             shutil.move(work / f"{tower}-fp32.onnx", dst)
     elif precision == "fp16":
-        from export.quantize import convert_fp16
+        from assetlens.export.quantize import convert_fp16
 
         say("Converting to fp16")
         for tower, dst in final.items():
@@ -395,7 +395,7 @@ def _quantize_best(
 ) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
     """Quantise each tower with every recipe; keep the first (fastest) one
     within ``INT8_TOLERANCE`` of the best min cosine."""
-    from export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
+    from assetlens.export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
 
     cosines: dict[str, float] = {}
     chosen: dict[str, dict[str, object]] = {}
@@ -478,11 +478,9 @@ def _below(cosines: dict[str, float], floor: float) -> bool:
 def calibration_images() -> list[Image.Image]:
     """Activation-range samples for static int8 (``export.quantize.STATIC_INT8``): product shots from
     the synthetic catalogue and synthetic pictures, none of them in the default parity set."""
-    from engine.catalogue import render, sample_items
+    from assetlens.engine.catalogue import render, sample_items
 
-    return [render(item, 256, seed=i) for i, item in enumerate(sample_items(16, seed=7))] + synthetic_images(
-        8, seed=1
-    )
+    return [render(item, 256, seed=i) for i, item in enumerate(sample_items(16, seed=7))] + synthetic_images(8, seed=1)
 
 
 def synthetic_images(count: int = 8, seed: int = 0) -> list[Image.Image]:

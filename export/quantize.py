@@ -90,9 +90,7 @@ def prepare_int8(src: Path, dst: Path) -> None:
     quant_pre_process(str(src), str(dst), skip_optimization=True, skip_symbolic_shape=True)
 
 
-def quantize_int8(
-    src: Path, dst: Path, recipe: Int8Recipe, calibration: Sequence[dict[str, np.ndarray]] = ()
-) -> None:
+def quantize_int8(src: Path, dst: Path, recipe: Int8Recipe, calibration: Sequence[dict[str, np.ndarray]] = ()) -> None:
     """Quantise the weight MatMuls of a prepared graph; a static recipe calibrates on ``calibration`` feeds."""
     from onnxruntime.quantization import (
         CalibrationDataReader,

@@ -76,9 +76,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import catalogue as cat
-from engine.models import ImageFacts
-from engine.preprocess import clip_pixels, decode
+from assetlens.engine import catalogue as cat
+from assetlens.engine.models import ImageFacts
+from assetlens.engine.preprocess import clip_pixels, decode
 
 IMAGE_SIZE = 64
 RENDER_SIZE = 256
@@ -499,7 +499,7 @@ def save_checkpoint(model, hf_dir: Path) -> None:
 
 
 def write_tokenizer(out_dir: Path) -> Path:
-    from export.clip_tokenizer import write_clip_tokenizer
+    from assetlens.export.clip_tokenizer import write_clip_tokenizer
 
     return write_clip_tokenizer(out_dir)
 
@@ -514,7 +514,7 @@ def wait_for_exporter(timeout_s: float):
     while True:
         importlib.invalidate_caches()
         try:
-            module = importlib.import_module("export.onnx_export")
+            module = importlib.import_module("assetlens.export.onnx_export")
             module = importlib.reload(module)
             if hasattr(module, "export_model"):
                 return module.export_model
@@ -530,7 +530,7 @@ def wait_for_exporter(timeout_s: float):
 
 
 def score_exported(directory: Path, held: HeldOut) -> dict[str, float]:
-    from engine.encoders import ClipEncoder
+    from assetlens.engine.encoders import ClipEncoder
 
     enc = ClipEncoder.load(directory, device="cpu")
     image = enc.encode_images(held.images)

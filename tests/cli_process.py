@@ -48,8 +48,13 @@ def cli_env() -> dict[str, str]:
 def run_cli(*argv: str | os.PathLike[str], cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``assetlens ARGV`` in a subprocess, output captured."""
     return subprocess.run(
-        [*DROP_DAC, sys.executable, "-m", "engine.cli", *map(os.fspath, argv)],
-        cwd=cwd, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+        [*DROP_DAC, sys.executable, "-m", "assetlens", *map(os.fspath, argv)],
+        cwd=cwd,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
         timeout=timeout,
     )
 

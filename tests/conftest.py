@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from cli_process import Backend
-from milvus_server import MilvusServer, drop_all_collections
 
-from engine.catalogue import Item, write_catalogue
+from assetlens.benchmarks.milvus_server import MilvusServer, drop_all_collections
+from assetlens.engine.catalogue import Item, write_catalogue
 
 
 @pytest.fixture(scope="session")

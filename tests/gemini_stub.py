@@ -156,21 +156,27 @@ class GeminiStub:
             threading.Event().wait(self.hang_s)
         if behaviour == "text-only":
             text = "I can describe the product, but I did not draw it this time."
-            return 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                         "finishReason": "STOP"}]}
+            return 200, {
+                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]
+            }
         if behaviour == "safety":
             return 200, {"candidates": [{"finishReason": "IMAGE_SAFETY"}]}
         if behaviour == "blocked":
             return 200, {"promptFeedback": {"blockReason": "SAFETY"}}
         png = render_output(request.prompt, request.images)
         return 200, {
-            "candidates": [{
-                "content": {"role": "model", "parts": [
-                    {"text": f"Here is your image, made from {len(request.images)} reference(s)."},
-                    {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode("ascii")}},
-                ]},
-                "finishReason": "STOP",
-            }],
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [
+                            {"text": f"Here is your image, made from {len(request.images)} reference(s)."},
+                            {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode("ascii")}},
+                        ],
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
             "modelVersion": request.model,
         }
 

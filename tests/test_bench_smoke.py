@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import build_parser
+from assetlens.cli import build_parser
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("torch")
@@ -23,7 +23,7 @@ SECTIONS = ("environment", "encoders", "text_queries", "indexing", "search", "qu
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from benchmarks.suite import run
+    from assetlens.benchmarks.suite import run
 
     out = tmp_path_factory.mktemp("bench")
     path = run("toy", out, device="cpu", cache=tmp_path_factory.mktemp("cache"), progress=False)
@@ -73,8 +73,10 @@ def test_figures_are_positive_and_finite(run: tuple[Path, dict[str, Any]]) -> No
     for rows in res["indexing"]["library"].values():
         for row in rows.values():
             assert row["images"] > 0 and row["failed"] == 0
-            assert all(_positive(row[k]) for k in ("images_per_s", "vs_encoder_only", "vs_torch_one_at_a_time",
-                                                   "vs_cpu_bound", "rss_peak_mib"))
+            assert all(
+                _positive(row[k])
+                for k in ("images_per_s", "vs_encoder_only", "vs_torch_one_at_a_time", "vs_cpu_bound", "rss_peak_mib")
+            )
     stores = res["search"]["stores"]
     assert {"numpy exact", "Milvus Lite FLAT"} <= set(stores)
     for by_size in stores.values():
@@ -94,8 +96,11 @@ def test_goals_report_and_plots(run: tuple[Path, dict[str, Any]]) -> None:
     report = (out / "bench-toy.md").read_text()
     assert "## Goals" in report and "| goal | measured | target | status |" in report
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == ["bench-toy-encoders.png", "bench-toy-recall-latency.png",
-                                      "bench-toy-search-latency.png"]
+    assert [p.name for p in pngs] == [
+        "bench-toy-encoders.png",
+        "bench-toy-recall-latency.png",
+        "bench-toy-search-latency.png",
+    ]
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"({png.name})" in report

@@ -26,7 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from engine.generate import load_gallery
+from assetlens.engine.generate import load_gallery
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -53,17 +53,52 @@ def server(tmp_path: Path, catalogue_dir: Path) -> Iterator[tuple[str, GeminiStu
     db, out, log = tmp_path / "lib.db", tmp_path / "generated", tmp_path / "server.log"
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     # Indexed by another process that then exits: Milvus Lite lets one process at a time hold a library.
-    subprocess.run([sys.executable, "-m", "engine.cli", "index", str(catalogue_dir), "--db", str(db),
-                    "--model", "demo", "--device", "cpu"], cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath},
-                   check=True, capture_output=True, timeout=WAIT_S * 2)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "assetlens",
+            "index",
+            str(catalogue_dir),
+            "--db",
+            str(db),
+            "--model",
+            "demo",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        check=True,
+        capture_output=True,
+        timeout=WAIT_S * 2,
+    )
     port = free_port()
     with GeminiStub() as stub, open(log, "wb") as log_file:
         env = {**os.environ, "GEMINI_API_KEY": STUB_KEY, "GOOGLE_GEMINI_BASE_URL": stub.url, "PYTHONPATH": pythonpath}
         env.pop("GOOGLE_API_KEY", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "ui", "--db", str(db), "--model", "demo", "--device", "cpu",
-             "--out", str(out), "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "assetlens",
+                "ui",
+                "--db",
+                str(db),
+                "--model",
+                "demo",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             url = f"http://127.0.0.1:{port}"
@@ -94,9 +129,18 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={out.parent / 'chromium-profile'}", "--window-size=1400,1800"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={out.parent / 'chromium-profile'}",
+        "--window-size=1400,1800",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
@@ -148,9 +192,12 @@ def test_search_more_like_this_and_generate_in_chromium(server: tuple[str, Gemin
         wait.until(lambda d: css("div.st-key-generate button:not([disabled])"))[0].click()
         wait.until(lambda d: css("div[class*='st-key-result-'] img"))
         idle()
-        wait.until(lambda d: d.execute_script(
-            "return [...document.querySelectorAll(\"div[class*='st-key-result-'] img\")]"
-            ".every(img => img.complete && img.naturalWidth > 0)"))
+        wait.until(
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll(\"div[class*='st-key-result-'] img\")]"
+                ".every(img => img.complete && img.naturalWidth > 0)"
+            )
+        )
         driver.execute_script("document.querySelector(\"div[class*='st-key-result-']\").scrollIntoView()")
         time.sleep(0.5)
         shot("3-generate")

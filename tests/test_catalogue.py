@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import catalogue as cat
-from engine.catalogue import Item, render, split, write_catalogue
+from assetlens.engine import catalogue as cat
+from assetlens.engine.catalogue import Item, render, split, write_catalogue
 
 
 def test_render_is_deterministic() -> None:

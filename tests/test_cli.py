@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.catalogue import Item
-from engine.cli import main
+from assetlens.cli import main
+from assetlens.engine.catalogue import Item
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -120,8 +120,9 @@ def test_unexported_model_says_how_to_export(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, catalogue_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ASSETLENS_CACHE", str(tmp_path / "cache"))
-    code, _, err = run(capsys, "index", str(catalogue_dir), "--db", str(tmp_path / "l.db"),
-                       "--model", "openai/clip-vit-base-patch32")
+    code, _, err = run(
+        capsys, "index", str(catalogue_dir), "--db", str(tmp_path / "l.db"), "--model", "openai/clip-vit-base-patch32"
+    )
     assert code == 1
     assert "has not been exported yet" in err
     assert "assetlens export --model openai/clip-vit-base-patch32" in err
@@ -148,7 +149,7 @@ def test_search_on_empty_library(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 
 def test_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
-    from engine.encoders import cuda_available
+    from assetlens.engine.encoders import cuda_available
 
     if cuda_available():
         pytest.skip("this machine has CUDA")
@@ -167,8 +168,10 @@ def test_stats(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
 
 def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "demo", "--out", str(tmp_path / "demo"), "--count", "40"],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "assetlens", "demo", "--out", str(tmp_path / "demo"), "--count", "40"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert "40 indexed" in out.stdout
@@ -182,14 +185,15 @@ def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:
 def test_combined_query_is_the_weighted_sum(indexed: Path, catalogue: list[tuple[Path, Item]]) -> None:
     import numpy as np
 
-    from engine import Library
+    from assetlens.engine import Library
 
     image = catalogue[3][0]
     with Library(indexed, create=False) as lib:
-        query, exclude = lib.query_vector("a watch", image, minus=["gold"], text_weight=0.7, image_weight=1.3,
-                                          minus_weight=0.4)
+        query, exclude = lib.query_vector(
+            "a watch", image, minus=["gold"], text_weight=0.7, image_weight=1.3, minus_weight=0.4
+        )
         t, m = lib.encoder.encode_texts(["a watch", "gold"])
-        from engine.preprocess import decode
+        from assetlens.engine.preprocess import decode
 
         i = lib.encoder.encode_images([decode(image).image])[0]
     expected = 0.7 * t + 1.3 * i - 0.4 * m
@@ -197,13 +201,28 @@ def test_combined_query_is_the_weighted_sum(indexed: Path, catalogue: list[tuple
     assert len(exclude) == 1  # the query image's own content is left out of results
 
 
-def test_minus_steers_away(capsys: pytest.CaptureFixture[str], indexed: Path,
-                           catalogue: list[tuple[Path, Item]]) -> None:
+def test_minus_steers_away(
+    capsys: pytest.CaptureFixture[str], indexed: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
     """The catalogue (seed 1) holds several gold products; subtracting "gold" pushes them down."""
     items = {str(p): item for p, item in catalogue}
     assert sum(i.color == "gold" for i in items.values()) >= 3
     base = json.loads(run(capsys, "search", "something gold", "--db", str(indexed), "-k", "3", "--json")[1])
-    steered = json.loads(run(capsys, "search", "something gold", "--minus", "gold", "--minus-weight", "1.0",
-                             "--db", str(indexed), "-k", "3", "--json")[1])
+    steered = json.loads(
+        run(
+            capsys,
+            "search",
+            "something gold",
+            "--minus",
+            "gold",
+            "--minus-weight",
+            "1.0",
+            "--db",
+            str(indexed),
+            "-k",
+            "3",
+            "--json",
+        )[1]
+    )
     assert sum(items[h["path"]].color == "gold" for h in base) >= 2
     assert sum(items[h["path"]].color == "gold" for h in steered) == 0

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from cli_process import Backend, assert_no_traceback, cli_env, run_cli
 
-from engine.library import Library
-from engine.store import AssetRow, MilvusStore
+from assetlens.engine.library import Library
+from assetlens.engine.store import AssetRow, MilvusStore
 
 MODEL = "demo"
 BATCH = 8
@@ -38,8 +38,8 @@ PAUSING_CLI = """
 import sys, threading
 from pathlib import Path
 from pymilvus import MilvusClient
-from engine.cli import main
-from engine.store import MilvusStore
+from assetlens.cli import main
+from assetlens.engine.store import MilvusStore
 
 marker, where = Path(sys.argv[1]), sys.argv[2]
 
@@ -109,7 +109,11 @@ def kill_when_paused(argv: list[str], where: str, marker: Path) -> None:
     """Run the pausing CLI, SIGKILL it once it has paused at ``where``."""
     proc = subprocess.Popen(
         [sys.executable, "-c", PAUSING_CLI, str(marker), where, *argv],
-        env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + DEADLINE_S
@@ -127,9 +131,7 @@ def kill_when_paused(argv: list[str], where: str, marker: Path) -> None:
     assert "Traceback" not in err, err
 
 
-def test_kill_mid_batch_then_rerun(
-    backend: Backend, catalogue_dir: Path, reference: Snapshot, tmp_path: Path
-) -> None:
+def test_kill_mid_batch_then_rerun(backend: Backend, catalogue_dir: Path, reference: Snapshot, tmp_path: Path) -> None:
     argv = ["index", str(catalogue_dir), *backend.args, "--model", MODEL, "--device", "cpu", "--batch-size", str(BATCH)]
     kill_when_paused(argv, "upsert:3", tmp_path / "paused")
 
@@ -142,8 +144,10 @@ def test_kill_mid_batch_then_rerun(
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
     done = len(partial)
-    assert f"{60 - done} indexed, {done} unchanged, 0 moved or copied (vector reused), " \
+    assert (
+        f"{60 - done} indexed, {done} unchanged, 0 moved or copied (vector reused), "
         "0 touched (metadata updated), 0 failed" in result.stdout
+    )
     final = snapshot(backend.uri)
     assert set(final) == set(reference)
     assert_part_of(final, reference)
@@ -195,7 +199,7 @@ def test_kill_while_a_moved_file_is_recorded(backend: Backend, catalogue_dir: Pa
 WRITER = """
 import sys
 import numpy as np
-from engine.store import AssetRow, MilvusStore, path_id
+from assetlens.engine.store import AssetRow, MilvusStore, path_id
 sys.path.insert(0, sys.argv[3])
 from test_crash_safety import DIM, KEYS, row_vector
 
@@ -227,7 +231,11 @@ def test_writer_killed_at_arbitrary_moments_leaves_only_whole_acknowledged_rows(
     for run in range(5):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, db, str(run * 100000), str(Path(__file__).parent)],
-            env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # one batch is in

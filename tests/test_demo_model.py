@@ -32,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import catalogue as cat
-from engine.encoders import ClipEncoder
-from engine.models import load_facts, resolve_model_dir
+from assetlens.engine import catalogue as cat
+from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.models import load_facts, resolve_model_dir
 
 MIN_RECALL_AT_5 = 0.9
 MIN_RECALL_AT_1 = 0.75

@@ -17,11 +17,11 @@ pytest.importorskip("optimum.exporters.onnx")
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from engine.errors import ExportError  # noqa: E402
-from engine.models import load_facts  # noqa: E402
-from export import onnx_export  # noqa: E402
-from export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
-from export.onnx_export import export_model  # noqa: E402
+from assetlens.engine.errors import ExportError  # noqa: E402
+from assetlens.engine.models import load_facts  # noqa: E402
+from assetlens.export import onnx_export  # noqa: E402
+from assetlens.export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
+from assetlens.export.onnx_export import export_model  # noqa: E402
 
 GOLDEN = "a golden watch on a red table"
 GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
@@ -247,9 +247,9 @@ def test_static_int8_image_tower_is_qdq_and_close_to_fp32(fp32_dir: Path, tmp_pa
     """The benchmarks' static alternative to the exported int8, calibrated as they calibrate it."""
     import onnx
 
-    from engine.preprocess import clip_batch
-    from export.onnx_export import calibration_images
-    from export.quantize import STATIC_INT8, prepare_int8, quantize_int8
+    from assetlens.engine.preprocess import clip_batch
+    from assetlens.export.onnx_export import calibration_images
+    from assetlens.export.quantize import STATIC_INT8, prepare_int8, quantize_int8
 
     facts = load_facts(fp32_dir).image
     prepared, static_path = tmp_path / "prepared.onnx", tmp_path / "static.onnx"

@@ -13,10 +13,10 @@ import pytest
 from gemini_stub import STUB_KEY, GeminiStub
 from PIL import Image
 
-from engine.catalogue import Item
-from engine.cli import main
-from engine.errors import GenerationError, UsageError
-from engine.generate import (
+from assetlens.cli import main
+from assetlens.engine.catalogue import Item
+from assetlens.engine.errors import GenerationError, UsageError
+from assetlens.engine.generate import (
     MAX_REFERENCE_SIDE,
     TEMPLATES,
     Generation,
@@ -25,7 +25,7 @@ from engine.generate import (
     load_gallery,
     reference_payload,
 )
-from engine.library import Library
+from assetlens.engine.library import Library
 
 
 @pytest.fixture
@@ -98,8 +98,9 @@ def test_preview_model_name_and_variants_never_overwrite(stub: GeminiStub, refs:
     assert len(set(names)) == 3
     assert [g.variant for g in first] == [1, 2]
     assert all(path.read_bytes() == data for path, data in before.items())
-    assert [g.image for g in load_gallery(tmp_path)] == sorted((g.image for g in first + second),
-                                                               key=lambda p: p.name, reverse=True)
+    assert [g.image for g in load_gallery(tmp_path)] == sorted(
+        (g.image for g in first + second), key=lambda p: p.name, reverse=True
+    )
 
 
 def test_no_key_fails_before_any_request(stub: GeminiStub, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,11 +163,14 @@ def test_server_errors_are_retried_then_reported(stub: GeminiStub, refs: list[Pa
     assert len(stub.requests) == 2 + 3
 
 
-@pytest.mark.parametrize(("answer", "expected"), [
-    ("text-only", 'finish reason STOP\\). The model said: "I can describe the product, but I did not draw it'),
-    ("safety", r"no image \(finish reason IMAGE_SAFETY\)"),
-    ("blocked", r"blocked the prompt \(block reason SAFETY\)"),
-])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("text-only", 'finish reason STOP\\). The model said: "I can describe the product, but I did not draw it'),
+        ("safety", r"no image \(finish reason IMAGE_SAFETY\)"),
+        ("blocked", r"blocked the prompt \(block reason SAFETY\)"),
+    ],
+)
 def test_answer_without_image_shows_text_and_reason(
     stub: GeminiStub, refs: list[Path], tmp_path: Path, answer: str, expected: str
 ) -> None:
@@ -238,6 +242,7 @@ def test_gallery_skips_stray_and_orphaned_sidecars(stub: GeminiStub, refs: list[
 
 # -- the CLI ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Path:
     db = tmp_path_factory.mktemp("genlib") / "lib.db"
@@ -253,14 +258,30 @@ def test_cli_generate_from_search_and_add_to_library(
         expected = [(r.path, r.score) for r in lib.search("a gold watch", k=2)]
         count = lib.stats().count
     out_dir = tmp_path / "gen"
-    code = main(["generate", "A gold watch on a marble counter, studio light", "--ref-query", "a gold watch",
-                 "-k", "2", "--out", str(out_dir), "--db", str(library), "--add-to-library", "--device", "cpu"])
+    code = main(
+        [
+            "generate",
+            "A gold watch on a marble counter, studio light",
+            "--ref-query",
+            "a gold watch",
+            "-k",
+            "2",
+            "--out",
+            str(out_dir),
+            "--db",
+            str(library),
+            "--add-to-library",
+            "--device",
+            "cpu",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     [printed] = out.split()
     side = json.loads(Path(printed).with_suffix(".json").read_text())
-    assert [(r["path"], r["score"]) for r in side["references"]] == [(p, pytest.approx(s, abs=1e-5))
-                                                                      for p, s in expected]
+    assert [(r["path"], r["score"]) for r in side["references"]] == [
+        (p, pytest.approx(s, abs=1e-5)) for p, s in expected
+    ]
     assert "added to the library: 1 indexed" in err
     assert len(stub.requests[0].images) == 2
     with Library(library, device="cpu") as lib:
@@ -274,8 +295,22 @@ def test_cli_generate_from_search_and_add_to_library(
 def test_cli_generate_with_explicit_refs_prints_the_path(
     stub: GeminiStub, refs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["generate", "A promo", "--ref", str(refs[0]), "--ref", str(refs[1]), "--out", str(tmp_path),
-                 "--aspect-ratio", "4:5", "--variants", "2"])
+    code = main(
+        [
+            "generate",
+            "A promo",
+            "--ref",
+            str(refs[0]),
+            "--ref",
+            str(refs[1]),
+            "--out",
+            str(tmp_path),
+            "--aspect-ratio",
+            "4:5",
+            "--variants",
+            "2",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     paths = out.split()
@@ -286,8 +321,13 @@ def test_cli_generate_with_explicit_refs_prints_the_path(
 
 @pytest.mark.parametrize("answer", ["401", "429", "503", "text-only", "blocked", "hang", "wrong-key", "no-key"])
 def test_cli_errors_never_show_the_key(
-    stub: GeminiStub, refs: list[Path], tmp_path: Path, answer: str, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    stub: GeminiStub,
+    refs: list[Path],
+    tmp_path: Path,
+    answer: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "AIzaSy-secret-key-4242"
     stub.key = "another-key" if answer == "wrong-key" else secret
@@ -315,4 +355,3 @@ def test_cli_missing_key_says_how_to_set_it(
     monkeypatch.delenv("GEMINI_API_KEY")
     assert main(["generate", "A promo"]) == 1
     assert "set GEMINI_API_KEY (or GOOGLE_API_KEY)" in capsys.readouterr().err
-

@@ -10,10 +10,10 @@ import pytest
 from pymilvus import MilvusClient
 from test_store import rows_and_vectors
 
-from engine.library import Library
-from engine.memindex import MemoryIndex, Mirror, saved_copy_state
-from engine.search import Filter
-from engine.store import AssetRow, MilvusStore, path_id
+from assetlens.engine.library import Library
+from assetlens.engine.memindex import MemoryIndex, Mirror, saved_copy_state
+from assetlens.engine.search import Filter
+from assetlens.engine.store import AssetRow, MilvusStore, path_id
 
 DIM = 16
 

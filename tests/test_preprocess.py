@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.errors import ImageDecodeError
-from engine.models import ImageFacts
-from engine.preprocess import clip_pixels, decode
+from assetlens.engine.errors import ImageDecodeError
+from assetlens.engine.models import ImageFacts
+from assetlens.engine.preprocess import clip_pixels, decode
 
 transformers = pytest.importorskip("transformers")
 

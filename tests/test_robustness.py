@@ -23,9 +23,9 @@ import pytest
 from cli_process import assert_no_traceback, assert_one_sentence, needs_permissions, run_cli, warnings_in
 from PIL import Image, ImageOps
 
-from engine.catalogue import Item, render
-from engine.indexer import path_text
-from engine.store import MilvusStore
+from assetlens.engine.catalogue import Item, render
+from assetlens.engine.indexer import path_text
+from assetlens.engine.store import MilvusStore
 
 MODEL = "demo"
 NON_UTF8_DIR = os.fsdecode(b"d\xe9j\xe0 vu")  # Latin-1 names, not valid UTF-8
@@ -43,7 +43,7 @@ GOOD = {
     "rotated.jpg": (120, 160),  # stored 160x120 with EXIF orientation 6 (turn 90 degrees clockwise)
     "upright.png": (120, 160),  # rotated.jpg's pixels turned upright, no EXIF
     "sideways.png": (160, 120),  # rotated.jpg's pixels as stored, EXIF ignored
-    "with space/it's \"quoted\" name.png": (100, 100),
+    'with space/it\'s "quoted" name.png': (100, 100),
     "café ☕ 日本.jpg": (110, 100),
     NON_UTF8: (100, 110),
 }
@@ -119,8 +119,8 @@ def build_corpus(root: Path) -> None:
     with Image.open(root / "rotated.jpg") as img:
         img.convert("RGB").save(root / "sideways.png")
         ImageOps.exif_transpose(img).convert("RGB").save(root / "upright.png")
-    shot("bottle", "blue", GOOD["with space/it's \"quoted\" name.png"], 6).save(
-        root / "with space" / "it's \"quoted\" name.png"
+    shot("bottle", "blue", GOOD['with space/it\'s "quoted" name.png'], 6).save(
+        root / "with space" / 'it\'s "quoted" name.png'
     )
     shot("mug", "white", GOOD["café ☕ 日本.jpg"], 7).convert("RGB").save(root / "café ☕ 日本.jpg", quality=90)
     (root / NON_UTF8).write_bytes(jpeg(shot("chair", "red", GOOD[NON_UTF8], 8)))
@@ -182,8 +182,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Indexed]:
 
 @needs_permissions
 def test_counts_and_one_warning_naming_each_bad_file(hostile: Indexed) -> None:
-    assert f"{len(GOOD)} indexed, 0 unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), " \
+    assert (
+        f"{len(GOOD)} indexed, 0 unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), "
         f"{len(BAD)} failed" in hostile.out
+    )
     assert f": {len(GOOD)} images" in hostile.out
     warnings = warnings_in(hostile.err)
     assert len(warnings) == len(BAD), warnings
@@ -224,10 +226,10 @@ def test_animated_gif_is_embedded_by_its_first_frame(hostile: Indexed) -> None:
     "option, value, expected",
     [
         ("--filename", "☕", "café ☕ 日本.jpg"),
-        ("--filename", "quoted\"", "with space/it's \"quoted\" name.png"),
-        ("--filename", "it's", "with space/it's \"quoted\" name.png"),
+        ("--filename", 'quoted"', 'with space/it\'s "quoted" name.png'),
+        ("--filename", "it's", 'with space/it\'s "quoted" name.png'),
         ("--folder", NON_UTF8_DIR, NON_UTF8),
-        ("--folder", "with space", "with space/it's \"quoted\" name.png"),
+        ("--folder", "with space", 'with space/it\'s "quoted" name.png'),
     ],
 )
 def test_odd_names_are_searchable(hostile: Indexed, option: str, value: str, expected: str) -> None:
@@ -243,8 +245,10 @@ def test_rerun_changes_nothing_and_warns_again(hostile: Indexed) -> None:
     result = run_cli("index", hostile.corpus, "--db", hostile.db, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
-    assert f"0 indexed, {len(GOOD)} unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), " \
+    assert (
+        f"0 indexed, {len(GOOD)} unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), "
         f"{len(BAD)} failed" in result.stdout
+    )
     assert len(warnings_in(result.stderr)) == len(BAD)
     assert library_sizes(hostile.db) == stored(hostile.corpus, GOOD)
 
@@ -374,6 +378,7 @@ def test_library_in_use_by_another_process(small_library: Path, tmp_path: Path, 
     with MilvusStore(str(small_library)):
         result = run_cli(*argv, cwd=tmp_path, timeout=120)
     assert_one_sentence(
-        result, 1,
+        result,
+        1,
         "The library assetlens.db is in use by another AssetLens process; stop it or use a Milvus server with --uri.",
     )

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_process import Backend, assert_no_traceback, assert_one_sentence, run_cli
-from milvus_server import MilvusServer, infix_like
 from PIL import Image, ImageOps
 
-from engine.catalogue import Item
-from engine.indexer import file_digest
-from engine.library import Library
-from engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
+from assetlens.benchmarks.milvus_server import MilvusServer, infix_like
+from assetlens.engine.catalogue import Item
+from assetlens.engine.indexer import file_digest
+from assetlens.engine.library import Library
+from assetlens.engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
 
 MODEL = "demo"
 ODD_FOLDER = "sub_dir 100% é"  # "_" and "%" are wildcards of Milvus' like; é is not ASCII
@@ -78,10 +78,14 @@ def test_index_search_and_incremental_runs(
     gone.unlink()
     with Image.open(changed) as img:
         ImageOps.mirror(img).save(changed, img.format)
-    assert "1 indexed, 56 unchanged, 2 moved or copied (vector reused), 1 touched (metadata updated), 0 failed, " \
+    assert (
+        "1 indexed, 56 unchanged, 2 moved or copied (vector reused), 1 touched (metadata updated), 0 failed, "
         "1 missing from disk (--prune removes them)" in index(backend, photos)
-    assert "0 indexed, 60 unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), 0 failed, " \
+    )
+    assert (
+        "0 indexed, 60 unchanged, 0 moved or copied (vector reused), 0 touched (metadata updated), 0 failed, "
         "1 removed" in index(backend, photos, "--prune")
+    )
 
     on_disk = {str(p): p for p in photos.rglob("*") if p.is_file()}
     rows = library_rows(backend.uri)
@@ -124,7 +128,9 @@ ODD_NAMES = ("my_dir", "myXdir", "100%", "1000", "a\\b", 'q"uote', "q'uote", "ca
 def test_store_filters_match_odd_names_exactly(backend: Backend) -> None:
     rows = [
         AssetRow(path_id(p), p, f"/lib/{name}", f"img {name} {i}.jpg", i, 1.0, f"{name}{i}", 1, 1)
-        for name in ODD_NAMES for i in range(2) for p in [f"/lib/{name}/img {name} {i}.jpg"]
+        for name in ODD_NAMES
+        for i in range(2)
+        for p in [f"/lib/{name}/img {name} {i}.jpg"]
     ]
     vectors = np.random.default_rng(0).normal(size=(len(rows), 4)).astype(np.float32)
     with MilvusStore(backend.uri) as store:
@@ -162,9 +168,7 @@ def test_same_library_and_answers_on_lite_and_server(
     for uri in (lite, server_uri):
         with Library(uri=uri, model=MODEL, device="cpu") as lib:
             lib.index(catalogue_dir)
-            answers.append([
-                [(r.path, r.score) for r in lib.search(item.caption(), k=10)] for _, item in catalogue[:8]
-            ])
+            answers.append([[(r.path, r.score) for r in lib.search(item.caption(), k=10)] for _, item in catalogue[:8]])
     assert library_rows(lite) == library_rows(server_uri)
     for on_lite, on_server in zip(*answers, strict=True):
         assert [p for p, _ in on_lite] == [p for p, _ in on_server]

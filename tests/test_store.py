@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from milvus_server import infix_like
 
-from engine.errors import ModelMismatchError, StoreError, StoreLockedError
-from engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
+from assetlens.benchmarks.milvus_server import infix_like
+from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError
+from assetlens.engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
 
 DIM = 16
 
@@ -31,8 +31,11 @@ def rows_and_vectors(n: int, folder: str = "/photos", seed: int = 0) -> tuple[li
     rows = []
     for i in range(n):
         path = f"{folder}/sub{i % 3}/img_{i}.jpg"
-        rows.append(AssetRow(path_id(path), path, f"{folder}/sub{i % 3}", f"img_{i}.jpg", 1000 + i, 1.5 * i,
-                             f"{i:064x}", 640, 480))
+        rows.append(
+            AssetRow(
+                path_id(path), path, f"{folder}/sub{i % 3}", f"img_{i}.jpg", 1000 + i, 1.5 * i, f"{i:064x}", 640, 480
+            )
+        )
     return rows, vecs
 
 
@@ -91,9 +94,7 @@ def test_filters_by_prefix_and_name(store_uri: str) -> None:
                 store.search(vecs[:1], 30, contains_filter("filename", "img_1"))
             return
         hits = store.search(vecs[:1], 30, contains_filter("filename", "img_1"))[0]
-        assert sorted(h.row.filename for h in hits) == sorted(
-            r.filename for r in rows if "img_1" in r.filename
-        )
+        assert sorted(h.row.filename for h in hits) == sorted(r.filename for r in rows if "img_1" in r.filename)
 
 
 def test_delete_and_get_vectors(store_uri: str) -> None:

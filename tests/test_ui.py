@@ -13,11 +13,11 @@ from gemini_stub import STUB_KEY, GeminiStub
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import engine.library
-from engine.catalogue import Item
-from engine.generate import TEMPLATES, Generator, load_gallery
-from engine.library import Library
-from engine.search import SearchResult
+import assetlens.engine.library
+from assetlens.engine.catalogue import Item
+from assetlens.engine.generate import TEMPLATES, Generator, load_gallery
+from assetlens.engine.library import Library
+from assetlens.engine.search import SearchResult
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 
@@ -91,12 +91,12 @@ def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: 
     page2 = expected(library, text="a red mug", k=12, offset=12)
     loaded: list[str] = []
 
-    class CountingEncoder(engine.library.ClipEncoder):  # type: ignore[name-defined,misc]
+    class CountingEncoder(assetlens.engine.library.ClipEncoder):  # type: ignore[name-defined,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             loaded.append("encoder")
             super().__init__(*args, **kwargs)
 
-    env.setattr(engine.library, "ClipEncoder", CountingEncoder)
+    env.setattr(assetlens.engine.library, "ClipEncoder", CountingEncoder)
     at = start(env, library, tmp_path)
     at.text_input(key="query").input("a red mug").run()
     assert at.button(key="page_prev").disabled and not at.button(key="page_next").disabled
@@ -182,7 +182,9 @@ def test_generate_from_picked_references_with_session_key(
         at.checkbox(key=f"ref-{want[2].id}").check().run()
         assert "2 picked as references" in at.caption[0].value
         assert [b.key for b in at.button if b.key and b.key.startswith("drop-")] == [
-            f"drop-{want[0].id}", f"drop-{want[2].id}"]
+            f"drop-{want[0].id}",
+            f"drop-{want[2].id}",
+        ]
         at.selectbox(key="template").select("Product promo").run()
         assert at.text_area(key="prompt").value == TEMPLATES["Product promo"]
         at.selectbox(key="aspect").select("4:3").run()
@@ -211,9 +213,7 @@ def test_generate_from_picked_references_with_session_key(
         lib.remove([gen.image])
 
 
-def test_generation_error_keeps_prompt_and_references(
-    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
-) -> None:
+def test_generation_error_keeps_prompt_and_references(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
     want = expected(library, text="a red mug", k=3)
     out = tmp_path / "gen"
     with GeminiStub() as stub:

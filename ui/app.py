@@ -19,8 +19,8 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from engine.errors import AssetLensError, ImageDecodeError
-from engine.generate import (
+from assetlens.engine.errors import AssetLensError, ImageDecodeError
+from assetlens.engine.generate import (
     ASPECT_RATIOS,
     DEFAULT_OUT_DIR,
     KEY_VARIABLES,
@@ -32,11 +32,11 @@ from engine.generate import (
     api_key_from_env,
     load_gallery,
 )
-from engine.generate import DEFAULT_MODEL as GEMINI_MODEL
-from engine.library import Library
-from engine.preprocess import decode
-from engine.search import SearchResult
-from engine.store import DEFAULT_COLLECTION, path_id
+from assetlens.engine.generate import DEFAULT_MODEL as GEMINI_MODEL
+from assetlens.engine.library import Library
+from assetlens.engine.preprocess import decode
+from assetlens.engine.search import SearchResult
+from assetlens.engine.store import DEFAULT_COLLECTION, path_id
 
 PAGE_SIZE = 12
 COLUMNS = 4
@@ -62,8 +62,15 @@ def config(argv: list[str]) -> argparse.Namespace:
 
 @st.cache_resource(show_spinner="Opening the library…", on_release=lambda lib: lib.close())
 def open_library(db: str | None, uri: str | None, collection: str, model: str | None, device: str) -> Library:
-    return Library(db, uri=uri, token=os.environ.get("ASSETLENS_MILVUS_TOKEN"), collection=collection,
-                   model=model, device=device, create=True)
+    return Library(
+        db,
+        uri=uri,
+        token=os.environ.get("ASSETLENS_MILVUS_TOKEN"),
+        collection=collection,
+        model=model,
+        device=device,
+        create=True,
+    )
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
@@ -103,6 +110,7 @@ def grid(items: Sequence[T]) -> Iterator[tuple[DeltaGenerator, T]]:
 
 # -- state changes (widget callbacks) ------------------------------------------------
 
+
 def new_query() -> None:
     st.session_state.like = None
     st.session_state.page = 0
@@ -141,13 +149,23 @@ def apply_template() -> None:
 
 # -- panels ---------------------------------------------------------------------------
 
+
 def search_panel(lib: Library) -> None:
     left, right = st.columns([3, 2])
     text = left.text_input("Search", key="query", placeholder="a golden watch", on_change=new_query)
-    upload = right.file_uploader("…or query by example image", type=["png", "jpg", "jpeg", "webp"], key="upload",
-                                 on_change=new_query)
-    min_score = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key="min_score", on_change=first_page,
-                          help="Hide results less similar than this (cosine similarity).")
+    upload = right.file_uploader(
+        "…or query by example image", type=["png", "jpg", "jpeg", "webp"], key="upload", on_change=new_query
+    )
+    min_score = st.slider(
+        "Minimum score",
+        0.0,
+        1.0,
+        0.0,
+        0.01,
+        key="min_score",
+        on_change=first_page,
+        help="Hide results less similar than this (cosine similarity).",
+    )
     like = st.session_state.like
     if like:
         note, clear = st.columns([5, 1])
@@ -160,8 +178,12 @@ def search_panel(lib: Library) -> None:
     try:
         image = decode(upload.getvalue(), name=upload.name).image if upload is not None and not like else None
         results = lib.search(
-            None if like else text.strip() or None, image=image, like=like, k=PAGE_SIZE + 1,
-            offset=page * PAGE_SIZE, min_score=min_score or None,
+            None if like else text.strip() or None,
+            image=image,
+            like=like,
+            k=PAGE_SIZE + 1,
+            offset=page * PAGE_SIZE,
+            min_score=min_score or None,
         )
     except AssetLensError as exc:
         st.warning(str(exc))
@@ -171,8 +193,10 @@ def search_panel(lib: Library) -> None:
         st.info("No results" + (" above the minimum score." if min_score else "."))
     else:
         first = page * PAGE_SIZE + 1
-        st.caption(f"Results {first}–{first + len(results) - 1}"
-                   + (f" · {len(st.session_state.refs)} picked as references" if st.session_state.refs else ""))
+        st.caption(
+            f"Results {first}–{first + len(results) - 1}"
+            + (f" · {len(st.session_state.refs)} picked as references" if st.session_state.refs else "")
+        )
     for col, result in grid(results):
         with col, st.container(border=True, key=f"card-{result.id}"):
             result_card(result)
@@ -188,15 +212,24 @@ def result_card(result: SearchResult) -> None:
     show_image(result.path)
     tag = " · generated" if result.origin == "generated" else ""
     st.caption(f"**{result.score:.3f}** · {plain(result.filename)}{tag}")
-    st.checkbox("Use as reference", key=f"ref-{result.id}", value=result.path in st.session_state.refs,
-                on_change=toggle_reference, args=(result,))
+    st.checkbox(
+        "Use as reference",
+        key=f"ref-{result.id}",
+        value=result.path in st.session_state.refs,
+        on_change=toggle_reference,
+        args=(result,),
+    )
     st.button("More like this", key=f"like-{result.id}", on_click=more_like, args=(result.path,))
 
 
 def library_panel(lib: Library) -> None:
     stats_box = st.container()
-    folder = st.text_input("Folder to index", key="index_folder", placeholder="/photos/catalogue",
-                           help="A folder on the machine running AssetLens; sub-folders are included.")
+    folder = st.text_input(
+        "Folder to index",
+        key="index_folder",
+        placeholder="/photos/catalogue",
+        help="A folder on the machine running AssetLens; sub-folders are included.",
+    )
     prune = st.checkbox("Also remove images whose files are gone", key="prune")
     if st.button("Index folder", key="index_go", type="primary", disabled=not folder.strip()):
         bar = st.progress(0.0, text="Scanning the folder…")
@@ -214,8 +247,9 @@ def library_panel(lib: Library) -> None:
         st.success(report.summary())
         if report.failed:
             with st.expander(f"{len(report.failed)} file(s) skipped"):
-                st.dataframe({"file": [p for p, _ in report.failed], "reason": [r for _, r in report.failed]},
-                             hide_index=True)
+                st.dataframe(
+                    {"file": [p for p, _ in report.failed], "reason": [r for _, r in report.failed]}, hide_index=True
+                )
     with stats_box:
         stats = lib.stats()
         try:
@@ -224,8 +258,10 @@ def library_panel(lib: Library) -> None:
             device = "—"
             st.warning(str(exc))
         shown: list[tuple[str, str | int]] = [
-            ("Images", stats.count), ("Model", Path(stats.model).name if stats.model else "—"),
-            ("Precision", stats.precision or "—"), ("Device", device),
+            ("Images", stats.count),
+            ("Model", Path(stats.model).name if stats.model else "—"),
+            ("Precision", stats.precision or "—"),
+            ("Device", device),
         ]
         for col, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
             col.metric(label, value)
@@ -251,8 +287,9 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
             st.caption(score + plain(Path(ref.path).name))
             st.button("Remove", key=f"drop-{path_id(ref.path)}", on_click=drop_reference, args=(ref.path,))
     st.selectbox("Template", [NO_TEMPLATE, *TEMPLATES], key="template", on_change=apply_template)
-    prompt = st.text_area("Prompt", key="prompt", height=110,
-                          placeholder="A summer promo of this watch on a sunny beach towel")
+    prompt = st.text_area(
+        "Prompt", key="prompt", height=110, placeholder="A summer promo of this watch on a sunny beach towel"
+    )
     aspect_col, variants_col, add_col = st.columns(3)
     aspect = aspect_col.selectbox("Aspect ratio", [MODEL_ASPECT, *ASPECT_RATIOS], key="aspect")
     variants = variants_col.number_input("Variants", 1, MAX_VARIANTS, 1, key="variants")
@@ -260,9 +297,13 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
     if st.button("Generate", key="generate", type="primary", disabled=not key or not prompt.strip()):
         with st.spinner(f"Generating with {st.session_state.gemini_model}…"):
             try:
-                outputs = Generator(st.session_state.get("gemini_key") or None,
-                                    model=st.session_state.gemini_model).generate(
-                    prompt, list(refs.values()), cfg.out, variants=int(variants),
+                outputs = Generator(
+                    st.session_state.get("gemini_key") or None, model=st.session_state.gemini_model
+                ).generate(
+                    prompt,
+                    list(refs.values()),
+                    cfg.out,
+                    variants=int(variants),
                     aspect_ratio=None if aspect == MODEL_ASPECT else aspect,
                 )
                 st.session_state.last_outputs = [str(o.sidecar) for o in outputs]
@@ -294,8 +335,13 @@ def latest(gen: Generation) -> None:
             st.image(str(gen.image), width="stretch")
             if gen.text:
                 st.caption(plain(gen.text))
-            st.download_button("Download PNG", gen.image.read_bytes(), file_name=gen.image.name, mime="image/png",
-                               key=f"download-{gen.image.stem}")
+            st.download_button(
+                "Download PNG",
+                gen.image.read_bytes(),
+                file_name=gen.image.name,
+                mime="image/png",
+                key=f"download-{gen.image.stem}",
+            )
 
 
 def gallery(folder: str) -> None:
@@ -304,8 +350,10 @@ def gallery(folder: str) -> None:
     if not past:
         st.caption(f"Nothing generated yet; images and their sidecars will be kept in {folder}.")
         return
-    st.caption(f"{len(past)} in {Path(folder).resolve()}" + (f", latest {GALLERY_SIZE} shown"
-                                                              if len(past) > GALLERY_SIZE else ""))
+    st.caption(
+        f"{len(past)} in {Path(folder).resolve()}"
+        + (f", latest {GALLERY_SIZE} shown" if len(past) > GALLERY_SIZE else "")
+    )
     shown = past[:GALLERY_SIZE]
     for col, gen in grid(shown):
         with col:
@@ -323,10 +371,15 @@ def sidebar(cfg: argparse.Namespace) -> None:
         if from_env:
             st.caption(f"API key from {from_env}.")
         else:
-            st.text_input("Gemini API key", key="gemini_key", type="password",
-                          help="Kept in this browser session's memory only; never saved or logged.")
-        st.text_input("Gemini model", key="gemini_model",
-                      help=f"{GEMINI_MODEL}, or e.g. gemini-2.5-flash-image-preview")
+            st.text_input(
+                "Gemini API key",
+                key="gemini_key",
+                type="password",
+                help="Kept in this browser session's memory only; never saved or logged.",
+            )
+        st.text_input(
+            "Gemini model", key="gemini_model", help=f"{GEMINI_MODEL}, or e.g. gemini-2.5-flash-image-preview"
+        )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""A real Milvus server for the tests: the PyPI package ``milvus`` (Milvus standalone with embedded etcd).
+"""A real Milvus server (the PyPI package ``milvus``: standalone with embedded etcd), for tests and benchmarks.
 
 ``MilvusServer.start`` runs its ``milvus-server`` launcher in a process group of its own, with a
 temporary data folder and free ports, and waits (bounded) until a client call succeeds. The launcher
@@ -117,8 +117,17 @@ class MilvusServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         port, etcd_port, peer_port = free_ports(3)
         env = {**os.environ, "ETCD_CONFIG_PATH": str(_etcd_config(data_dir, etcd_port, peer_port))}
-        argv = [sys.executable, "-c", LAUNCHER, "--data", str(data_dir), "--proxy-port", str(port),
-                "--etcd-port", str(etcd_port)] + (["--authorization-enabled", "true"] if auth else [])
+        argv = [
+            sys.executable,
+            "-c",
+            LAUNCHER,
+            "--data",
+            str(data_dir),
+            "--proxy-port",
+            str(port),
+            "--etcd-port",
+            str(etcd_port),
+        ] + (["--authorization-enabled", "true"] if auth else [])
         with open(data_dir / "launcher.log", "wb") as log:
             process = subprocess.Popen(
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

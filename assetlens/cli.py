@@ -19,14 +19,14 @@ from types import ModuleType
 
 from tqdm import tqdm
 
-from engine.errors import AssetLensError, UsageError
-from engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
-from engine.generate import DEFAULT_MODEL as GEMINI_MODEL
-from engine.library import Library
-from engine.models import PRECISIONS, default_model_name
-from engine.preprocess import DEFAULT_MAX_MEGAPIXELS
-from engine.search import SearchResult
-from engine.store import DEFAULT_COLLECTION
+from assetlens.engine.errors import AssetLensError, UsageError
+from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
+from assetlens.engine.generate import DEFAULT_MODEL as GEMINI_MODEL
+from assetlens.engine.library import Library
+from assetlens.engine.models import PRECISIONS, default_model_name
+from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
+from assetlens.engine.search import SearchResult
+from assetlens.engine.store import DEFAULT_COLLECTION
 
 log = logging.getLogger("assetlens")
 
@@ -69,14 +69,21 @@ def _add_store(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("library")
     g.add_argument("--db", help="Milvus Lite file (default: $ASSETLENS_DB or ./assetlens.db)")
     g.add_argument("--uri", help="Milvus server URI instead of a local file, e.g. http://localhost:19530")
-    g.add_argument("--token", default=os.environ.get("ASSETLENS_MILVUS_TOKEN"),
-                   help="Milvus server token (default: $ASSETLENS_MILVUS_TOKEN)")
+    g.add_argument(
+        "--token",
+        default=os.environ.get("ASSETLENS_MILVUS_TOKEN"),
+        help="Milvus server token (default: $ASSETLENS_MILVUS_TOKEN)",
+    )
     g.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name (default: %(default)s)")
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where onnxruntime runs (default: auto = CUDA when usable, else CPU)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where onnxruntime runs (default: auto = CUDA when usable, else CPU)",
+    )
     p.add_argument("--threads", type=_positive_int, help="CPU threads for inference (default: all cores)")
 
 
@@ -90,8 +97,15 @@ def _library(
     """A Library for one command. A command that writes keeps the saved search copy in step with its
     writes; a one-shot search asks Milvus rather than loading the copy for one query."""
     return Library(
-        args.db, uri=args.uri, token=args.token, collection=args.collection,
-        model=model, precision=precision, device=args.device, threads=args.threads, create=create,
+        args.db,
+        uri=args.uri,
+        token=args.token,
+        collection=args.collection,
+        model=model,
+        precision=precision,
+        device=args.device,
+        threads=args.threads,
+        create=create,
         memory_index=None if writes else False,
     )
 
@@ -108,13 +122,15 @@ def _import_extra(module: str, extra: str) -> ModuleType:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    export_model = _import_extra("export.onnx_export", "export").export_model
+    export_model = _import_extra("assetlens.export.onnx_export", "export").export_model
     out = export_model(args.model, Path(args.out) if args.out else None, args.precision)
     manifest = json.loads((out / "manifest.json").read_text())
     parity = manifest.get("parity", {})
     print(f"exported {args.model} ({args.precision}, {manifest['embedding_dim']}-d) to {out}")
-    print(f"parity vs PyTorch: image min cosine {parity.get('image_min_cosine', float('nan')):.6f}, "
-          f"text min cosine {parity.get('text_min_cosine', float('nan')):.6f}")
+    print(
+        f"parity vs PyTorch: image min cosine {parity.get('image_min_cosine', float('nan')):.6f}, "
+        f"text min cosine {parity.get('text_min_cosine', float('nan')):.6f}"
+    )
     return 0
 
 
@@ -125,14 +141,17 @@ def cmd_index(args: argparse.Namespace) -> int:
         def update(done: int, total: int) -> None:
             if done == 0:  # the folder checked out and was scanned: say what will run
                 enc = lib.encoder
-                print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}",
-                      file=sys.stderr)
+                print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}", file=sys.stderr)
             bar(done, total)
 
         try:
             report = lib.index(
-                args.folder, batch_size=args.batch_size, prune=args.prune, include_hidden=args.include_hidden,
-                max_megapixels=args.max_megapixels, progress=update,
+                args.folder,
+                batch_size=args.batch_size,
+                prune=args.prune,
+                include_hidden=args.include_hidden,
+                max_megapixels=args.max_megapixels,
+                progress=update,
             )
         finally:
             close()
@@ -154,17 +173,27 @@ def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     with _library(args) as lib:
         results = lib.search(
-            args.query, image=args.image, like=args.like, minus=args.minus or (), k=args.k, offset=args.offset,
-            min_score=args.min_score, folder=args.folder, filename=args.filename,
-            show_duplicates=args.show_duplicates, text_weight=args.text_weight, image_weight=args.image_weight,
+            args.query,
+            image=args.image,
+            like=args.like,
+            minus=args.minus or (),
+            k=args.k,
+            offset=args.offset,
+            min_score=args.min_score,
+            folder=args.folder,
+            filename=args.filename,
+            show_duplicates=args.show_duplicates,
+            text_weight=args.text_weight,
+            image_weight=args.image_weight,
             minus_weight=args.minus_weight,
         )
         _print_results(results, args.json)
         if args.grid:
-            from engine.grid import contact_sheet
+            from assetlens.engine.grid import contact_sheet
 
-            title = " + ".join(filter(None, [args.query, args.image and f"image {args.image}",
-                                             args.like and f"like {args.like}"]))
+            title = " + ".join(
+                filter(None, [args.query, args.image and f"image {args.image}", args.like and f"like {args.like}"])
+            )
             title += "".join(f" - {m}" for m in args.minus or ())
             out = contact_sheet([(title, results)], Path(args.grid))
             print(f"contact sheet: {out}", file=sys.stderr)
@@ -191,12 +220,19 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.demo import run_demo
+    from assetlens.engine.demo import run_demo
 
     update, close = _progress("rendering catalogue")
     try:
-        run_demo(Path(args.out), count=args.count, precision=args.precision, device=args.device,
-                 progress=update, echo=print, index_progress=_progress)
+        run_demo(
+            Path(args.out),
+            count=args.count,
+            precision=args.precision,
+            device=args.device,
+            progress=update,
+            echo=print,
+            index_progress=_progress,
+        )
     finally:
         close()
     return 0
@@ -205,20 +241,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from engine.generate import Generator, Reference, references_from_search
+    from assetlens.engine.generate import Generator, Reference, references_from_search
 
     generator = Generator(model=args.model, timeout_s=args.timeout)  # no key: fail before any search
     refs = [Reference(os.path.abspath(p)) for p in args.ref or ()]
     with ExitStack() as stack:
-        lib = (stack.enter_context(_library(args, create=args.add_to_library, writes=args.add_to_library))
-               if args.ref_query or args.add_to_library else None)
+        lib = (
+            stack.enter_context(_library(args, create=args.add_to_library, writes=args.add_to_library))
+            if args.ref_query or args.add_to_library
+            else None
+        )
         if args.ref_query and lib is not None:
             refs += references_from_search(lib, args.ref_query, args.k)
         for ref in refs:
             print(f"reference  {'' if ref.score is None else f'{ref.score:.4f}  '}{ref.path}", file=sys.stderr)
         print(f"generating with {generator.model} from {len(refs) or 'no'} reference(s)...", file=sys.stderr)
-        outputs = generator.generate(args.prompt, refs, args.out, variants=args.variants,
-                                     aspect_ratio=args.aspect_ratio)
+        outputs = generator.generate(
+            args.prompt, refs, args.out, variants=args.variants, aspect_ratio=args.aspect_ratio
+        )
         for out in outputs:
             print(out.image)
             if out.text:
@@ -230,37 +270,63 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Becomes ``streamlit run ui/app.py`` (exec: signals reach the server, no orphan is left behind)."""
+    """Becomes ``streamlit run <assetlens/ui/app.py>`` (exec: signals reach the server, no orphan is left behind)."""
     from importlib.util import find_spec
 
-    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
-    if not app.is_file():
+    spec = find_spec("assetlens.ui.app")
+    app = Path(spec.origin) if spec is not None and spec.origin else None
+    if app is None or not app.is_file():
         raise UsageError(f"The Streamlit app is missing ({app}); reinstall AssetLens.")
     if find_spec("streamlit") is None:
         raise UsageError("assetlens ui needs Streamlit; install it with: pip install streamlit")
-    app_args = [f"--{name}={value}" for name, value in (
-        ("db", args.db), ("uri", args.uri), ("collection", args.collection), ("model", args.model),
-        ("device", args.device), ("out", args.out), ("gemini-model", args.gemini_model),
-    ) if value is not None]
+    app_args = [
+        f"--{name}={value}"
+        for name, value in (
+            ("db", args.db),
+            ("uri", args.uri),
+            ("collection", args.collection),
+            ("model", args.model),
+            ("device", args.device),
+            ("out", args.out),
+            ("gemini-model", args.gemini_model),
+        )
+        if value is not None
+    ]
     env = dict(os.environ)
     if args.token:  # through the environment, not argv, which any local user can read
         env["ASSETLENS_MILVUS_TOKEN"] = args.token
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
-        "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", *app_args,
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        *app_args,
     ]
     sys.stdout.flush()
     os.execve(sys.executable, command, env)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    return int(_import_extra("benchmarks", "bench").main(args))
+    return int(_import_extra("assetlens.benchmarks", "bench").main(args))
 
 
 def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
     try:
-        from benchmarks import add_arguments
+        from assetlens.benchmarks import add_arguments
     except ImportError:  # not installed: the command explains that when it runs
         return
     add_arguments(p)
@@ -280,14 +346,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path)
     _add_store(p)
     _add_runtime(p)
-    p.add_argument("--model", help="model name, HF id or exported folder (default: the collection's, "
-                   f"else $ASSETLENS_MODEL or {default_model_name()})")
+    p.add_argument(
+        "--model",
+        help="model name, HF id or exported folder (default: the collection's, "
+        f"else $ASSETLENS_MODEL or {default_model_name()})",
+    )
     p.add_argument("--precision", choices=PRECISIONS, help="model precision (default: the collection's, else fp32)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--prune", action="store_true", help="remove images whose files are gone")
     p.add_argument("--include-hidden", action="store_true", help="also index hidden files and folders")
-    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                   help="skip images declaring more pixels than this (default: %(default)g)")
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help="skip images declaring more pixels than this (default: %(default)g)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search by text, example image, or both")
@@ -298,8 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", help="more like this indexed image (path)")
     p.add_argument("--minus", action="append", metavar="TEXT", help="steer away from TEXT (repeatable)")
     p.add_argument("--text-weight", type=float, default=1.0, help="weight of the text query (default: %(default)s)")
-    p.add_argument("--image-weight", type=float, default=1.0,
-                   help="weight of --image / --like (default: %(default)s)")
+    p.add_argument("--image-weight", type=float, default=1.0, help="weight of --image / --like (default: %(default)s)")
     p.add_argument("--minus-weight", type=float, default=0.5, help="weight of each --minus (default: %(default)s)")
     p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
     p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
@@ -335,12 +407,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", action="append", type=Path, metavar="PATH", help="a reference image (repeatable)")
     p.add_argument("--ref-query", metavar="TEXT", help="also use the top -k library images for TEXT as references")
     p.add_argument("-k", type=_positive_int, default=1, help="how many --ref-query results (default: %(default)s)")
-    p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for PNGs and their JSON sidecars "
-                   "(default: %(default)s)")
+    p.add_argument(
+        "--out", default=DEFAULT_OUT_DIR, help="folder for PNGs and their JSON sidecars (default: %(default)s)"
+    )
     p.add_argument("--model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
     p.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, help="shape of the image (default: the model's)")
-    p.add_argument("--variants", type=int, choices=range(1, MAX_VARIANTS + 1), default=1, metavar="N",
-                   help=f"how many images, 1 to {MAX_VARIANTS}, one request each (default: %(default)s)")
+    p.add_argument(
+        "--variants",
+        type=int,
+        choices=range(1, MAX_VARIANTS + 1),
+        default=1,
+        metavar="N",
+        help=f"how many images, 1 to {MAX_VARIANTS}, one request each (default: %(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Gemini (default: %(default)g)")
     p.add_argument("--add-to-library", action="store_true", help="index the images, tagged as generated")
     _add_store(p)
@@ -375,7 +454,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything indexed so far is kept.", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# mypy over the assetlens.* namespace. The folders install under assetlens.* through setuptools'
+# package-dir, which mypy cannot follow, so it checks a temporary tree of links laid out as installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+mkdir "$tree/assetlens"
+for f in assetlens/*.py; do ln -s "$PWD/$f" "$tree/$f"; done
+for d in engine export ui benchmarks; do ln -s "$PWD/$d" "$tree/assetlens/$d"; done
+status=0
+MYPYPATH="$tree" python3 -m mypy -p assetlens "$@" > "$tree/out" || status=$?
+sed -E "s#^$tree/assetlens/(engine|export|ui|benchmarks)/#\1/#; s#^$tree/##" "$tree/out"
+exit "$status"

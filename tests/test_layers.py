@@ -1,0 +1,60 @@
+"""The layers import downwards only: the runtime core never reaches the code that stands above it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# What each layer's modules may import of assetlens.*, besides themselves.
+ALLOWED = {
+    "engine": {"engine"},
+    "export": {"engine", "export"},
+    "ui": {"engine", "ui"},
+    "benchmarks": {"engine", "export", "benchmarks"},
+}
+HEAVY = ("torch", "transformers", "optimum")
+
+pytestmark = pytest.mark.unit
+
+
+def _imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def _layer_imports(layer: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] in ALLOWED:
+                pytest.fail(f"{path.relative_to(ROOT)} imports {name}; write assetlens.{name}")
+            if parts[0] == "assetlens" and len(parts) > 1:
+                found.setdefault(str(path.relative_to(ROOT)), set()).add(parts[1])
+            elif parts[0] == "assetlens":
+                found.setdefault(str(path.relative_to(ROOT)), set()).add("assetlens")
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_lies_below(layer: str) -> None:
+    wrong = {f: sorted(used - ALLOWED[layer]) for f, used in _layer_imports(layer).items() if used - ALLOWED[layer]}
+    assert wrong == {}
+
+
+def test_runtime_core_never_imports_torch_transformers_or_optimum() -> None:
+    heavy = {
+        str(p.relative_to(ROOT)): name
+        for p in (ROOT / "engine").rglob("*.py")
+        for name in _imports(p)
+        if name.split(".")[0] in HEAVY
+    }
+    assert heavy == {}
