@@ -20,7 +20,7 @@ from assetlens.engine.models import load_facts
 from assetlens.engine.preprocess import clip_batch, decode
 
 #: A named step of the run: the progress bar shows the name while the function measures.
-Task = tuple[str, Callable[[], None]]
+Task = tuple[str, Callable[[], object]]
 
 #: Short queries as people type them (a few tokens each).
 QUERIES = (

@@ -288,12 +288,14 @@ def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = Non
 
     limit = min(MAX_CANDIDATES, 2 * K + 8)  # what Library.search asks the store for at k=10
     vec = lib.encoder.encode_texts([QUERIES[1]])
-    timed = {"warmup": 0, "budget_s": budget_s, "max_reps": reps}  # the first query above warmed every part
+    # warmup=0: the first query above warmed every part
     return {
         "cold_first_query_s": cold_s,
-        "encode_text": measure(lambda: lib.encoder.encode_texts([query()]), **{**timed, "max_reps": reps * 2}),
-        "store_search": measure(lambda: lib.store.search(vec, limit), **timed),
-        "end_to_end": measure(lambda: lib.search(query(), k=K), **timed),
+        "encode_text": measure(
+            lambda: lib.encoder.encode_texts([query()]), warmup=0, budget_s=budget_s, max_reps=reps * 2
+        ),
+        "store_search": measure(lambda: lib.store.search(vec, limit), warmup=0, budget_s=budget_s, max_reps=reps),
+        "end_to_end": measure(lambda: lib.search(query(), k=K), warmup=0, budget_s=budget_s, max_reps=reps),
     }
 
 

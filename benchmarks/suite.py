@@ -42,11 +42,14 @@ def _setup_tasks(ctx: Context) -> list[Task]:
             ctx.threads, n=512 if ctx.profile.name == "toy" else 2048, budget_s=min(2.0, 4 * ctx.profile.budget_s)
         )
 
-    out = [
+    def export(precision: str) -> Callable[[], object]:
+        return lambda: ctx.export_dir(precision)
+
+    out: list[Task] = [
         ("setup: machine limit (sgemm, int8 GEMM)", limits),
         ("setup: random-weight CLIP checkpoint", lambda: build_checkpoint(ctx.model)),
     ]
-    out += [(f"setup: export {p}", lambda p=p: ctx.export_dir(p)) for p in ctx.precisions]  # type: ignore[misc]
+    out += [(f"setup: export {p}", export(p)) for p in ctx.precisions]
     out.append(("setup: generated image folders", lambda: ctx.folders))
     return out
 

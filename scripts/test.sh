@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs, then runs all of it.
+# Installs everything the test suite needs, then runs all of it, then the lint and type gates
+# (ruff check, ruff format --check, mypy). Arguments go to pytest, e.g. -m "not slow" for the fast tier.
 # pytest's exit code 5 ("no tests collected") counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,12 @@ status=0
 python3 -m pytest "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests; that is a failure" >&2
-    exit 1
+    status=1
 fi
-exit "$status"
+gates=0
+python3 -m ruff check . || gates=1
+python3 -m ruff format --check . || gates=1
+bash scripts/typecheck.sh || gates=1
+[ "$gates" -eq 0 ] || echo "lint or type check failed (ruff check, ruff format --check, mypy)" >&2
+[ "$status" -ne 0 ] && exit "$status"
+exit "$gates"

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 mkdir "$tree/assetlens"
-for f in assetlens/*.py; do ln -s "$PWD/$f" "$tree/$f"; done
+for f in assetlens/*; do ln -s "$PWD/$f" "$tree/$f"; done
+ln -s "$PWD/assetlens/catalogue" "$tree/assetlens/catalogue"
 for d in engine export ui benchmarks; do ln -s "$PWD/$d" "$tree/assetlens/$d"; done
 status=0
-MYPYPATH="$tree" python3 -m mypy -p assetlens "$@" > "$tree/out" || status=$?
-sed -E "s#^$tree/assetlens/(engine|export|ui|benchmarks)/#\1/#; s#^$tree/##" "$tree/out"
+(cd "$tree" && python3 -m mypy --config-file "$OLDPWD/pyproject.toml" --cache-dir "$OLDPWD/.mypy_cache" -p assetlens "$@") \
+    > "$tree/out" || status=$?
+sed -E "s#^assetlens/(engine|export|ui|benchmarks)/#\1/#" "$tree/out"
 exit "$status"
