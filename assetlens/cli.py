@@ -27,6 +27,7 @@ from assetlens.engine.models import PRECISIONS, default_model_name
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
+from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, new_token
 
 log = logging.getLogger("assetlens")
 
@@ -295,6 +296,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.token:  # through the environment, not argv, which any local user can read
         env["ASSETLENS_MILVUS_TOKEN"] = args.token
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    env.pop(TOKEN_VARIABLE, None)
+    if args.no_token:
+        print(f"AssetLens: http://{host}:{args.port}/ (no access token: anyone who can reach the port can use it)")
+    else:
+        env[TOKEN_VARIABLE] = new_token()  # the environment again: argv would show it to every local user
+        print(f"AssetLens: open http://{host}:{args.port}/?{TOKEN_PARAMETER}={env[TOKEN_VARIABLE]}")
     command = [
         sys.executable,
         "-m",
@@ -434,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gemini-model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
+    p.add_argument(
+        "--no-token",
+        action="store_true",
+        help="let anyone who can reach the port use the app, without the access token in the printed URL",
+    )
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("bench", help="benchmark encoders, indexing and search (needs the bench extra)")

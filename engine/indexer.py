@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,8 @@ class IndexReport:
     reused: int = 0
     removed: int = 0
     missing: int = 0
+    left: int = 0  # new or changed files not reached because the run was stopped
+    stopped: bool = False
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -71,6 +74,8 @@ class IndexReport:
             parts.append(f"{self.removed} removed")
         elif self.missing:
             parts.append(f"{self.missing} missing from disk (--prune removes them)")
+        if self.stopped:
+            parts.append(f"stopped with {self.left} file(s) left (index the folder again to finish)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
@@ -169,20 +174,30 @@ class Indexer:
         include_hidden: bool = False,
         origin: str = "file",
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> IndexReport:
-        """Index new and changed images under ``folder``; ``prune`` drops rows of vanished files."""
+        """Index new and changed images under ``folder``; ``prune`` drops rows of vanished files.
+
+        Setting ``stop`` ends the run after the batch in progress: every row written so far is kept,
+        sealed and searchable, and the next run picks up the rest.
+        """
         self.check_folder(folder)
         root = path_text(Path(os.path.abspath(folder)))
         skipped: list[Path] = []
         report = self._sync(
-            iter_images(folder, include_hidden=include_hidden, on_skip=skipped.append), root, prune, origin, progress
+            iter_images(folder, include_hidden=include_hidden, on_skip=skipped.append),
+            root,
+            prune,
+            origin,
+            progress,
+            stop,
         )
         report.skipped = len(skipped)
         return report
 
     def add(self, files: Iterable[Path], *, origin: str = "file", progress: Progress | None = None) -> IndexReport:
         """Index the given image files (e.g. generated images), wherever they are."""
-        return self._sync((Path(os.path.abspath(f)) for f in files), None, False, origin, progress)
+        return self._sync((Path(os.path.abspath(f)) for f in files), None, False, origin, progress, None)
 
     def _sync(
         self,
@@ -191,6 +206,7 @@ class Indexer:
         prune: bool,
         origin: str,
         progress: Progress | None,
+        stop: threading.Event | None,
     ) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
@@ -216,40 +232,45 @@ class Indexer:
                 continue
             todo.append(_Work(path, text, st.st_size, st.st_mtime))
         total = len(todo)
-        if progress:
-            progress(0, total)
-        done = 0
-        for batch in self._decoded_batches(todo):
-            encode: list[_Work] = []
-            reuse: list[tuple[_Work, AssetRow]] = []
-            for work in batch:
-                if work.error:
-                    report.failed.append((work.text, work.error))
-                    log.warning(work.error)
-                    continue
-                twin = stored.get(work.text)
-                if twin is None or twin.hash != work.digest:
-                    twin = by_hash.get(work.digest)
-                if twin is not None:
-                    reuse.append((work, twin))
-                else:
-                    encode.append(work)
-            self._write(encode, reuse, origin, stored, seen, report)
-            for work in batch:
-                row = stored.get(work.text)
-                if row is not None:
-                    by_hash.setdefault(row.hash, row)
-            done += len(batch)
+        try:
             if progress:
-                progress(done, total)
-        if root is not None:
-            missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
-            if prune:
-                report.removed = self.store.delete(r.id for r in missing)
-            else:
-                report.missing = len(missing)
-        if report.encoded or report.reused or report.touched or report.removed:
-            self.store.flush()
+                progress(0, total)
+            done = 0
+            for batch in self._decoded_batches(todo):
+                encode: list[_Work] = []
+                reuse: list[tuple[_Work, AssetRow]] = []
+                for work in batch:
+                    if work.error:
+                        report.failed.append((work.text, work.error))
+                        log.warning(work.error)
+                        continue
+                    twin = stored.get(work.text)
+                    if twin is None or twin.hash != work.digest:
+                        twin = by_hash.get(work.digest)
+                    if twin is not None:
+                        reuse.append((work, twin))
+                    else:
+                        encode.append(work)
+                self._write(encode, reuse, origin, stored, seen, report)
+                for work in batch:
+                    row = stored.get(work.text)
+                    if row is not None:
+                        by_hash.setdefault(row.hash, row)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+                if stop is not None and stop.is_set() and done < total:
+                    report.stopped, report.left = True, total - done
+                    break
+            if root is not None and not report.stopped:
+                missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
+                if prune:
+                    report.removed = self.store.delete(r.id for r in missing)
+                else:
+                    report.missing = len(missing)
+        finally:  # also when an exception stops the run: what was written is sealed and reaches the search copy
+            if self.store.dirty:
+                self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -9,6 +9,7 @@ for hit in lib.search(text="a golden watch", k=5):
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -142,11 +143,15 @@ class Library:
         max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
         origin: str = "file",
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> IndexReport:
-        """Bring the collection up to date with ``folder`` (see ``engine.indexer``)."""
+        """Bring the collection up to date with ``folder`` (see ``engine.indexer``); setting ``stop`` ends
+        the run after the batch in progress, keeping every row written."""
         Indexer.check_folder(Path(folder))
         indexer = Indexer(self.store, self._writer(), batch_size=batch_size, max_megapixels=max_megapixels)
-        return indexer.index(Path(folder), prune=prune, include_hidden=include_hidden, origin=origin, progress=progress)
+        return indexer.index(
+            Path(folder), prune=prune, include_hidden=include_hidden, origin=origin, progress=progress, stop=stop
+        )
 
     def add(
         self, paths: Sequence[str | os.PathLike[str]], *, origin: str = "file", progress: Progress | None = None

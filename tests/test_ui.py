@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import assetlens.engine.library
 from assetlens.engine.catalogue import Item
+from assetlens.engine.encoders import ClipEncoder
 from assetlens.engine.generate import TEMPLATES, Generator, load_gallery
 from assetlens.engine.library import Library
 from assetlens.engine.search import SearchResult
@@ -53,12 +56,25 @@ def expected(db: Path, **query: object) -> list[SearchResult]:
         return lib.search(**query)  # type: ignore[arg-type]
 
 
+def literal(markdown: str) -> str:
+    """What a Markdown string shows, its backslash escapes resolved."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def finish_indexing() -> None:
+    """Wait for the app's background index run, if one is going."""
+    for thread in threading.enumerate():
+        if thread.name == "assetlens-index":
+            thread.join(timeout=300)
+            assert not thread.is_alive()
+
+
 def card_captions(at: AppTest) -> list[str]:
     return [c.value for c in at.caption if c.value.startswith("**") and "·" in c.value]
 
 
 def card_names(at: AppTest) -> list[str]:
-    return [c.split("·", 1)[1].strip().replace("\\", "") for c in card_captions(at)]
+    return [literal(c.split("·", 1)[1].strip()) for c in card_captions(at)]
 
 
 def shown_text(at: AppTest) -> str:
@@ -79,7 +95,7 @@ def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, lib
     assert at.caption[0].value == "Results 1–12"
 
     at.button(key=f"like-{want[0].id}").click().run()
-    assert f"More like **{want[0].filename}**" in [m.value for m in at.markdown]
+    assert f"More like **{want[0].filename}**" in [literal(m.value) for m in at.markdown]
     assert card_names(at) == [r.filename for r in like] and want[0].filename not in card_names(at)
     at.slider(key="min_score").set_value(0.01).run()  # a filter keeps "more like this"
     assert card_names(at) == [r.filename for r in like if r.score >= 0.01]
@@ -127,7 +143,7 @@ def test_query_by_example_image_and_combined(
     at.text_input(key="query").input("on a white background").run()
     assert card_names(at) == [r.filename for r in both]
     at.file_uploader(key="upload").set_value(("notes.png", b"not an image", "image/png")).run()
-    assert "notes.png is not an image" in at.warning[0].value
+    assert "notes.png is not an image" in literal(at.warning[0].value)
 
 
 def test_index_a_folder_with_progress_stats_and_failures(
@@ -144,8 +160,11 @@ def test_index_a_folder_with_progress_stats_and_failures(
     at.text_input(key="index_folder").input(str(folder)).run()
     at.button(key="index_go").click().run()
     assert not at.exception
-    assert at.get("progress")[0].value == 100
-    assert at.success[0].value.startswith("7 indexed, 0 unchanged") and "1 failed" in at.success[0].value
+    finish_indexing()
+    at.run()
+    assert not at.get("progress")
+    assert literal(at.success[0].value).startswith(f"{folder}: 7 indexed, 0 unchanged")
+    assert "1 failed" in at.success[0].value
     assert at.expander[0].label == "1 file(s) skipped"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images"] == "7" and metrics["Precision"] == "fp32" and metrics["Device"] == "CPU"
@@ -239,3 +258,99 @@ def test_generation_error_keeps_prompt_and_references(env: pytest.MonkeyPatch, l
     at.button(key=f"drop-{want[0].id}").click().run()
     assert not [b for b in at.button if b.key and b.key.startswith("drop-")]
     assert at.checkbox(key=f"ref-{want[0].id}").value is False
+
+
+class Gate:
+    """Holds the indexer inside its ``n``-th batch encoding until released (or makes that call crash)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, n: int, crash: bool = False) -> None:
+        self.n, self.crash, self.calls = n, crash, 0
+        self.entered, self.release = threading.Event(), threading.Event()
+        original = ClipEncoder.encode_pixels
+
+        def encode_pixels(encoder: ClipEncoder, pixels: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.n:
+                self.entered.set()
+                assert self.release.wait(300)
+                if self.crash:
+                    raise RuntimeError("the encoder crashed")
+            return original(encoder, pixels)
+
+        monkeypatch.setattr(ClipEncoder, "encode_pixels", encode_pixels)
+
+
+def start_indexing(at: AppTest, folder: Path, gate: Gate) -> None:
+    at.text_input(key="index_folder").input(str(folder)).run()
+    at.button(key="index_go").click().run()
+    assert gate.entered.wait(300)
+
+
+def indexed_names(db: Path) -> set[str]:
+    st.cache_resource.clear()
+    with Library(db, device="cpu") as lib:
+        return {row.filename for row in lib.store.rows()}
+
+
+def test_indexing_goes_on_in_the_background_through_reruns(
+    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    db = tmp_path / "bg.db"
+    gate = Gate(env, n=2)  # inside the second batch of 32
+    at = start(env, db, tmp_path / "gen")
+    start_indexing(at, catalogue_dir, gate)
+    at.text_input(key="query").input("a gold watch").run()  # a rerun while the index run goes on
+    assert not at.exception
+    [bar] = at.get("progress")
+    assert literal(bar.text) == f"Indexing {catalogue_dir}: 32 of {len(catalogue)} new or changed files"
+    assert at.button(key="index_stop") and at.button(key="index_go").disabled
+    gate.release.set()
+    finish_indexing()
+    at.run()
+    assert not at.get("progress")
+    assert literal(at.success[0].value).startswith(f"{catalogue_dir}: {len(catalogue)} indexed, 0 unchanged")
+    assert {m.label: m.value for m in at.metric}["Images"] == str(len(catalogue))
+    assert len(card_captions(at)) == 12
+    assert indexed_names(db) == {path.name for path, _ in catalogue}
+
+
+def test_stop_keeps_what_was_indexed_and_the_app_finds_it(
+    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
+) -> None:
+    db = tmp_path / "stop.db"
+    gate = Gate(env, n=1)
+    at = start(env, db, tmp_path / "gen")
+    start_indexing(at, catalogue_dir, gate)
+    at.button(key="index_stop").click().run()
+    assert "Stopping after the batch in progress" in literal(" ".join(c.value for c in at.caption))
+    gate.release.set()
+    finish_indexing()
+    at.run()
+    left = len(catalogue) - 32
+    assert literal(at.warning[0].value).startswith(f"{catalogue_dir}: 32 indexed, 0 unchanged")
+    assert f"stopped with {left} file(s) left" in literal(at.warning[0].value)
+    assert {m.label: m.value for m in at.metric}["Images"] == "32"
+    assert not at.button(key="index_go").disabled
+    at.text_input(key="query").input("a gold watch").run()
+    shown = card_names(at)
+    names = indexed_names(db)
+    assert len(shown) == 12 and set(shown) <= names and len(names) == 32
+
+
+def test_a_crash_mid_run_keeps_every_row_written_searchable_in_the_app(
+    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path
+) -> None:
+    db = tmp_path / "crash.db"
+    gate = Gate(env, n=2, crash=True)
+    at = start(env, db, tmp_path / "gen")
+    at.text_input(key="query").input("a gold watch").run()  # the app's search copy, before any row
+    start_indexing(at, catalogue_dir, gate)
+    gate.release.set()
+    finish_indexing()
+    at.run()
+    assert "RuntimeError: the encoder crashed" in literal(at.error[0].value)
+    assert "the images indexed before it are kept" in literal(at.error[0].value)
+    assert {m.label: m.value for m in at.metric}["Images"] == "32"
+    shown = card_names(at)  # the query is still typed: this run searched again
+    names = indexed_names(db)
+    assert len(shown) == 12 and set(shown) <= names and len(names) == 32

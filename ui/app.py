@@ -37,6 +37,9 @@ from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION, path_id
+from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, token_matches
+from assetlens.ui.markdown import plain
+from assetlens.ui.worker import IndexJob, Worker
 
 PAGE_SIZE = 12
 COLUMNS = 4
@@ -44,6 +47,7 @@ THUMB_SIDE = 320
 GALLERY_SIZE = 12
 NO_TEMPLATE = "Write my own"
 MODEL_ASPECT = "Model default"
+PROGRESS_EVERY_S = 1.0
 T = TypeVar("T")
 
 
@@ -60,9 +64,10 @@ def config(argv: list[str]) -> argparse.Namespace:
     return p.parse_known_args(argv)[0]
 
 
-@st.cache_resource(show_spinner="Opening the library…", on_release=lambda lib: lib.close())
-def open_library(db: str | None, uri: str | None, collection: str, model: str | None, device: str) -> Library:
-    return Library(
+@st.cache_resource(show_spinner="Opening the library…", on_release=lambda worker: worker.close())
+def open_library(db: str | None, uri: str | None, collection: str, model: str | None, device: str) -> Worker:
+    """The library and its background indexer, one pair per server process (Milvus Lite allows one)."""
+    library = Library(
         db,
         uri=uri,
         token=os.environ.get("ASSETLENS_MILVUS_TOKEN"),
@@ -71,6 +76,7 @@ def open_library(db: str | None, uri: str | None, collection: str, model: str | 
         device=device,
         create=True,
     )
+    return Worker(library)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
@@ -92,14 +98,9 @@ def show_image(path: str | Path, caption: str | None = None) -> None:
     except OSError:
         data = None
     if data is None:
-        st.warning(f"{Path(path).name} is missing or unreadable.")
+        st.warning(f"{plain(Path(path).name)} is missing or unreadable.")
     else:
-        st.image(data, caption=caption, width="stretch")
-
-
-def plain(text: str) -> str:
-    """Text shown literally inside Markdown (file names may hold * _ [ and friends)."""
-    return "".join("\\" + c if c in "\\`*_[]<>|~$#:" else c for c in text)
+        st.image(data, caption=None if caption is None else plain(caption), width="stretch")
 
 
 def grid(items: Sequence[T]) -> Iterator[tuple[DeltaGenerator, T]]:
@@ -186,7 +187,7 @@ def search_panel(lib: Library) -> None:
             min_score=min_score or None,
         )
     except AssetLensError as exc:
-        st.warning(str(exc))
+        st.warning(plain(str(exc)))
         return
     has_more, results = len(results) > PAGE_SIZE, results[:PAGE_SIZE]
     if not results:
@@ -222,50 +223,98 @@ def result_card(result: SearchResult) -> None:
     st.button("More like this", key=f"like-{result.id}", on_click=more_like, args=(result.path,))
 
 
-def library_panel(lib: Library) -> None:
-    stats_box = st.container()
+def start_indexing(worker: Worker) -> None:
+    try:
+        worker.start(st.session_state.index_folder.strip(), st.session_state.prune)
+    except AssetLensError as exc:
+        st.session_state.index_error = str(exc)
+
+
+def library_panel(worker: Worker) -> None:
+    busy = worker.job is not None and worker.job.running
+    st.fragment(library_status, run_every=PROGRESS_EVERY_S if busy else None)(worker)
     folder = st.text_input(
         "Folder to index",
         key="index_folder",
         placeholder="/photos/catalogue",
         help="A folder on the machine running AssetLens; sub-folders are included.",
     )
-    prune = st.checkbox("Also remove images whose files are gone", key="prune")
-    if st.button("Index folder", key="index_go", type="primary", disabled=not folder.strip()):
-        bar = st.progress(0.0, text="Scanning the folder…")
+    st.checkbox("Also remove images whose files are gone", key="prune")
+    st.button(
+        "Index folder",
+        key="index_go",
+        type="primary",
+        disabled=busy or not folder.strip(),
+        on_click=start_indexing,
+        args=(worker,),
+        help="Runs in the background: searching, closing the tab or reloading the page does not stop it.",
+    )
+    error = st.session_state.pop("index_error", None)
+    if error:
+        st.error(plain(error))
 
-        def update(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"{done} of {total} new or changed files")
 
-        try:
-            st.session_state.index_report = lib.index(folder.strip(), prune=prune, progress=update)
-        except AssetLensError as exc:
-            st.session_state.index_report = None
-            st.error(str(exc))
-    report = st.session_state.get("index_report")
-    if report is not None:
-        st.success(report.summary())
-        if report.failed:
-            with st.expander(f"{len(report.failed)} file(s) skipped"):
-                st.dataframe(
-                    {"file": [p for p, _ in report.failed], "reason": [r for _, r in report.failed]}, hide_index=True
-                )
-    with stats_box:
-        stats = lib.stats()
-        try:
-            device = lib.encoder.provider.removesuffix("ExecutionProvider") if stats.count else "—"
-        except AssetLensError as exc:
-            device = "—"
-            st.warning(str(exc))
-        shown: list[tuple[str, str | int]] = [
-            ("Images", stats.count),
-            ("Model", Path(stats.model).name if stats.model else "—"),
-            ("Precision", stats.precision or "—"),
-            ("Device", device),
-        ]
-        for col, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
-            col.metric(label, value)
-        st.caption(f"Library {stats.uri} · collection {stats.collection} · search copy {stats.search_copy}")
+def library_status(worker: Worker) -> None:
+    """The library's stats and the index run's progress or outcome; reruns on its own while a run goes on."""
+    job = worker.job
+    if job is not None and not job.running and st.session_state.get("index_watched"):
+        st.session_state.index_watched = False
+        st.rerun()  # the whole page: the form comes back and the timer stops
+    stats_box(worker.library)
+    if job is None:
+        return
+    if job.running:
+        st.session_state.index_watched = True
+        index_progress(job)
+    else:
+        index_outcome(job)
+
+
+def index_progress(job: IndexJob) -> None:
+    where = plain(job.folder)
+    if job.total is None:
+        st.progress(0.0, text=f"Scanning {where}…")
+    else:
+        fraction = job.done / job.total if job.total else 1.0
+        st.progress(fraction, text=f"Indexing {where}: {job.done} of {job.total} new or changed files")
+    if job.stop.is_set():
+        st.caption("Stopping after the batch in progress; everything indexed so far is kept.")
+    else:
+        st.button("Stop", key="index_stop", on_click=job.stop.set)
+
+
+def index_outcome(job: IndexJob) -> None:
+    if job.error is not None:
+        st.error(plain(job.error))
+        return
+    report = job.report
+    if report is None:
+        return
+    (st.warning if report.stopped else st.success)(plain(f"{job.folder}: {report.summary()}"))
+    if report.failed:
+        with st.expander(f"{len(report.failed)} file(s) skipped"):
+            st.dataframe(
+                {"file": [p for p, _ in report.failed], "reason": [r for _, r in report.failed]}, hide_index=True
+            )
+
+
+def stats_box(lib: Library) -> None:
+    stats = lib.stats()
+    try:
+        device = lib.encoder.provider.removesuffix("ExecutionProvider") if stats.count else "—"
+    except AssetLensError as exc:
+        device = "—"
+        st.warning(plain(str(exc)))
+    shown: list[tuple[str, str | int]] = [
+        ("Images", stats.count),
+        ("Model", plain(Path(stats.model).name) if stats.model else "—"),
+        ("Precision", stats.precision or "—"),
+        ("Device", device),
+    ]
+    for col, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
+        col.metric(label, value)
+    where = f"Library {stats.uri} · collection {stats.collection} · search copy {stats.search_copy}"
+    st.caption(plain(where))
 
 
 def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
@@ -382,24 +431,41 @@ def sidebar(cfg: argparse.Namespace) -> None:
         )
 
 
+def admitted() -> bool:
+    """Whether this session may see the app: it opened the URL with the token ``assetlens ui`` printed
+    (remembered for the session's reruns), or the app was started without one (``--no-token``)."""
+    expected = os.environ.get(TOKEN_VARIABLE)
+    if not expected or st.session_state.get("admitted"):
+        return True
+    given = st.query_params.get(TOKEN_PARAMETER, "")
+    if token_matches(given, expected):
+        st.session_state.admitted = True
+        return True
+    return False
+
+
 def main() -> None:
     st.set_page_config(page_title="AssetLens", page_icon="🔎", layout="wide")
+    if not admitted():
+        st.info("Open the URL that `assetlens ui` printed in its terminal; it carries this server's access token.")
+        st.stop()
     cfg = config(sys.argv[1:])
     for name, value in (("like", None), ("page", 0), ("refs", {}), ("gemini_model", cfg.gemini_model)):
         st.session_state.setdefault(name, value)
     sidebar(cfg)
     try:
-        lib = open_library(cfg.db, cfg.uri, cfg.collection, cfg.model, cfg.device)
+        worker = open_library(cfg.db, cfg.uri, cfg.collection, cfg.model, cfg.device)
     except AssetLensError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         st.stop()
+    lib = worker.library
     search_tab, generate_tab, library_tab = st.tabs(["Search", "Generate", "Library"])
     with search_tab:
         search_panel(lib)
     with generate_tab:
         generate_panel(lib, cfg)
     with library_tab:
-        library_panel(lib)
+        library_panel(worker)
 
 
 main()
