@@ -221,7 +221,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from assetlens.engine.demo import run_demo
+    from assetlens.demo import run_demo
 
     update, close = _progress("rendering catalogue")
     try:

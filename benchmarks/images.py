@@ -1,6 +1,6 @@
 """Generated image folders for the indexing benchmark, cached between runs.
 
-Photos: ``engine.catalogue`` product shots upscaled to 2-4 megapixels in
+Photos: ``assetlens.catalogue`` product shots upscaled to 2-4 megapixels in
 camera aspect ratios (4:3, 3:2, 16:9, some portrait), with film-grain noise
 and a low-frequency texture so the JPEGs compress like photos (about 1 MB
 at quality 90, not the few kB a flat render would give), and a quarter of
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from assetlens.engine.catalogue import render, sample_items
+from assetlens.catalogue import render, sample_items
 
 ASPECTS = (4 / 3, 3 / 2, 16 / 9, 1.0)
 EXIF_ORIENTATION = 0x0112
@@ -32,7 +32,9 @@ def _photo(index: int, megapixels: float, rng: np.random.Generator) -> tuple[Ima
     base = render(item, size=512, seed=index).resize((width, height), Image.Resampling.BICUBIC)
     texture = rng.standard_normal((height // 64 + 2, width // 64 + 2, 3)).astype(np.float32)
     low = np.asarray(
-        Image.fromarray(((texture * 24) + 128).clip(0, 255).astype(np.uint8)).resize((width, height), Image.BILINEAR),
+        Image.fromarray(((texture * 24) + 128).clip(0, 255).astype(np.uint8)).resize(
+            (width, height), Image.Resampling.BILINEAR
+        ),
         dtype=np.float32,
     )
     arr = np.asarray(base, dtype=np.float32) + (low - 128) * np.float32(0.5)

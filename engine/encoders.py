@@ -22,6 +22,7 @@ import onnxruntime as ort
 from PIL import Image
 from tokenizers import Tokenizer
 
+from assetlens.engine import tokens
 from assetlens.engine.errors import DeviceUnavailableError, ModelLoadError
 from assetlens.engine.models import ModelFacts, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import clip_batch
@@ -125,21 +126,11 @@ class ClipEncoder:
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        tok = Tokenizer.from_file(str(self.facts.path(self.facts.text.tokenizer_file)))
-        tok.enable_truncation(self.facts.text.context_length)
-        tok.no_padding()
-        return tok
+        return tokens.load_tokenizer(self.facts.path(self.facts.text.tokenizer_file), self.facts.text.context_length)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, padded only to the longest text in the batch."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        length = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), length), self.facts.text.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(encodings), length), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        return ids, mask
+        return tokens.tokenize(self.tokenizer, texts, self.facts.text.pad_token_id)
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed (N, 3, H, W) float32 pixels -> (N, dim) unit vectors."""

@@ -478,7 +478,7 @@ def _below(cosines: dict[str, float], floor: float) -> bool:
 def calibration_images() -> list[Image.Image]:
     """Activation-range samples for static int8 (``export.quantize.STATIC_INT8``): product shots from
     the synthetic catalogue and synthetic pictures, none of them in the default parity set."""
-    from assetlens.engine.catalogue import render, sample_items
+    from assetlens.catalogue import render, sample_items
 
     return [render(item, 256, seed=i) for i, item in enumerate(sample_items(16, seed=7))] + synthetic_images(8, seed=1)
 

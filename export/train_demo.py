@@ -1,10 +1,10 @@
 """Train the small demo CLIP that ships in ``engine/data/demo`` and export it.
 
-    python -m export.train_demo [--out engine/data/demo] [--seed 0] [--steps 2400] [--threads 1]
+    python -m assetlens.export.train_demo [--out engine/data/demo] [--seed 0] [--steps 2400] [--threads 1]
 
 Real CLIP weights cannot be downloaded offline (or in CI), and random weights
 make search meaningless, so AssetLens ships a *small* CLIP trained here on the
-synthetic product catalogue of ``engine.catalogue``. It exercises everything
+synthetic product catalogue of ``assetlens.catalogue``. It exercises everything
 a real model does (CLIP's real BPE tokenizer and vocabulary, the runtime's own
 image preprocessing, the ONNX export, int8 quantisation, normalisation) and
 gives ``assetlens demo`` sensible answers.
@@ -13,9 +13,10 @@ Recipe (seeded: the same seed, code, library versions, CPU type and
 ``--threads`` give bit-identical weights; another thread count gives a model
 of the same quality but different bits):
 
-1. Tokenizer: CLIP's real tokenizer (``export.clip_tokenizer``), 49408 tokens.
+1. Tokenizer: CLIP's real tokenizer (``export.clip_tokenizer``), 49408 tokens,
+   applied by the runtime's own ``engine.tokens``.
 2. Data: a pool of 12000 catalogue pictures of the *training* (colour,
-   object) pairs (``engine.catalogue.split``; held-out pairs are never
+   object) pairs (``assetlens.catalogue.split``; held-out pairs are never
    rendered here), each rendered at 256 px, saved as JPEG or PNG bytes and
    read back through the runtime's own ``engine.preprocess.decode`` and
    ``clip_pixels`` (64 px, CLIP mean/std), as the indexer does. Random
@@ -42,7 +43,7 @@ of the same quality but different bits):
    naming a colour or background. AdamW, lr 1e-3, warm-up then cosine,
    batch 128, 2400 steps.
 6. Held-out recall (queries about unseen colour/object pairs, see
-   ``engine.catalogue.benchmark``, the metric of tests/test_demo_model.py) is
+   ``assetlens.catalogue.HeldOut``, the metric of tests/test_demo_model.py) is
    printed during training, with zero-shot colour/object/background accuracy.
 7. Token-embedding rows of tokens never seen in training (all but ~55) are
    set to zero after training: they were never trained, and zero rows make
@@ -64,7 +65,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import math
 import multiprocessing
@@ -72,13 +72,20 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from assetlens.engine import catalogue as cat
+from assetlens import catalogue as cat
+from assetlens.engine.encoders import ClipEncoder
 from assetlens.engine.models import ImageFacts
 from assetlens.engine.preprocess import clip_pixels, decode
+from assetlens.engine.tokens import load_tokenizer, tokenize
+from assetlens.export.clip_tokenizer import write_clip_tokenizer
+from assetlens.export.onnx_export import export_model
 
 IMAGE_SIZE = 64
 RENDER_SIZE = 256
@@ -262,79 +269,65 @@ def recolor(pix, r: np.random.Generator):
 
 
 class Tokens:
-    """CLIP's tokenizer as the runtime uses it (tokenizer.json, padded to the longest)."""
+    """The runtime's tokenisation (``engine.tokens``) of the tokenizer being shipped, remembering every
+    token id it has produced for ``remember=True`` batches (the others are zeroed after training)."""
 
     def __init__(self, tokenizer_json: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self.tok = Tokenizer.from_file(str(tokenizer_json))
-        self.tok.enable_truncation(CONTEXT_LENGTH)
-        self.tok.no_padding()
+        self.tokenizer: Tokenizer = load_tokenizer(tokenizer_json, CONTEXT_LENGTH)
         self.seen: set[int] = set()
 
     def __call__(self, texts: list[str], remember: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.tok.encode_batch(texts)
-        length = max(len(e.ids) for e in enc)
-        ids = np.full((len(enc), length), EOS_ID, np.int64)
-        mask = np.zeros((len(enc), length), np.int64)
-        for row, e in enumerate(enc):
-            if e.ids[0] != BOS_ID or e.ids[-1] != EOS_ID:
-                raise RuntimeError(f"Tokenizer did not add <|startoftext|>/<|endoftext|> to {texts[row]!r}.")
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
-            if remember:
-                self.seen.update(e.ids)
+        ids, mask = tokenize(self.tokenizer, texts, EOS_ID)
+        if remember:
+            self.seen.update(ids[mask == 1].tolist())
         return ids, mask
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-class HeldOut:
-    """The held-out benchmark of ``engine.catalogue.benchmark`` (the quality test's metric)."""
+@dataclass
+class Evaluation:
+    """The held-out benchmark (``assetlens.catalogue.HeldOut``, the quality test's metric), plus
+    zero-shot colour/object/background accuracy of its held-out pictures among every item's caption."""
 
-    def __init__(self) -> None:
-        self.queries, gallery = cat.benchmark()
-        self.gallery = [item for item, _ in gallery]
-        self.images = [cat.render(item, RENDER_SIZE, seed=s) for item, s in gallery]
-        self.pixels = np.stack([clip_pixels(img, FACTS) for img in self.images])
-        self.texts = [q.caption() for q in self.queries]
-        self.pairs = sorted({q.pair for q in self.queries})
-        self.short_texts = [
-            cat.Item(o, c, "white background" if c != "white" else "gray background").short_caption()
-            for c, o in self.pairs
-        ]
-        self.all_items = cat.all_items()
-        self.all_texts = [it.caption() for it in self.all_items]
-        self.relevant = np.array([[g == q for g in self.gallery] for q in self.queries])
-        self.relevant_pair = np.array([[g.pair == p for g in self.gallery] for p in self.pairs])
+    held: cat.HeldOut = field(default_factory=cat.HeldOut.build)
+    everything: list[cat.Item] = field(default_factory=cat.all_items)
+
+    @cached_property
+    def pixels(self) -> np.ndarray:
+        """The gallery through the runtime's preprocessing, for the torch model."""
+        return np.stack([clip_pixels(img, FACTS) for img in self.held.images])
+
+    @cached_property
+    def all_texts(self) -> list[str]:
+        return [it.caption() for it in self.everything]
 
     def score(
         self, image_emb: np.ndarray, text_emb: np.ndarray, short_emb: np.ndarray, all_emb: np.ndarray | None = None
     ) -> dict[str, float]:
-        full = cat.recall_at_k(text_emb @ image_emb.T, self.relevant)
-        short = cat.recall_at_k(short_emb @ image_emb.T, self.relevant_pair)
+        full = self.held.recall(image_emb, text_emb)
+        short = self.held.pair_recall(image_emb, short_emb)
         out = {"r@1": full[1], "r@5": full[5], "short_r@1": short[1], "short_r@5": short[5]}
         if all_emb is not None:
-            # zero-shot classification of the held-out pictures among all items' captions
-            n = len(self.queries)
-            pred = [self.all_items[i] for i in np.argmax(image_emb[:n] @ all_emb.T, axis=1)]
+            queries = self.held.queries
+            pred = [self.everything[i] for i in np.argmax(image_emb[: len(queries)] @ all_emb.T, axis=1)]
             for attr in ("color", "object", "background"):
                 out[attr] = float(
-                    np.mean([getattr(p, attr) == getattr(q, attr) for p, q in zip(pred, self.queries, strict=True)])
+                    np.mean([getattr(p, attr) == getattr(q, attr) for p, q in zip(pred, queries, strict=True)])
                 )
         return out
 
 
-def torch_embeddings(model, held: HeldOut, tokens: Tokens):
+def torch_embeddings(model, ev: Evaluation, tokens: Tokens) -> list[np.ndarray]:
     import torch
 
     model.eval()
     with torch.no_grad():
-        img = model.get_image_features(pixel_values=torch.from_numpy(held.pixels))
+        img = model.get_image_features(pixel_values=torch.from_numpy(ev.pixels))
         out = [torch.nn.functional.normalize(img, dim=-1).numpy()]
-        for texts in (held.texts, held.short_texts, held.all_texts):
-            ids, mask = tokens(texts)
+        for texts in (ev.held.texts, ev.held.short_texts, ev.all_texts):
+            ids, mask = tokens(list(texts))
             emb = model.get_text_features(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
             out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
     model.train()
@@ -354,7 +347,7 @@ def fmt_scores(s: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- training
 
 
-def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
+def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
     import torch
     from transformers import CLIPModel
 
@@ -448,7 +441,7 @@ def train(args: argparse.Namespace, tokens: Tokens, held: HeldOut):
                 f"lr {lr_at(step):.2e} | {el:.0f}s, eta {el / (step + 1) * (args.steps - step - 1):.0f}s"
             )
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            log("  eval " + fmt_scores(held.score(*torch_embeddings(model, held, tokens))))
+            log("  eval " + fmt_scores(ev.score(*torch_embeddings(model, ev, tokens))))
     log(f"training: {args.steps} steps in {time.time() - t0:.0f}s")
     return model
 
@@ -495,48 +488,17 @@ def save_checkpoint(model, hf_dir: Path) -> None:
         image_mean=list(CLIP_MEAN),
         image_std=list(CLIP_STD),
     ).save_pretrained(hf_dir)
-    write_tokenizer(hf_dir)
-
-
-def write_tokenizer(out_dir: Path) -> Path:
-    from assetlens.export.clip_tokenizer import write_clip_tokenizer
-
-    return write_clip_tokenizer(out_dir)
+    write_clip_tokenizer(hf_dir)
 
 
 # --------------------------------------------------------------------------- export
 
 
-def wait_for_exporter(timeout_s: float):
-    """``export.onnx_export.export_model``, polling until another engineer's module exists."""
-    deadline = time.time() + timeout_s
-    announced = False
-    while True:
-        importlib.invalidate_caches()
-        try:
-            module = importlib.import_module("assetlens.export.onnx_export")
-            module = importlib.reload(module)
-            if hasattr(module, "export_model"):
-                return module.export_model
-        except ImportError as exc:
-            if "onnx_export" not in str(exc):
-                raise
-        if time.time() > deadline:
-            raise SystemExit("export.onnx_export.export_model is not available; the checkpoint is kept.")
-        if not announced:
-            log("waiting for export.onnx_export.export_model to exist ...")
-            announced = True
-        time.sleep(30)
-
-
-def score_exported(directory: Path, held: HeldOut) -> dict[str, float]:
-    from assetlens.engine.encoders import ClipEncoder
-
+def score_exported(directory: Path, ev: Evaluation) -> dict[str, float]:
     enc = ClipEncoder.load(directory, device="cpu")
-    image = enc.encode_images(held.images)
-    return held.score(
-        image, enc.encode_texts(held.texts), enc.encode_texts(held.short_texts), enc.encode_texts(held.all_texts)
-    )
+    image = enc.encode_images(ev.held.images)
+    texts = (ev.held.texts, ev.held.short_texts, ev.all_texts)
+    return ev.score(image, *(enc.encode_texts(t) for t in texts))
 
 
 def dir_size(path: Path) -> int:
@@ -547,7 +509,7 @@ def dir_size(path: Path) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m export.train_demo", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m assetlens.export.train_demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where fp32/ and int8/ are exported")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=2400)
@@ -580,7 +542,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--eval-every", type=int, default=400)
     ap.add_argument("--no-export", dest="export", action="store_false", help="train and save the checkpoint only")
     ap.add_argument("--export-only", action="store_true", help="export the checkpoint already in --work")
-    ap.add_argument("--wait-exporter", type=float, default=3600, help="seconds to wait for export.onnx_export")
     return ap.parse_args(argv)
 
 
@@ -593,19 +554,19 @@ def main(argv: list[str] | None = None) -> int:
     hf_dir = args.work / "assetlens-demo-clip"
     tok_dir = args.work / "tokenizer"
     t_start = time.time()
-    write_tokenizer(tok_dir)
+    write_clip_tokenizer(tok_dir)
     tokens = Tokens(tok_dir / "tokenizer.json")
-    held = HeldOut()
+    ev = Evaluation()
     log(
-        f"held-out benchmark: {len(held.queries)} queries ({len(held.pairs)} unseen colour/object pairs), "
-        f"gallery of {len(held.gallery)} pictures"
+        f"held-out benchmark: {len(ev.held.queries)} queries ({len(ev.held.pairs)} unseen colour/object pairs), "
+        f"gallery of {len(ev.held.gallery)} pictures"
     )
 
     if not args.export_only:
-        model = train(args, tokens, held)
+        model = train(args, tokens, ev)
         kept = zero_unseen_tokens(model, tokens.seen)
         log(f"zeroed the token embeddings of {VOCAB_SIZE - kept} tokens never seen in training (kept {kept})")
-        log("after zeroing: " + fmt_scores(held.score(*torch_embeddings(model, held, tokens))))
+        log("after zeroing: " + fmt_scores(ev.score(*torch_embeddings(model, ev, tokens))))
         save_checkpoint(model, hf_dir)
         (args.work / "train_info.json").write_text(
             json.dumps(
@@ -624,13 +585,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.export:
         return 0
 
-    export_model = wait_for_exporter(args.wait_exporter)
     for precision in ("fp32", "int8"):
         target = args.out / precision
         if target.exists():
             shutil.rmtree(target)
         export_model(hf_dir, out_dir=target, precision=precision, name="demo")
-        scores = score_exported(target, held)
+        scores = score_exported(target, ev)
         log(f"exported {precision}: {target} ({dir_size(target) / 1e6:.1f} MB) | " + fmt_scores(scores))
     log(f"total {time.time() - t_start:.0f}s")
     return 0

@@ -9,7 +9,7 @@ import pytest
 from cli_process import Backend
 
 from assetlens.benchmarks.milvus_server import MilvusServer, drop_all_collections
-from assetlens.engine.catalogue import Item, write_catalogue
+from assetlens.catalogue import Item, write_catalogue
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The synthetic product catalogue (``engine.catalogue``): fast, torch-free unit tests."""
+"""The synthetic product catalogue (``assetlens.catalogue``): fast, torch-free unit tests."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assetlens.engine import catalogue as cat
-from assetlens.engine.catalogue import Item, render, split, write_catalogue
+from assetlens import catalogue as cat
+from assetlens.catalogue import HeldOut, Item, render, split, write_catalogue
+from assetlens.catalogue.drawing import paint_object
+
+pytestmark = [pytest.mark.unit]
 
 
 def test_render_is_deterministic() -> None:
@@ -43,7 +46,7 @@ def test_product_colours_stay_distinct(obj: str) -> None:
     medians = {}
     for color in names:
         background = "gray background" if color != "silver" else "white background"
-        layer = np.asarray(cat._paint_object(Item(obj, color, background), 128, np.random.default_rng(0)))
+        layer = np.asarray(paint_object(Item(obj, color, background), 128, np.random.default_rng(0)))
         medians[color] = np.median(layer[layer[..., 3] > 250][:, :3].astype(np.float32), axis=0)
         if obj in ("mug", "bottle", "t-shirt"):
             nearest = names[int(np.argmin(((base - medians[color]) ** 2).sum(1)))]
@@ -97,16 +100,65 @@ def test_split_holds_out_pairs_disjointly() -> None:
     assert all(it.pair in train for it in cat.sample_items(500, seed=0, pairs=train))
 
 
-def test_benchmark_definition() -> None:
+def test_held_out_definition() -> None:
     train, held = split()
-    queries, gallery = cat.benchmark()
-    assert {q.pair for q in queries} == held
-    assert len({q.caption() for q in queries}) == len(queries)
-    items = [g for g, _ in gallery]
-    assert items[: len(queries)] == queries  # each query has exactly one correct picture ...
-    assert all(g.pair in train for g in items[len(queries) :])  # ... and distractors are never correct
-    assert len({s for _, s in gallery}) == len(gallery)
-    assert cat.benchmark() == (queries, gallery)
+    bench = HeldOut.build()
+    assert bench == HeldOut.build()  # fixed
+    assert {q.pair for q in bench.queries} == held and len(bench.queries) == 102
+    assert len(set(bench.texts)) == len(bench.queries) == len(bench.texts)
+    assert bench.texts[0] == bench.queries[0].caption()
+    assert bench.gallery[: len(bench.queries)] == bench.queries  # each query has exactly one correct picture ...
+    assert all(g.pair in train for g in bench.gallery[len(bench.queries) :])  # ... distractors are never correct
+    assert len(bench.gallery) == len(bench.seeds) == len(set(bench.seeds)) == 202
+    assert np.array_equal(bench.relevant, np.eye(len(bench.queries), len(bench.gallery), dtype=bool))
+    # one background-free query per held-out pair; any picture of the pair is a hit
+    assert bench.pairs == tuple(sorted(held))
+    assert bench.short_texts[bench.pairs.index(("gold", "chair"))] == "a gold chair"
+    assert bench.relevant_pair.sum() == len(bench.queries)
+    for pair, row in zip(bench.pairs, bench.relevant_pair, strict=True):
+        assert {bench.gallery[j].pair for j in np.flatnonzero(row)} == {pair}
+    # the pictures are the renders of the gallery's items with their seeds
+    assert len(bench.images) == 202 and bench.images is bench.images
+    assert np.array_equal(np.asarray(bench.images[5]), np.asarray(render(bench.gallery[5], 256, bench.seeds[5])))
+    assert len(HeldOut.build(distractors=10).gallery) == len(bench.queries) + 10
+
+
+def test_held_out_recall_scores_the_ranking() -> None:
+    """Recall on hand-made vectors: gallery picture j is the unit vector e_j, so each text vector says
+    exactly which pictures it ranks first."""
+    bench = HeldOut.build(distractors=20)
+    n, size = len(bench.queries), len(bench.gallery)
+    images = np.eye(size, dtype=np.float32)
+    texts = np.eye(n, size, dtype=np.float32)
+    assert bench.recall(images, texts, ks=(1, 5)) == {1: 1.0, 5: 1.0}
+    # ten queries rank a distractor above their own picture, which stays second
+    texts[:10, n] = 2.0
+    assert bench.recall(images, texts, ks=(1, 2)) == {1: (n - 10) / n, 2: 1.0}
+    # a query whose own picture ranks below six distractors misses recall@5 too
+    texts[0, n : n + 6] = 3.0
+    assert bench.recall(images, texts, ks=(5, 7)) == {5: (n - 1) / n, 7: 1.0}
+
+    # colour+object queries: the pair's picture on another background counts, a distractor does not
+    short = np.zeros((len(bench.pairs), size), dtype=np.float32)
+    for row, pair in enumerate(bench.pairs):
+        short[row, [j for j, g in enumerate(bench.gallery) if g.pair == pair][-1]] = 1.0
+    assert bench.pair_recall(images, short, ks=(1,)) == {1: 1.0}
+    short[0, n] = 5.0
+    assert bench.pair_recall(images, short, ks=(1,)) == {1: (len(bench.pairs) - 1) / len(bench.pairs)}
+
+
+def test_held_out_recall_refuses_vectors_of_the_wrong_shape() -> None:
+    bench = HeldOut.build(distractors=5)
+    images = np.eye(len(bench.gallery), dtype=np.float32)
+    texts = np.eye(len(bench.queries), len(bench.gallery), dtype=np.float32)
+    with pytest.raises(ValueError, match="image vectors"):
+        bench.recall(images[:-1], texts)
+    with pytest.raises(ValueError, match="text vectors"):
+        bench.recall(images, texts[:-1])
+    with pytest.raises(ValueError, match="text vectors"):
+        bench.pair_recall(images, texts)  # one row per query, not per pair
+    with pytest.raises(ValueError, match="dimension"):
+        bench.recall(images, texts[:, :-1])
 
 
 def test_recall_at_k() -> None:
@@ -150,10 +202,13 @@ def test_write_catalogue(tmp_path: Path) -> None:
     assert write_catalogue(tmp_path / "d", n=0) == []
 
 
-def test_catalogue_is_torch_free() -> None:
+@pytest.mark.slow
+def test_catalogue_imports_neither_torch_nor_the_engine() -> None:
+    """The catalogue is pure numpy and Pillow: export, benchmarks and the CLI all stand on it."""
     code = (
-        "import sys, engine.catalogue as c; c.render(c.Item('mug','red','wooden table'), 32);"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))"
+        "import sys, assetlens.catalogue as c; c.render(c.Item('mug','red','wooden table'), 32); c.HeldOut.build();"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')"
+        " or m.startswith('assetlens.') and not m.startswith('assetlens.catalogue')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from assetlens.catalogue import Item
 from assetlens.cli import main
-from assetlens.engine.catalogue import Item
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

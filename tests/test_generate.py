@@ -13,8 +13,8 @@ import pytest
 from gemini_stub import STUB_KEY, GeminiStub
 from PIL import Image
 
+from assetlens.catalogue import Item
 from assetlens.cli import main
-from assetlens.engine.catalogue import Item
 from assetlens.engine.errors import GenerationError, UsageError
 from assetlens.engine.generate import (
     MAX_REFERENCE_SIDE,

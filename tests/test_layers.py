@@ -8,14 +8,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# What each layer's modules may import of assetlens.*, besides themselves.
+# Each layer's folder, and what its modules may import of assetlens.*, besides themselves. The modules
+# directly in assetlens/ (the CLI, the demo) stand on top and may import anything.
+FOLDERS = {
+    "engine": "engine",
+    "catalogue": "assetlens/catalogue",
+    "export": "export",
+    "ui": "ui",
+    "benchmarks": "benchmarks",
+}
 ALLOWED = {
     "engine": {"engine"},
-    "export": {"engine", "export"},
+    "catalogue": {"catalogue"},
+    "export": {"engine", "catalogue", "export"},
     "ui": {"engine", "ui"},
-    "benchmarks": {"engine", "export", "benchmarks"},
+    "benchmarks": {"engine", "export", "catalogue", "benchmarks"},
 }
 HEAVY = ("torch", "transformers", "optimum")
+TORCH_FREE = ("engine", "catalogue")
 
 pytestmark = pytest.mark.unit
 
@@ -25,6 +35,8 @@ def _imports(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "assetlens" and node.level == 0:
+            names += [f"assetlens.{a.name}" for a in node.names]  # from assetlens import catalogue
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.append(node.module)
     return names
@@ -32,7 +44,7 @@ def _imports(path: Path) -> list[str]:
 
 def _layer_imports(layer: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / layer).rglob("*.py")):
+    for path in sorted((ROOT / FOLDERS[layer]).rglob("*.py")):
         for name in _imports(path):
             parts = name.split(".")
             if parts[0] in ALLOWED:
@@ -50,11 +62,18 @@ def test_layer_imports_only_what_lies_below(layer: str) -> None:
     assert wrong == {}
 
 
-def test_runtime_core_never_imports_torch_transformers_or_optimum() -> None:
+@pytest.mark.parametrize("layer", TORCH_FREE)
+def test_runtime_core_and_catalogue_never_import_torch_transformers_or_optimum(layer: str) -> None:
     heavy = {
         str(p.relative_to(ROOT)): name
-        for p in (ROOT / "engine").rglob("*.py")
+        for p in (ROOT / FOLDERS[layer]).rglob("*.py")
         for name in _imports(p)
         if name.split(".")[0] in HEAVY
     }
     assert heavy == {}
+
+
+def test_every_package_folder_is_a_scanned_layer() -> None:
+    """A new sub-package of assetlens/ must be given a layer here, or the scan above would miss it."""
+    packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "assetlens").glob("*/__init__.py")}
+    assert packages <= set(FOLDERS.values())

@@ -23,7 +23,7 @@ import pytest
 from cli_process import assert_no_traceback, assert_one_sentence, needs_permissions, run_cli, warnings_in
 from PIL import Image, ImageOps
 
-from assetlens.engine.catalogue import Item, render
+from assetlens.catalogue import Item, render
 from assetlens.engine.indexer import path_text
 from assetlens.engine.store import MilvusStore
 

@@ -18,7 +18,7 @@ from cli_process import Backend, assert_no_traceback, assert_one_sentence, run_c
 from PIL import Image, ImageOps
 
 from assetlens.benchmarks.milvus_server import MilvusServer, infix_like
-from assetlens.engine.catalogue import Item
+from assetlens.catalogue import Item
 from assetlens.engine.indexer import file_digest
 from assetlens.engine.library import Library
 from assetlens.engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter

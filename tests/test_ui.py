@@ -16,7 +16,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import assetlens.engine.library
-from assetlens.engine.catalogue import Item
+from assetlens.catalogue import Item
 from assetlens.engine.encoders import ClipEncoder
 from assetlens.engine.generate import TEMPLATES, Generator, load_gallery
 from assetlens.engine.library import Library

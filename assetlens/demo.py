@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assetlens.engine.catalogue import Item, write_catalogue
+from assetlens.catalogue import Item, write_catalogue
 from assetlens.engine.grid import contact_sheet
 from assetlens.engine.indexer import IndexReport, Progress
 from assetlens.engine.library import Library

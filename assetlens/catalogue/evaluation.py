@@ -1,0 +1,112 @@
+"""The held-out retrieval benchmark: queries about (colour, object) pairs the demo model never saw.
+
+``HeldOut.build()`` is the one definition of it, shared by the demo model's
+training progress (export/train_demo.py), the quality benchmark
+(benchmarks/quality.py) and the quality test (tests/test_demo_model.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+
+from assetlens.catalogue.dataset import all_items, sample_items, split
+from assetlens.catalogue.render import render, stable_seed
+from assetlens.catalogue.vocabulary import Item
+
+#: Render seed of the benchmark's pictures (training never uses it).
+BENCHMARK_SEED = 20240601
+#: Side of the benchmark's pictures.
+RENDER_SIZE = 256
+
+
+def recall_at_k(scores: np.ndarray, relevant: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """Fraction of queries (rows) with a relevant gallery column among their top ``k`` scores."""
+    scores = np.asarray(scores)
+    relevant = np.asarray(relevant, dtype=bool)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits_sorted = np.take_along_axis(relevant, order, axis=1)
+    return {k: float(hits_sorted[:, :k].any(axis=1).mean()) for k in ks}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Queries, gallery and relevance of the held-out benchmark.
+
+    ``queries``: every drawable item of a held-out (colour, object) pair, one
+    per distinct canonical caption (``texts``). ``gallery``: one picture of each
+    query's item, then distractor pictures of training pairs (never a correct
+    answer); ``seeds`` are their render seeds. ``short_texts`` name each
+    held-out pair without a background ("a green mug"), one per ``pairs``.
+    """
+
+    queries: tuple[Item, ...]
+    gallery: tuple[Item, ...]
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def build(cls, distractors: int = 100, seed: int = BENCHMARK_SEED) -> HeldOut:
+        train, held = split()
+        queries = all_items(held)
+        seeds = [stable_seed("bench", seed, i) for i in range(len(queries))]
+        others = sample_items(distractors, seed, pairs=train)
+        seeds += [stable_seed("bench-distractor", seed, i) for i in range(len(others))]
+        return cls(tuple(queries), tuple(queries + others), tuple(seeds))
+
+    @cached_property
+    def images(self) -> tuple[Image.Image, ...]:
+        """The gallery's pictures, in gallery order."""
+        return tuple(render(item, RENDER_SIZE, seed) for item, seed in zip(self.gallery, self.seeds, strict=True))
+
+    @cached_property
+    def texts(self) -> tuple[str, ...]:
+        """The queries' canonical captions ("a green mug on a white background")."""
+        return tuple(q.caption() for q in self.queries)
+
+    @cached_property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The held-out (colour, object) pairs, sorted."""
+        return tuple(sorted({q.pair for q in self.queries}))
+
+    @cached_property
+    def short_texts(self) -> tuple[str, ...]:
+        """One colour-and-object caption per pair ("a green mug"), in ``pairs`` order."""
+        captions = {q.pair: q.short_caption() for q in self.queries}
+        return tuple(captions[p] for p in self.pairs)
+
+    @cached_property
+    def relevant(self) -> np.ndarray:
+        """(queries, gallery) booleans: the gallery picture shows exactly the query's item."""
+        return np.array([[g == q for g in self.gallery] for q in self.queries])
+
+    @cached_property
+    def relevant_pair(self) -> np.ndarray:
+        """(pairs, gallery) booleans: the gallery picture has the pair's colour and object, any background."""
+        return np.array([[g.pair == p for g in self.gallery] for p in self.pairs])
+
+    def recall(
+        self, image_vectors: np.ndarray, text_vectors: np.ndarray, ks: Iterable[int] = (1, 5)
+    ) -> dict[int, float]:
+        """Text -> image recall@k of the captions ``texts`` (rows of ``text_vectors``) over the gallery."""
+        return recall_at_k(self._scores(image_vectors, text_vectors, len(self.texts)), self.relevant, ks)
+
+    def pair_recall(
+        self, image_vectors: np.ndarray, short_vectors: np.ndarray, ks: Iterable[int] = (1, 5)
+    ) -> dict[int, float]:
+        """Text -> image recall@k of ``short_texts``: a hit is any picture of the pair, whatever its background."""
+        return recall_at_k(self._scores(image_vectors, short_vectors, len(self.pairs)), self.relevant_pair, ks)
+
+    def _scores(self, image_vectors: np.ndarray, text_vectors: np.ndarray, n_texts: int) -> np.ndarray:
+        images, texts = np.asarray(image_vectors), np.asarray(text_vectors)
+        if images.ndim != 2 or images.shape[0] != len(self.gallery):
+            raise ValueError(
+                f"Expected {len(self.gallery)} image vectors (one per gallery picture), got {images.shape}."
+            )
+        if texts.ndim != 2 or texts.shape != (n_texts, images.shape[1]):
+            raise ValueError(f"Expected {n_texts} text vectors of dimension {images.shape[1]}, got {texts.shape}.")
+        scores: np.ndarray = texts @ images.T
+        return scores
