@@ -23,6 +23,7 @@ from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
 from assetlens.engine.generate import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.library import Library
+from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, default_model_name
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.search import SearchResult
@@ -125,12 +126,12 @@ def _import_extra(module: str, extra: str) -> ModuleType:
 def cmd_export(args: argparse.Namespace) -> int:
     export_model = _import_extra("assetlens.export.onnx_export", "export").export_model
     out = export_model(args.model, Path(args.out) if args.out else None, args.precision)
-    manifest = json.loads((out / "manifest.json").read_text())
-    parity = manifest.get("parity", {})
-    print(f"exported {args.model} ({args.precision}, {manifest['embedding_dim']}-d) to {out}")
+    manifest = ModelManifest.load(out)
+    parity = manifest.parity
+    print(f"exported {args.model} ({manifest.precision}, {manifest.embedding_dim}-d) to {out}")
     print(
-        f"parity vs PyTorch: image min cosine {parity.get('image_min_cosine', float('nan')):.6f}, "
-        f"text min cosine {parity.get('text_min_cosine', float('nan')):.6f}"
+        f"parity vs {parity.reference}: image min cosine {parity.image_min_cosine:.6f}, "
+        f"text min cosine {parity.text_min_cosine:.6f}"
     )
     return 0
 

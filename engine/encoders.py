@@ -5,7 +5,8 @@ tower) with full graph optimisation. Device selection never asks
 onnxruntime for CUDA unless a CUDA driver and device really exist, because
 onnxruntime-gpu prints a red error on CPU-only machines when asked; after a
 CUDA session is created its providers are checked, so a silent fallback to
-CPU is reported instead of hidden.
+CPU is reported instead of hidden. Likewise an int8 model whose arithmetic
+saturates on this CPU (``engine.cpu``) is reported when it is loaded.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from assetlens.engine import tokens
+from assetlens.engine.cpu import CpuInfo, this_cpu
 from assetlens.engine.errors import DeviceUnavailableError, ModelLoadError
 from assetlens.engine.models import ModelFacts, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import clip_batch
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+_warned_precision: set[Path] = set()
 
 
 def cuda_device_count() -> int:
@@ -87,14 +90,34 @@ def create_session(path: Path, device: str = "auto", threads: int | None = None)
     return session
 
 
+def warn_if_degraded(facts: ModelFacts, cpu: CpuInfo) -> bool:
+    """Warn (once per model folder) when the model's int8 arithmetic is known to lose quality on ``cpu``."""
+    if facts.precision != "int8" or facts.parity.int8_saturation_safe or not cpu.u8s8_saturates:
+        return False
+    folder = facts.directory.resolve()
+    if folder in _warned_precision:
+        return False
+    _warned_precision.add(folder)
+    log.warning(
+        "The int8 model %r was quantised with weights whose integer sums saturate on x86 CPUs without VNNI "
+        "such as this one, so its results are worse here; re-export it with assetlens export --precision int8, "
+        "or use --precision fp32.",
+        facts.name,
+    )
+    return True
+
+
 class ClipEncoder:
     """A CLIP model exported by AssetLens: ``encode_images`` and ``encode_texts``."""
 
-    def __init__(self, facts: ModelFacts, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self, facts: ModelFacts, device: str = "auto", threads: int | None = None, cpu: CpuInfo | None = None
+    ) -> None:
         self.facts = facts
         self.device = device
         self.threads = threads
         pick_providers(device)  # fail fast on an impossible device, before any session is built
+        warn_if_degraded(facts, cpu or this_cpu())
 
     @classmethod
     def load(
@@ -163,4 +186,5 @@ def normalize(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation in float32 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.float32(1e-12))
+    unit: np.ndarray = x / np.maximum(norms, np.float32(1e-12))
+    return unit

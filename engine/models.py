@@ -1,8 +1,8 @@
 """Model facts and where exported models live.
 
 An exported model is a directory holding ``image.onnx``, ``text.onnx``,
-``tokenizer.json`` and ``manifest.json``. The manifest is the single source
-of truth for everything the runtime needs to know (embedding size,
+``tokenizer.json`` and ``manifest.json``. The manifest (``engine.manifest``)
+is the single source of truth for everything the runtime needs to know (embedding size,
 preprocessing, context length); the engine never guesses these.
 
 Models are found by name:
@@ -16,19 +16,18 @@ Models are found by name:
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from platformdirs import user_cache_dir
 
 from assetlens.engine.errors import ModelLoadError, ModelNotFoundError
+from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, TextFacts
 
-MANIFEST_FORMAT = "assetlens-model/1"
-MANIFEST_FILE = "manifest.json"
+__all__ = ["MANIFEST_FILE", "ImageFacts", "ModelFacts", "ModelManifest", "TextFacts"]
+
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEMO_MODEL = "demo"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -36,46 +35,10 @@ DEMO_ROOT = Path(__file__).resolve().parent / "data" / "demo"
 
 
 @dataclass(frozen=True)
-class ImageFacts:
-    """How pixels become the vision tower's input (CLIPImageProcessor's recipe)."""
+class ModelFacts(ModelManifest):
+    """A manifest as loaded from its model directory, whose files it names."""
 
-    file: str
-    input_name: str
-    output_name: str
-    resize_shortest_edge: int
-    crop_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    resample: str = "bicubic"
-
-
-@dataclass(frozen=True)
-class TextFacts:
-    """How a query becomes the text tower's input."""
-
-    file: str
-    input_names: tuple[str, ...]
-    output_name: str
-    context_length: int
-    tokenizer_file: str
-    pad_token_id: int
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """Everything the runtime knows about one exported model."""
-
-    directory: Path
-    name: str
-    source: str
-    precision: str
-    embedding_dim: int
-    image: ImageFacts
-    text: TextFacts
-    files: dict[str, str]
-    opset: int
-    parity: dict[str, Any]
-    versions: dict[str, str]
+    directory: Path = field(kw_only=True)
 
     @property
     def model_id(self) -> str:
@@ -84,6 +47,11 @@ class ModelFacts:
 
     def path(self, file: str) -> Path:
         return self.directory / file
+
+    @property
+    def manifest(self) -> ModelManifest:
+        """The persisted part, without the directory."""
+        return ModelManifest(**{f.name: getattr(self, f.name) for f in fields(ModelManifest)})
 
 
 def cache_root() -> Path:
@@ -144,58 +112,10 @@ def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp3
 
 
 def load_facts(directory: str | os.PathLike[str]) -> ModelFacts:
-    """Read and validate ``manifest.json`` of an exported model directory."""
+    """Read ``manifest.json`` of an exported model directory and check the files it names are there."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"{directory} has no {MANIFEST_FILE}; re-export the model.") from None
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Cannot read {manifest_path}: {exc}.") from None
-    if raw.get("format") != MANIFEST_FORMAT:
-        raise ModelLoadError(
-            f"{manifest_path} has format {raw.get('format')!r}, expected {MANIFEST_FORMAT!r}; re-export the model."
-        )
-    try:
-        img, txt = raw["image"], raw["text"]
-        facts = ModelFacts(
-            directory=directory,
-            name=raw["name"],
-            source=raw["source"],
-            precision=raw["precision"],
-            embedding_dim=int(raw["embedding_dim"]),
-            image=ImageFacts(
-                file=img["file"],
-                input_name=img["input_name"],
-                output_name=img["output_name"],
-                resize_shortest_edge=int(img["resize_shortest_edge"]),
-                crop_size=int(img["crop_size"]),
-                mean=tuple(float(v) for v in img["mean"]),  # type: ignore[arg-type]
-                std=tuple(float(v) for v in img["std"]),  # type: ignore[arg-type]
-                resample=img.get("resample", "bicubic"),
-            ),
-            text=TextFacts(
-                file=txt["file"],
-                input_names=tuple(txt["input_names"]),
-                output_name=txt["output_name"],
-                context_length=int(txt["context_length"]),
-                tokenizer_file=txt["tokenizer_file"],
-                pad_token_id=int(txt["pad_token_id"]),
-            ),
-            files=dict(raw.get("files", {})),
-            opset=int(raw.get("opset", 0)),
-            parity=dict(raw.get("parity", {})),
-            versions=dict(raw.get("versions", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{manifest_path} is incomplete ({exc}); re-export the model.") from None
-    for file in (facts.image.file, facts.text.file, facts.text.tokenizer_file):
+    manifest = ModelManifest.load(directory)
+    for file in (manifest.image.file, manifest.text.file, manifest.text.tokenizer_file):
         if not (directory / file).is_file():
             raise ModelLoadError(f"{directory} is missing {file}; re-export the model.")
-    return facts
-
-
-def manifest_dict(facts_fields: dict[str, Any]) -> dict[str, Any]:
-    """The JSON written by the exporter, stamped with the format version."""
-    return {"format": MANIFEST_FORMAT, **facts_fields}
+    return ModelFacts(directory=directory, **{f.name: getattr(manifest, f.name) for f in fields(ModelManifest)})

@@ -1,23 +1,24 @@
 """Export a Hugging Face CLIP checkpoint to the ONNX model folder AssetLens runs.
 
 The folder holds two graphs (``image.onnx``, ``text.onnx``) that return
-L2-normalised embeddings, the tokenizer and image-processor settings, and a
-``manifest.json`` (see ``engine.models``) recording preprocessing, file
-hashes, library versions and how closely the graphs match PyTorch.
+L2-normalised embeddings, the tokenizer, and a ``manifest.json``
+(``engine.manifest.ModelManifest``) recording preprocessing, file hashes,
+library versions and how closely the graphs match PyTorch, on which CPU.
 
 Steps: load the towers with transformers -> export each with
 ``optimum.exporters.onnx.export_models`` using the declarative specs in
 ``export.specs`` -> apply ONNX Runtime's basic (provider-independent) graph
 optimisations offline -> convert to fp16 or int8 if asked -> compare with
 PyTorch on real or synthetic images and captions -> write the folder
-atomically.
+atomically. ``quantize_export`` derives the int8 folder from an fp32 export
+the same way, without PyTorch or the checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -33,13 +34,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from assetlens.engine.cpu import this_cpu
 from assetlens.engine.errors import ExportError
-from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, export_dir_for, manifest_dict
+from assetlens.engine.manifest import ImageFacts, Int8Recipe, ModelManifest, Parity, TextFacts
+from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, ModelFacts, export_dir_for, load_facts
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-PREPROCESSOR_FILE = "preprocessor_config.json"
 FP32_MIN_COSINE = 0.9999
 # fp16/int8 are expected to lose a little; below this the conversion is broken.
 REDUCED_MIN_COSINE = 0.99
@@ -53,7 +55,7 @@ DEFAULT_CAPTIONS = (
     "NEON SIGN saying 'open 24/7'",
     "🌅 sunset over the ocean",
 )
-# PIL resampling codes (as stored in preprocessor_config.json) the runtime implements.
+# PIL resampling codes (CLIPImageProcessor.resample) the runtime implements.
 _RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 Progress = Callable[[str], None]
@@ -96,18 +98,50 @@ def export_model(
     say(f"Loading {source}")
     with _failure(f"Loading {source}"):
         bundle = _load(source, is_local)
-    with _failure(f"Creating {out_dir}"):
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-        staging.chmod(0o755)  # mkdtemp's 0700 would make the published model private
-    try:
-        with _failure(f"Exporting {source} to ONNX"), _quiet():
-            built = _build(bundle, staging, precision, opset, parity_images, parity_texts, say)
-            manifest = {"name": name, "source": source, **built}
-            (staging / MANIFEST_FILE).write_text(json.dumps(manifest_dict(manifest), indent=2) + "\n", encoding="utf-8")
-            _publish(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _staging(out_dir) as staging, _failure(f"Exporting {source} to ONNX"), _quiet():
+        _build(bundle, staging, name, source, precision, opset, parity_images, parity_texts, say).save(staging)
+    say(f"Wrote {out_dir}")
+    return out_dir
+
+
+def quantize_export(
+    fp32_dir: Path,
+    out_dir: Path,
+    *,
+    parity_images: Sequence[Image.Image] | None = None,
+    parity_texts: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write the int8 folder of an fp32 export to ``out_dir``, with the recipes and checks of
+    ``export_model``; parity is measured against the fp32 graphs (``onnx fp32``)."""
+    say = progress or (lambda _message: None)
+    with _failure(f"Reading {fp32_dir}"):
+        facts = load_facts(fp32_dir)
+    if facts.precision != "fp32":
+        raise ExportError(f"{fp32_dir} holds a {facts.precision} model; int8 is quantised from an fp32 export.")
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir)
+    with _staging(out_dir) as staging, _failure(f"Quantising {fp32_dir}"):
+        work = staging / "work"
+        work.mkdir()
+        for tower in ("image", "text"):
+            shutil.copyfile(facts.path(getattr(facts, tower).file), work / f"{tower}-fp32.onnx")
+        check = _ParityCheck.from_export(facts, parity_images, parity_texts)
+        say("Quantising to int8 (comparing recipes)")
+        final = {"image": staging / facts.image.file, "text": staging / facts.text.file}
+        cosines, recipes = _quantize_best(check, work, final)
+        _check_reduced(cosines, "int8")
+        shutil.rmtree(work)
+        shutil.copyfile(facts.path(facts.text.tokenizer_file), staging / facts.text.tokenizer_file)
+        files = (facts.image.file, facts.text.file, facts.text.tokenizer_file)
+        dataclasses.replace(
+            facts.manifest,
+            precision="int8",
+            files={file: _sha256(staging / file) for file in files},
+            parity=_parity(check, cosines, final, recipes, reference="onnx fp32"),
+            versions={**facts.versions, **_onnx_versions()},
+            created=_now(),
+        ).save(staging)
     say(f"Wrote {out_dir}")
     return out_dir
 
@@ -162,6 +196,7 @@ def _load(source: str, is_local: bool) -> _Bundle:
             raise ExportError(str(exc)) from None
         except (OSError, ValueError) as exc:
             error = exc
+    assert error is not None  # the loop ran and every attempt failed
     if is_local:
         raise ExportError(
             f"{source} does not hold a complete CLIP checkpoint (cannot read its {_one_line(error)}); point --model "
@@ -245,20 +280,20 @@ def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any
 def _build(
     bundle: _Bundle,
     staging: Path,
+    name: str,
+    source: str,
     precision: str,
     opset: int,
     parity_images: Sequence[Image.Image] | None,
     parity_texts: Sequence[str] | None,
     say: Progress,
-) -> dict[str, Any]:
-    """Write graphs, tokenizer and processor config to ``staging``; return the manifest fields."""
-    import onnx
-    import onnxruntime
+) -> ModelManifest:
+    """Write graphs and tokenizer to ``staging``; return their manifest."""
     import torch
     import transformers
     from optimum.exporters.onnx import export_models
 
-    from assetlens.export.specs import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUTS, TEXT_OUTPUT, tower_specs
+    from assetlens.export.specs import TEXT_INPUTS, TEXT_OUTPUT, tower_specs
 
     image_facts = _image_facts(bundle)
     work = staging / "work"
@@ -283,7 +318,7 @@ def _build(
         )
 
     final = {"image": staging / IMAGE_FILE, "text": staging / TEXT_FILE}
-    parity_extra: dict[str, Any] = {}
+    recipes: dict[str, Int8Recipe] = {}
     if precision == "fp32":
         cosines = fp32
         for tower, dst in final.items():
@@ -297,15 +332,11 @@ def _build(
         cosines = check.measure(final["image"], final["text"])
     else:
         say("Quantising to int8 (comparing recipes)")
-        cosines, parity_extra["int8_recipes"] = _quantize_best(check, work, final)
-    if _below(cosines, REDUCED_MIN_COSINE):
-        raise ExportError(
-            f"The {precision} graphs drift too far from PyTorch (min cosine: image {cosines['image']:.4f}, "
-            f"text {cosines['text']:.4f}, required {REDUCED_MIN_COSINE}); use fp32 for this model."
-        )
+        cosines, recipes = _quantize_best(check, work, final)
+    if precision != "fp32":
+        _check_reduced(cosines, precision)
     shutil.rmtree(work)
 
-    bundle.image_processor.save_pretrained(str(staging))
     backend = bundle.tokenizer.backend_tokenizer
     # The text graph has position embeddings for context_length tokens only;
     # padding is left to the runtime (manifest pad_token_id), per batch.
@@ -313,43 +344,80 @@ def _build(
     backend.no_padding()
     backend.save(str(staging / TOKENIZER_FILE))
 
-    files = (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE, PREPROCESSOR_FILE)
-    return {
-        "precision": precision,
-        "embedding_dim": bundle.embedding_dim,
-        "image": {"file": IMAGE_FILE, "input_name": IMAGE_INPUT, "output_name": IMAGE_OUTPUT, **image_facts},
-        "text": {
-            "file": TEXT_FILE,
-            "input_names": list(TEXT_INPUTS),
-            "output_name": TEXT_OUTPUT,
-            "context_length": bundle.context_length,
-            "tokenizer_file": TOKENIZER_FILE,
-            "pad_token_id": int(bundle.tokenizer.pad_token_id),
-        },
-        "opset": opset,
-        "versions": {
+    files = (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE)
+    return ModelManifest(
+        name=name,
+        source=source,
+        precision=precision,
+        embedding_dim=bundle.embedding_dim,
+        image=image_facts,
+        text=TextFacts(
+            file=TEXT_FILE,
+            input_names=TEXT_INPUTS,
+            output_name=TEXT_OUTPUT,
+            context_length=bundle.context_length,
+            tokenizer_file=TOKENIZER_FILE,
+            pad_token_id=int(bundle.tokenizer.pad_token_id),
+        ),
+        files={file: _sha256(staging / file) for file in files},
+        opset=opset,
+        parity=_parity(check, cosines, final, recipes, reference="pytorch fp32"),
+        versions={
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "optimum": _dist_version("optimum"),
             "optimum-onnx": _dist_version("optimum-onnx"),
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
+            **_onnx_versions(),
         },
-        "files": {file: _sha256(staging / file) for file in files},
-        "parity": {
-            "image_min_cosine": cosines["image"],
-            "text_min_cosine": cosines["text"],
-            "images": check.n_images,
-            "texts": check.n_texts,
-            "reference": "pytorch fp32",
-            **parity_extra,
-        },
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        created=_now(),
+    )
 
 
-def _image_facts(bundle: _Bundle) -> dict[str, Any]:
+def _check_reduced(cosines: dict[str, float], precision: str) -> None:
+    if _below(cosines, REDUCED_MIN_COSINE):
+        raise ExportError(
+            f"The {precision} graphs drift too far from fp32 (min cosine: image {cosines['image']:.4f}, "
+            f"text {cosines['text']:.4f}, required {REDUCED_MIN_COSINE}); use fp32 for this model."
+        )
+
+
+def _parity(
+    check: _ParityCheck,
+    cosines: dict[str, float],
+    graphs: dict[str, Path],
+    recipes: dict[str, Int8Recipe],
+    reference: str,
+) -> Parity:
+    """The parity record: the cosines, the CPU they were measured on, and whether int8 can saturate anywhere."""
+    from assetlens.export.quantize import INT16_MAX, int16_pair_sum
+
+    return Parity(
+        image_min_cosine=cosines["image"],
+        text_min_cosine=cosines["text"],
+        images=check.n_images,
+        texts=check.n_texts,
+        reference=reference,
+        cpu=this_cpu(),
+        int8_saturation_safe=all(int16_pair_sum(graph) <= INT16_MAX for graph in graphs.values()),
+        int8_recipes=recipes,
+    )
+
+
+def _onnx_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _image_facts(bundle: _Bundle) -> ImageFacts:
     """The processor's recipe in the runtime's terms: shortest-edge resize, centre crop, normalise."""
+    from assetlens.export.specs import IMAGE_INPUT, IMAGE_OUTPUT
+
     proc = bundle.image_processor
     size, crop = proc.size or {}, proc.crop_size or {}
     image_size = int(bundle.vision.config.image_size)
@@ -368,13 +436,16 @@ def _image_facts(bundle: _Bundle) -> dict[str, Any]:
             f"{image_size}) is not the shortest-edge resize plus square centre crop that AssetLens implements."
         )
     mean, std = (proc.image_mean, proc.image_std) if proc.do_normalize else ([0.0] * 3, [1.0] * 3)
-    return {
-        "resize_shortest_edge": int(size["shortest_edge"]),
-        "crop_size": image_size,
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "resample": _RESAMPLE_NAMES[int(proc.resample)],
-    }
+    return ImageFacts(
+        file=IMAGE_FILE,
+        input_name=IMAGE_INPUT,
+        output_name=IMAGE_OUTPUT,
+        resize_shortest_edge=int(size["shortest_edge"]),
+        crop_size=image_size,
+        mean=(float(mean[0]), float(mean[1]), float(mean[2])),
+        std=(float(std[0]), float(std[1]), float(std[2])),
+        resample=_RESAMPLE_NAMES[int(proc.resample)],
+    )
 
 
 def _optimise(src: Path, dst: Path) -> None:
@@ -392,13 +463,13 @@ def _optimise(src: Path, dst: Path) -> None:
 
 def _quantize_best(
     check: _ParityCheck, work: Path, final: dict[str, Path]
-) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
+) -> tuple[dict[str, float], dict[str, Int8Recipe]]:
     """Quantise each tower with every recipe; keep the first (fastest) one
     within ``INT8_TOLERANCE`` of the best min cosine."""
     from assetlens.export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
 
     cosines: dict[str, float] = {}
-    chosen: dict[str, dict[str, object]] = {}
+    chosen: dict[str, Int8Recipe] = {}
     for tower, dst in final.items():
         prepared = work / f"{tower}-prepared.onnx"
         prepare_int8(work / f"{tower}-fp32.onnx", prepared)
@@ -410,7 +481,7 @@ def _quantize_best(
         best = max(cosine for cosine, _, _ in measured)
         cosine, recipe, candidate = next(m for m in measured if m[0] >= best - INT8_TOLERANCE)
         shutil.copyfile(candidate, dst)
-        cosines[tower], chosen[tower] = cosine, recipe.as_dict()
+        cosines[tower], chosen[tower] = cosine, recipe
     return cosines, chosen
 
 
@@ -419,7 +490,7 @@ def _quantize_best(
 
 @dataclass
 class _ParityCheck:
-    """Fixed inputs and the PyTorch embeddings the ONNX graphs must reproduce."""
+    """Fixed inputs and the reference embeddings (PyTorch's, or an fp32 export's) the ONNX graphs must reproduce."""
 
     feeds: dict[str, dict[str, np.ndarray]]
     reference: dict[str, np.ndarray]
@@ -454,15 +525,43 @@ class _ParityCheck:
             n_texts=len(texts),
         )
 
-    def measure_one(self, tower: str, graph: Path) -> float:
-        """Smallest cosine between the graph's and PyTorch's embeddings, as the runtime would run it."""
+    @classmethod
+    def from_export(
+        cls, facts: ModelFacts, images: Sequence[Image.Image] | None, texts: Sequence[str] | None
+    ) -> _ParityCheck:
+        """The inputs as the runtime prepares them; the reference is the fp32 export's own output."""
+        from assetlens.engine.encoders import ClipEncoder
+        from assetlens.engine.preprocess import clip_batch
+
+        images = list(images) if images else synthetic_images()
+        texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
+        encoder = ClipEncoder(facts, device="cpu")
+        pixel_values = clip_batch([im.convert("RGB") for im in images], facts.image)
+        input_ids, attention_mask = encoder.tokenize(texts)
+        text_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        text_feed = {name: text_feed[name] for name in facts.text.input_names}
+        check = cls(
+            feeds={"image": {facts.image.input_name: pixel_values}, "text": text_feed},
+            reference={},
+            n_images=len(images),
+            n_texts=len(texts),
+        )
+        check.reference = {tower: check.run(tower, facts.path(getattr(facts, tower).file)) for tower in check.feeds}
+        return check
+
+    def run(self, tower: str, graph: Path) -> np.ndarray:
+        """The graph's embeddings of this check's inputs, as the runtime would run it."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         (got,) = session.run(None, self.feeds[tower])
-        want = self.reference[tower]
+        return np.asarray(got)
+
+    def measure_one(self, tower: str, graph: Path) -> float:
+        """Smallest cosine between the graph's and the reference embeddings."""
+        got, want = self.run(tower, graph), self.reference[tower]
         cosine = (got * want).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(want, axis=-1))
         return float(np.min(cosine))
 
@@ -530,6 +629,21 @@ def _check_replaceable(out_dir: Path) -> None:
         raise ExportError(f"{out_dir} exists and is not an AssetLens model folder; choose another output folder.")
 
 
+@contextlib.contextmanager
+def _staging(out_dir: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out_dir``, published in its place if the block succeeds, else removed."""
+    with _failure(f"Creating {out_dir}"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would make the published model private
+    try:
+        yield staging
+        with _failure(f"Writing {out_dir}"):
+            _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _publish(staging: Path, out_dir: Path) -> None:
     """Swap the finished folder into place; readers see the old or the new model, never a mix."""
     old = None
@@ -559,7 +673,7 @@ def _quiet() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

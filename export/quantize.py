@@ -10,49 +10,42 @@ activation ranges calibrated on sample images) is what the benchmarks compare
 against: on the 2-core reference machine, idle, it ran the ViT-B/32 image
 tower at 0.86-0.96x the speed of dynamic int8 and a little less accurately, so the
 exporter does not use it.
+
+Every recipe is saturation-safe (see ``engine.cpu``): s8 weights are
+quantised to 7 bits (``reduce_range``), so a pair of u8*s8 products fits in
+int16 and x86 CPUs without VNNI compute exactly what VNNI, AMX and ARM
+compute; u8 weights run on kernels that widen to int32 first. A cosine
+measured on one CPU then holds on all of them. ``int16_pair_sum`` checks a
+written graph.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
-# Only the weight MatMuls (attention projections, MLPs, the final projection):
-# they hold almost all of the compute. The patch-embedding Conv stays float
-# (ConvInteger is slow in ORT and the first layer is usually the most
-# sensitive); so does the token-embedding Gather, which costs no time.
-QUANTIZED_OPS = ("MatMul", "Gemm")
+from assetlens.engine.manifest import Int8Recipe
 
-
-@dataclass(frozen=True)
-class Int8Recipe:
-    """Arguments of ``onnxruntime.quantization.quantize_dynamic`` (or ``quantize_static``) worth comparing."""
-
-    weight_type: str  # a QuantType name: "QInt8" (U8S8 kernels) or "QUInt8" (U8U8)
-    per_channel: bool
-    static: bool = False  # QDQ with u8 activations whose ranges are calibrated (MinMax) on sample inputs
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "op_types": list(QUANTIZED_OPS)}
-
-
-# In order of preference (speed). s8 weights use ORT's fast U8S8 kernels; u8
-# weights (U8U8) were ~1.5x slower on ViT-B/32 here but avoid the 16-bit
-# saturation U8S8 can hit on x86 CPUs without VNNI, so they win only when
-# clearly more accurate.
+# In order of preference (speed). s8 weights use ORT's fast U8S8 kernels, at
+# 7 bits so that they cannot saturate; u8 weights (U8U8, all 8 bits) were
+# ~1.5x slower on ViT-B/32 here, so they win only when clearly more accurate.
 INT8_RECIPES = (
-    Int8Recipe("QInt8", per_channel=True),
-    Int8Recipe("QInt8", per_channel=False),
+    Int8Recipe("QInt8", per_channel=True, reduce_range=True),
+    Int8Recipe("QInt8", per_channel=False, reduce_range=True),
     Int8Recipe("QUInt8", per_channel=True),
 )
 # A later recipe must beat an earlier one's min cosine by more than this.
 INT8_TOLERANCE = 1e-4
-STATIC_INT8 = Int8Recipe("QInt8", per_channel=True, static=True)
+STATIC_INT8 = Int8Recipe("QInt8", per_channel=True, static=True, reduce_range=True)
+INT16_MAX = 32767
+U8_MAX = 255
+# Ops that run on integer GEMM kernels, and the input index of their weight.
+_INTEGER_MATMULS = {"MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "MatMulIntegerToFloat": 1, "QLinearMatMul": 3}
 
 
 def convert_fp16(src: Path, dst: Path) -> None:
@@ -104,15 +97,16 @@ def quantize_int8(src: Path, dst: Path, recipe: Int8Recipe, calibration: Sequenc
         quantize_dynamic(
             str(src),
             str(dst),
-            op_types_to_quantize=list(QUANTIZED_OPS),
+            op_types_to_quantize=list(recipe.op_types),
             per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
             weight_type=QuantType[recipe.weight_type],
         )
         return
     if not calibration:
         raise ValueError("static int8 needs calibration inputs")
 
-    class Feeds(CalibrationDataReader):
+    class Feeds(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.feeds = iter(calibration)
 
@@ -125,7 +119,37 @@ def quantize_int8(src: Path, dst: Path, recipe: Int8Recipe, calibration: Sequenc
         Feeds(),
         quant_format=QuantFormat.QDQ,
         per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType[recipe.weight_type],
-        op_types_to_quantize=list(QUANTIZED_OPS),
+        op_types_to_quantize=list(recipe.op_types),
     )
+
+
+def integer_matmul_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The integer weights of a graph's MatMuls, by node: those of integer ops (dynamic int8), and
+    the quantised initializers a float MatMul or Gemm dequantises (QDQ, fused into integer ops at load)."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    weights: dict[str, np.ndarray] = {}
+    for index, node in enumerate(model.graph.node):
+        if node.op_type in _INTEGER_MATMULS:
+            names = [node.input[_INTEGER_MATMULS[node.op_type]]]
+        elif node.op_type in ("MatMul", "Gemm"):
+            dequantized = [producers.get(name) for name in node.input[:2]]
+            names = [dq.input[0] for dq in dequantized if dq is not None and dq.op_type == "DequantizeLinear"]
+        else:
+            continue
+        for name in names:
+            if name in initializers:
+                weights[f"{node.name or node.op_type + str(index)}:{name}"] = numpy_helper.to_array(initializers[name])
+    return weights
+
+
+def int16_pair_sum(graph: Path) -> int:
+    """The largest ``|a1*w1 + a2*w2|`` over u8 activations and the graph's s8 weights: what x86 kernels
+    without VNNI hold in int16 (saturation-safe when at most ``INT16_MAX``). u8 weights count 0: their
+    kernels widen to int32 before adding."""
+    weights = integer_matmul_weights(onnx.load(str(graph)))
+    signed = [int(np.abs(w.astype(np.int32)).max()) for w in weights.values() if w.dtype == np.int8 and w.size]
+    return 2 * U8_MAX * max(signed, default=0)

@@ -13,15 +13,20 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("optimum.exporters.onnx")
 
 from tokenizers import Tokenizer  # noqa: E402
 
+from assetlens.cli import main  # noqa: E402
+from assetlens.engine.cpu import this_cpu  # noqa: E402
 from assetlens.engine.errors import ExportError  # noqa: E402
+from assetlens.engine.manifest import ModelManifest  # noqa: E402
 from assetlens.engine.models import load_facts  # noqa: E402
 from assetlens.export import onnx_export  # noqa: E402
 from assetlens.export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
-from assetlens.export.onnx_export import export_model  # noqa: E402
+from assetlens.export.onnx_export import export_model, quantize_export  # noqa: E402
+from assetlens.export.quantize import INT16_MAX, int16_pair_sum, integer_matmul_weights  # noqa: E402
 
 GOLDEN = "a golden watch on a red table"
 GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
@@ -91,9 +96,9 @@ def _assert_close(got: np.ndarray, want: np.ndarray, floor: float = 0.9999) -> N
 
 def test_fp32_folder_and_manifest(fp32_dir: Path, tiny_clip: Path) -> None:
     names = {p.name for p in fp32_dir.iterdir()}
-    assert names == {"image.onnx", "text.onnx", "tokenizer.json", "preprocessor_config.json", "manifest.json"}
+    assert names == {"image.onnx", "text.onnx", "tokenizer.json", "manifest.json"}
     manifest = json.loads((fp32_dir / "manifest.json").read_text())
-    assert manifest["format"] == "assetlens-model/1"
+    assert manifest["format"] == "assetlens-model/2"
     assert manifest["name"] == tiny_clip.name
     assert manifest["source"] == str(tiny_clip.resolve())
     assert manifest["precision"] == "fp32"
@@ -109,10 +114,13 @@ def test_fp32_folder_and_manifest(fp32_dir: Path, tiny_clip: Path) -> None:
     assert (text["output_name"], text["context_length"], text["pad_token_id"]) == ("text_embeds", 77, 49407)
     for file, digest in manifest["files"].items():
         assert hashlib.sha256((fp32_dir / file).read_bytes()).hexdigest() == digest
-    assert set(manifest["files"]) == {"image.onnx", "text.onnx", "tokenizer.json", "preprocessor_config.json"}
+    assert set(manifest["files"]) == {"image.onnx", "text.onnx", "tokenizer.json"}
     parity = manifest["parity"]
     assert parity["image_min_cosine"] >= 0.9999 and parity["text_min_cosine"] >= 0.9999
     assert parity["images"] > 0 and parity["texts"] > 0 and parity["reference"] == "pytorch fp32"
+    cpu = this_cpu()
+    assert parity["cpu"] == {"machine": cpu.machine, "flags": None if cpu.flags is None else list(cpu.flags)}
+    assert parity["int8_saturation_safe"] is True and parity["int8_recipes"] == {}
     assert {"torch", "transformers", "optimum", "onnx", "onnxruntime"} <= set(manifest["versions"])
     facts = load_facts(fp32_dir)  # what the runtime reads
     assert facts.embedding_dim == 16 and facts.text.context_length == 77
@@ -186,7 +194,68 @@ def test_reduced_precision_records_parity(tiny_clip: Path, tmp_path: Path, preci
     (embeds,) = _session(out / "image.onnx").run(None, {"pixel_values": pixels})
     assert embeds.dtype == np.float32  # float32 in and out, whatever the precision inside
     np.testing.assert_allclose(np.linalg.norm(embeds, axis=-1), 1.0, atol=1e-3)
-    load_facts(out)
+    assert load_facts(out).parity.int8_saturation_safe is True
+
+
+def _assert_saturation_safe(graph: Path) -> int:
+    """Every s8 weight of an integer MatMul within [-64, 64] (u8 weights widen to int32); returns their count."""
+    weights = integer_matmul_weights(onnx.load(str(graph)))
+    for name, w in weights.items():
+        assert w.dtype in (np.int8, np.uint8), name
+        if w.dtype == np.int8:
+            assert int(w.min()) >= -64 and int(w.max()) <= 64, name
+    assert int16_pair_sum(graph) <= INT16_MAX
+    return len(weights)
+
+
+def test_fresh_int8_export_cannot_saturate(tiny_clip: Path, tmp_path: Path) -> None:
+    out = export_model(tiny_clip, tmp_path / "int8", "int8", name="tiny")
+    manifest = ModelManifest.load(out)
+    for tower in ("image", "text"):
+        # 2 layers x 6 MatMuls + the projection
+        assert _assert_saturation_safe(out / f"{tower}.onnx") == 13
+        recipe = manifest.parity.int8_recipes[tower]
+        assert recipe.weight_type == "QUInt8" or recipe.reduce_range
+    assert manifest.parity.int8_saturation_safe is True and manifest.parity.cpu == this_cpu()
+
+
+def test_int8_from_fp32_export(fp32_dir: Path, tmp_path: Path) -> None:
+    out = quantize_export(fp32_dir, tmp_path / "int8")
+    assert {p.name for p in out.iterdir()} == {"image.onnx", "text.onnx", "tokenizer.json", "manifest.json"}
+    fp32, int8 = load_facts(fp32_dir), load_facts(out)
+    assert (int8.precision, int8.name, int8.embedding_dim, int8.image, int8.text) == (
+        "int8",
+        fp32.name,
+        16,
+        fp32.image,
+        fp32.text,
+    )
+    for file, digest in int8.files.items():
+        assert hashlib.sha256((out / file).read_bytes()).hexdigest() == digest
+    assert int8.files["tokenizer.json"] == fp32.files["tokenizer.json"]
+    assert int8.files["image.onnx"] != fp32.files["image.onnx"]
+    assert int8.parity.reference == "onnx fp32" and int8.parity.int8_saturation_safe is True
+    assert 0.99 <= int8.parity.image_min_cosine <= 1.0 + 1e-6 and 0.99 <= int8.parity.text_min_cosine <= 1.0 + 1e-6
+    assert set(int8.parity.int8_recipes) == {"image", "text"}
+    for tower in ("image", "text"):
+        assert _assert_saturation_safe(out / f"{tower}.onnx") == 13
+    with pytest.raises(ExportError, match="holds a int8 model") as caught:
+        quantize_export(out, tmp_path / "again")
+    assert "\n" not in str(caught.value) and not (tmp_path / "again").exists()
+
+
+def test_cli_export_prints_from_the_manifest(
+    tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli"
+    assert main(["export", "--model", str(tiny_clip), "--out", str(out), "--precision", "fp32"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    parity = ModelManifest.load(out).parity
+    assert lines[-2:] == [
+        f"exported {tiny_clip} (fp32, 16-d) to {out}",
+        f"parity vs pytorch fp32: image min cosine {parity.image_min_cosine:.6f}, "
+        f"text min cosine {parity.text_min_cosine:.6f}",
+    ]
 
 
 def test_unknown_model_offline_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -245,8 +314,6 @@ def test_checkpoint_without_tokenizer_gets_openai_tokenizer(tiny_clip: Path, tmp
 
 def test_static_int8_image_tower_is_qdq_and_close_to_fp32(fp32_dir: Path, tmp_path: Path) -> None:
     """The benchmarks' static alternative to the exported int8, calibrated as they calibrate it."""
-    import onnx
-
     from assetlens.engine.preprocess import clip_batch
     from assetlens.export.onnx_export import calibration_images
     from assetlens.export.quantize import STATIC_INT8, prepare_int8, quantize_int8
@@ -258,6 +325,7 @@ def test_static_int8_image_tower_is_qdq_and_close_to_fp32(fp32_dir: Path, tmp_pa
     quantize_int8(prepared, static_path, STATIC_INT8, feeds)
     ops = {node.op_type for node in onnx.load(str(static_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
+    assert _assert_saturation_safe(static_path) == 13  # the same arithmetic on every CPU, so the bound below holds
     pixels = clip_batch(onnx_export.synthetic_images(4, seed=3), facts)
     (static,) = _session(static_path).run(None, {"pixel_values": pixels})
     (fp32,) = _session(fp32_dir / "image.onnx").run(None, {"pixel_values": pixels})
