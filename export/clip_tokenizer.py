@@ -35,7 +35,8 @@ def _bytes_to_unicode() -> dict[int, str]:
     # Same byte -> printable character table as OpenAI CLIP and GPT-2.
     from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
-    return bytes_to_unicode()
+    table: dict[int, str] = bytes_to_unicode()
+    return table
 
 
 def build_vocab(merges: list[str]) -> dict[str, int]:
@@ -75,7 +76,7 @@ def write_clip_tokenizer(out_dir: Path, bpe_file: Path = BPE_FILE) -> Path:
     vocab_path, merges_path = write_vocab_and_merges(out_dir, bpe_file)
     # Built from vocab/merges, the fast tokenizer converts the slow one
     # (CLIPConverter), which is what produces tokenizer.json.
-    tokenizer = CLIPTokenizerFast(
+    tokenizer = CLIPTokenizerFast(  # type: ignore[no-untyped-call, unused-ignore]
         vocab_file=str(vocab_path),
         merges_file=str(merges_path),
         model_max_length=CONTEXT_LENGTH,

@@ -75,6 +75,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -86,6 +87,11 @@ from assetlens.engine.preprocess import clip_pixels, decode
 from assetlens.engine.tokens import load_tokenizer, tokenize
 from assetlens.export.clip_tokenizer import write_clip_tokenizer
 from assetlens.export.onnx_export import export_model
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+    from transformers import CLIPConfig, CLIPModel
 
 IMAGE_SIZE = 64
 RENDER_SIZE = 256
@@ -133,7 +139,7 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- model
 
 
-def model_config():
+def model_config() -> CLIPConfig:
     from transformers import CLIPConfig
 
     text = dict(
@@ -156,13 +162,13 @@ def model_config():
         num_attention_heads=4,
         num_channels=3,
     )
-    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=64)
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=64)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 # --------------------------------------------------------------------------- data
 
 
-def pixels_for(img, fmt: str, quality: int, draft: bool) -> np.ndarray:
+def pixels_for(img: Image.Image, fmt: str, quality: int, draft: bool) -> np.ndarray:
     """A picture through the runtime's path: file bytes -> decode -> clip_pixels."""
     data = cat.encode(img, fmt, quality=quality)
     decoded = decode(data, min_side=IMAGE_SIZE if draft else None).image
@@ -210,11 +216,21 @@ def render_pool(n: int, seed: int, workers: int, cache_dir: Path | None) -> tupl
     return pool, items
 
 
+def sample_noun(item: cat.Item, r: np.random.Generator) -> str:
+    """The object's name, or now and then one of its synonyms."""
+    if cat.SYNONYMS[item.object] and r.random() < 0.2:
+        return str(r.choice(cat.SYNONYMS[item.object]))
+    return item.object
+
+
+def with_article(noun: str) -> str:
+    """ "a handbag", "an orange", "sunglasses"."""
+    return noun if noun in cat.PLURAL_OBJECTS else f"{cat.article(noun)} {noun}"
+
+
 def sample_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[bool, bool, bool]]:
     """A random caption for ``item`` and which attributes it names."""
-    noun = item.object
-    if cat.SYNONYMS[item.object] and r.random() < 0.2:
-        noun = str(r.choice(cat.SYNONYMS[item.object]))
+    noun = sample_noun(item, r)
     background = item.background
     if r.random() < 0.15:
         background = str(r.choice(cat.BACKGROUND_SYNONYMS[item.background]))
@@ -224,11 +240,10 @@ def sample_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[b
     if u < FULL_SHARE + SHORT_SHARE:
         return item.caption(str(r.choice(SHORT_TEMPLATES)), noun, background), (True, True, False)
     template, mask = PARTIAL_TEMPLATES[int(r.integers(len(PARTIAL_TEMPLATES)))]
-    thing_noun = noun if noun in cat.PLURAL_OBJECTS else f"{cat.article(noun)} {noun}"
     text = template.format(
         color=item.color,
         article_color=cat.article(item.color),
-        thing_noun=thing_noun,
+        thing_noun=with_article(noun),
         bg=f"{cat.article(background)} {background}",
         background=background,
     )
@@ -240,14 +255,11 @@ OBJECT_TEMPLATES = ("{thing_noun}", "a photo of {thing_noun}", "a product photo 
 
 def sample_object_caption(item: cat.Item, r: np.random.Generator) -> tuple[str, tuple[bool, bool, bool]]:
     """A caption naming only the object ("a handbag"), for recoloured pictures."""
-    noun = item.object
-    if cat.SYNONYMS[item.object] and r.random() < 0.2:
-        noun = str(r.choice(cat.SYNONYMS[item.object]))
-    thing_noun = noun if noun in cat.PLURAL_OBJECTS else f"{cat.article(noun)} {noun}"
-    return str(r.choice(OBJECT_TEMPLATES)).format(thing_noun=thing_noun), (False, True, False)
+    noun = sample_noun(item, r)
+    return str(r.choice(OBJECT_TEMPLATES)).format(thing_noun=with_article(noun)), (False, True, False)
 
 
-def recolor(pix, r: np.random.Generator):
+def recolor(pix: torch.Tensor, r: np.random.Generator) -> torch.Tensor:
     """Rotate the hue (random angle) and scale the saturation (0 = grey) of normalised CLIP pixels."""
     import torch
 
@@ -319,10 +331,10 @@ class Evaluation:
         return out
 
 
-def torch_embeddings(model, ev: Evaluation, tokens: Tokens) -> list[np.ndarray]:
+def torch_embeddings(model: CLIPModel, ev: Evaluation, tokens: Tokens) -> list[np.ndarray]:
     import torch
 
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call, unused-ignore]
     with torch.no_grad():
         img = model.get_image_features(pixel_values=torch.from_numpy(ev.pixels))
         out = [torch.nn.functional.normalize(img, dim=-1).numpy()]
@@ -347,7 +359,7 @@ def fmt_scores(s: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- training
 
 
-def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
+def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation) -> CLIPModel:
     import torch
     from transformers import CLIPModel
 
@@ -371,7 +383,8 @@ def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
         [[attr["color"][it.color], attr["object"][it.object], attr["background"][it.background]] for it in items]
     )
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         (decay if p.ndim == 2 and "embedding" not in name else no_decay).append(p)
     opt = torch.optim.AdamW(
@@ -381,13 +394,15 @@ def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
         eps=1e-6,
         fused=True,
     )
-    warmup = max(1, args.steps // 20)
+    lr: float = args.lr
+    steps: int = args.steps
+    warmup = max(1, steps // 20)
 
     def lr_at(step: int) -> float:
         if step < warmup:
-            return args.lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, args.steps - warmup)
-        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+            return lr * (step + 1) / warmup
+        t = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
 
     r = np.random.default_rng([args.seed, 1])
     t0 = time.time()
@@ -400,7 +415,7 @@ def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
         # picture) and captioned by their object only: object features must not
         # depend on the colour
         recolored = r.random(len(idx)) < args.recolor_share
-        captions, masks = zip(
+        captions, named = zip(
             *(
                 sample_object_caption(items[i], r) if rc else sample_caption(items[i], r)
                 for i, rc in zip(idx, recolored, strict=True)
@@ -417,7 +432,7 @@ def train(args: argparse.Namespace, tokens: Tokens, ev: Evaluation):
             pix[sel] = recolor(pix[sel], r)
             batch_codes[recolored, 0] = -1  # colour and background no longer known
             batch_codes[recolored, 2] = -1
-        masks = np.array(masks)
+        masks = np.array(named)
         pos_t = torch.from_numpy(targets(batch_codes, masks, args.partial_credit))
         # a recoloured picture is neither a positive nor a negative for captions naming a colour or background
         ignore = torch.from_numpy(recolored[:, None] & (masks[None, :, 0] | masks[None, :, 2]))
@@ -461,10 +476,11 @@ def targets(codes: np.ndarray, masks: np.ndarray, partial_credit: float) -> np.n
     named = masks[None, :, :]
     exact = np.all(~named | same, axis=2)
     near = np.all(named, axis=2) & same[..., 0] & same[..., 1] & ~same[..., 2]
-    return exact.astype(np.float32) + np.float32(partial_credit) * near.astype(np.float32)
+    weights: np.ndarray = exact.astype(np.float32) + np.float32(partial_credit) * near.astype(np.float32)
+    return weights
 
 
-def zero_unseen_tokens(model, seen: set[int]) -> int:
+def zero_unseen_tokens(model: CLIPModel, seen: set[int]) -> int:
     import torch
 
     emb = model.text_model.embeddings.token_embedding.weight
@@ -475,7 +491,7 @@ def zero_unseen_tokens(model, seen: set[int]) -> int:
     return int(keep.sum())
 
 
-def save_checkpoint(model, hf_dir: Path) -> None:
+def save_checkpoint(model: CLIPModel, hf_dir: Path) -> None:
     from transformers import CLIPImageProcessor
 
     if hf_dir.exists():
