@@ -1,0 +1,206 @@
+"""Who may use the app (the access token of ``assetlens ui``) and what it shows of file names (escaped Markdown)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import assetlens.cli
+from assetlens.catalogue import Item
+from assetlens.engine.library import Library
+from assetlens.ui.access import TOKEN_VARIABLE
+from assetlens.ui.markdown import plain
+
+pytestmark = [pytest.mark.store, pytest.mark.slow]
+
+APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
+TOKEN = "s3cret-token_for-this-server"
+# File names that Markdown would turn into a link, a remote image, an autolink, HTML or a Streamlit directive.
+CRAFTED = (
+    "[x](https:evil.example).jpg",
+    "![](https:evil.example).jpg",
+    "www.evil.example.jpg",
+    "<img src=https:evil.example>.jpg",
+    ":red[alert] **bold** &amp; $x$.jpg",
+)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", TOKEN_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    yield monkeypatch
+    st.cache_resource.clear()  # closes the app's library
+
+
+@pytest.fixture
+def crafted(tmp_path: Path, catalogue: list[tuple[Path, Item]]) -> tuple[Path, Path]:
+    """(library, folder): the crafted names, each a copy of a distinct catalogue JPEG, indexed."""
+    folder = tmp_path / "[folder](https:evil.example)"
+    folder.mkdir()
+    jpegs = [path for path, _ in catalogue if path.suffix == ".jpg"]
+    for name, source in zip(CRAFTED, jpegs, strict=False):
+        shutil.copyfile(source, folder / name)
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        assert lib.index(folder).encoded == len(CRAFTED)
+    return db, folder
+
+
+def start(monkeypatch: pytest.MonkeyPatch, db: Path, out: Path, token: str | None = None) -> AppTest:
+    monkeypatch.setattr(sys, "argv", [APP, "--db", str(db), "--out", str(out), "--model", "demo", "--device", "cpu"])
+    at = AppTest.from_file(APP, default_timeout=120)
+    if token is not None:
+        at.query_params["token"] = token
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def everything(at: AppTest) -> list[Any]:
+    kinds = ("markdown", "caption", "metric", "text_input", "button", "image", "tabs", "error", "warning", "success")
+    return [e for kind in kinds for e in at.get(kind)] + list(at.sidebar.children.values())
+
+
+# -- the access token -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("given", [None, "", "wrong", TOKEN[:-1], TOKEN + "x", "tökén"])
+def test_without_the_right_token_the_app_shows_nothing_of_the_library(
+    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path, given: str | None
+) -> None:
+    env.setenv(TOKEN_VARIABLE, TOKEN)
+    at = start(env, crafted[0], tmp_path / "gen", given)
+    assert [i.value for i in at.info] == [
+        "Open the URL that `assetlens ui` printed in its terminal; it carries this server's access token."
+    ]
+    assert everything(at) == []
+    assert "admitted" not in at.session_state
+
+
+def test_the_right_token_admits_the_session_for_its_reruns(
+    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    env.setenv(TOKEN_VARIABLE, TOKEN)
+    at = start(env, crafted[0], tmp_path / "gen", TOKEN)
+    assert {m.label: m.value for m in at.metric}["Images"] == str(len(CRAFTED))
+    at.query_params.clear()  # the URL of a later rerun need not carry it
+    at.text_input(key="query").input("a product photo").run()
+    assert len([c for c in at.caption if c.value.startswith("**")]) == len(CRAFTED)
+
+
+def test_without_a_token_configured_the_app_is_open(
+    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    at = start(env, crafted[0], tmp_path / "gen")
+    assert {m.label: m.value for m in at.metric}["Images"] == str(len(CRAFTED))
+    assert not at.info[0].value.startswith("Open the URL")
+
+
+class Exec(Exception):
+    """``os.execve`` replaced: the argv and environment the command would have become."""
+
+    def __init__(self, argv: list[str], environ: dict[str, str]) -> None:
+        self.argv, self.environ = argv, environ
+
+
+def launch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[list[str], dict[str, str], str]:
+    """What ``assetlens ui ARGS`` would exec: (argv, environment, what it printed)."""
+
+    def execve(path: str, argv: list[str], environ: dict[str, str]) -> None:
+        raise Exec(argv, environ)
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Exec) as started:
+        assetlens.cli.main(["ui", "--db", "lib.db", "--port", "8765", *args])
+    return started.value.argv, started.value.environ, capsys.readouterr().out
+
+
+def test_assetlens_ui_makes_a_token_per_start_and_passes_it_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, "inherited")
+    argv, environ, printed = launch(monkeypatch, capsys)
+    token = environ[TOKEN_VARIABLE]
+    assert token != "inherited" and len(token) >= 40
+    assert printed.strip() == f"AssetLens: open http://127.0.0.1:8765/?token={token}"
+    assert not any(token in arg for arg in argv)
+    _, again, _ = launch(monkeypatch, capsys)
+    assert again[TOKEN_VARIABLE] != token
+
+
+def test_no_token_starts_the_app_open(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, "inherited")
+    argv, environ, printed = launch(monkeypatch, capsys, "--no-token")
+    assert TOKEN_VARIABLE not in environ
+    assert "token=" not in printed and "http://127.0.0.1:8765/" in printed
+    assert "--no-token" not in argv
+
+
+# -- escaped Markdown ---------------------------------------------------------------------
+
+
+def shows_literally(markdown: str, text: str) -> bool:
+    """``text`` is in ``markdown`` escaped, and nowhere raw."""
+    return plain(text) in markdown and text not in markdown
+
+
+def test_crafted_file_names_are_shown_as_text(
+    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db, folder = crafted
+    at = start(env, db, tmp_path / "gen")
+    at.text_input(key="query").input("a product photo").run()
+    cards = [c.value for c in at.caption if c.value.startswith("**")]
+    assert len(cards) == len(CRAFTED)
+    for name in CRAFTED:
+        assert sum(shows_literally(card, name) for card in cards) == 1, name
+    [stats] = [c.value for c in at.caption if c.value.startswith("Library")]
+    assert shows_literally(stats, str(db))
+
+    # "More like" a crafted name
+    [like] = [b for b in at.button if b.key and b.key.startswith("like-")][:1]
+    like.click().run()
+    [note] = [m.value for m in at.markdown if m.value.startswith("More like")]
+    assert any(shows_literally(note, name) for name in CRAFTED)
+
+    # a crafted file gone from disk: the card's warning
+    (folder / CRAFTED[0]).unlink()
+    at.button(key="clear_like").click().run()
+    [gone] = [w.value for w in at.warning if "missing or unreadable" in w.value]
+    assert shows_literally(gone, CRAFTED[0])
+
+    # an upload with a crafted name that is not an image: the engine's message
+    at.file_uploader(key="upload").set_value((CRAFTED[1].replace(".jpg", ".png"), b"not an image", "image/png")).run()
+    assert shows_literally(at.warning[0].value, CRAFTED[1].replace(".jpg", ".png"))
+
+
+def test_crafted_folder_names_in_index_messages_are_shown_as_text(
+    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db, folder = crafted
+    (folder / "[bad](https:evil.example).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    at = start(env, db, tmp_path / "gen")
+    at.text_input(key="index_folder").input(str(folder)).run()
+    at.button(key="index_go").click().run()
+    for thread in threading.enumerate():
+        if thread.name == "assetlens-index":
+            thread.join(timeout=300)
+    at.run()
+    [done] = at.success
+    assert shows_literally(done.value, str(folder)) and "1 failed" in done.value
+    missing = tmp_path / "![](https:evil.example)"
+    at.text_input(key="index_folder").input(str(missing)).run()
+    at.button(key="index_go").click().run()
+    assert shows_literally(at.error[0].value, str(missing))
