@@ -20,8 +20,9 @@ from types import ModuleType
 from tqdm import tqdm
 
 from assetlens.engine.errors import AssetLensError, UsageError
+from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
+from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_models
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
-from assetlens.engine.generate import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.library import Library
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, default_model_name
@@ -258,17 +259,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for ref in refs:
             print(f"reference  {'' if ref.score is None else f'{ref.score:.4f}  '}{ref.path}", file=sys.stderr)
         print(f"generating with {generator.model} from {len(refs) or 'no'} reference(s)...", file=sys.stderr)
-        outputs = generator.generate(
-            args.prompt, refs, args.out, variants=args.variants, aspect_ratio=args.aspect_ratio
+        batch = generator.generate_and_add(
+            args.prompt,
+            refs,
+            args.out,
+            library=lib if args.add_to_library else None,
+            variants=args.variants,
+            aspect_ratio=args.aspect_ratio,
+            image_size=args.image_size,
         )
-        for out in outputs:
+        for out in batch.outputs:
             print(out.image)
             if out.text:
                 print(f"the model said: {out.text}", file=sys.stderr)
-        if lib is not None and args.add_to_library:
-            report = lib.add([o.image for o in outputs], origin="generated")
-            print(f"added to the library: {report.summary()}", file=sys.stderr)
+        if batch.added is not None:
+            print(f"added to the library: {batch.added.summary()}", file=sys.stderr)
     return 0
+
+
+def _gemini_model(text: str) -> str:
+    try:
+        return model_name(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_GEMINI_MODEL_HELP = (
+    f"Gemini image model (default: {GEMINI_MODEL}; known: {', '.join(m.describe() for m in offered_models())}; "
+    "any other image model the key may use also works)"
+)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -419,8 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default=DEFAULT_OUT_DIR, help="folder for PNGs and their JSON sidecars (default: %(default)s)"
     )
-    p.add_argument("--model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
+    p.add_argument("--model", type=_gemini_model, default=GEMINI_MODEL, metavar="NAME", help=_GEMINI_MODEL_HELP)
     p.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, help="shape of the image (default: the model's)")
+    p.add_argument(
+        "--image-size", choices=IMAGE_SIZES, help="output size, for models that offer one (default: the model's)"
+    )
     p.add_argument(
         "--variants",
         type=int,
@@ -440,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="CLIP model for a new collection (default: the collection's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for generated images (default: %(default)s)")
-    p.add_argument("--gemini-model", default=GEMINI_MODEL, help="Gemini image model (default: %(default)s)")
+    p.add_argument("--gemini-model", type=_gemini_model, default=GEMINI_MODEL, metavar="NAME", help=_GEMINI_MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
     p.add_argument(

@@ -15,9 +15,12 @@ rebuilt from the folder alone. Nothing is ever overwritten: a failure keeps
 every earlier output, and the caller keeps the prompt and references.
 
 The API key lives only in memory: it is never written to disk or logged,
-and every message this module raises is scrubbed of it. The SDK honours
-``GOOGLE_GEMINI_BASE_URL`` (a proxy, or the test stub); ``base_url``
-overrides it.
+and every message this module raises is scrubbed of it, and of any proxy
+credentials in the base URL. The SDK honours ``GOOGLE_GEMINI_BASE_URL`` (a
+proxy, or the test stub); ``base_url`` overrides it.
+
+Which models exist is the service's answer (``Generator.image_models``);
+``engine.gemini_models`` supplies the default and each model's limits.
 """
 
 from __future__ import annotations
@@ -33,19 +36,28 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from PIL import Image
 
-from assetlens.engine.errors import GenerationError, ImageDecodeError, UsageError
+from assetlens.engine.errors import AssetLensError, GenerationError, ImageDecodeError, UsageError
+from assetlens.engine.gemini_models import (
+    DEFAULT_MODEL,
+    check_limits,
+    image_models_in,
+    known_model,
+    model_name,
+    spoken_date,
+)
 from assetlens.engine.preprocess import decode
 
 if TYPE_CHECKING:
+    from assetlens.engine.indexer import IndexReport
     from assetlens.engine.library import Library
     from assetlens.engine.search import SearchResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gemini-2.5-flash-image"
 DEFAULT_OUT_DIR = "generated"
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
@@ -102,6 +114,7 @@ class Generation:
     finish_reason: str = ""
     aspect_ratio: str | None = None
     variant: int = 1
+    image_size: str | None = None
 
     @property
     def sidecar(self) -> Path:
@@ -128,6 +141,7 @@ class Generation:
                 finish_reason=data.get("finish_reason", ""),
                 aspect_ratio=data.get("aspect_ratio"),
                 variant=data.get("variant", 1),
+                image_size=data.get("image_size"),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise GenerationError(f"{sidecar} is not a readable generation sidecar ({exc}).") from None
@@ -147,13 +161,23 @@ def load_gallery(folder: str | os.PathLike[str]) -> list[Generation]:
     return sorted(found, key=lambda g: (g.created, g.image.name), reverse=True)
 
 
-def api_key_from_env() -> str | None:
-    """The key from ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``; None when neither is set."""
-    for name in KEY_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
+@dataclass(frozen=True)
+class GenerationBatch:
+    """The images one ``Generator.generate_and_add`` call saved, and what adding them to the library did."""
+
+    outputs: list[Generation]
+    added: IndexReport | None = None
+
+
+def api_key_source() -> str | None:
+    """The variable the key comes from: ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``; None when neither is set."""
+    return next((name for name in KEY_VARIABLES if os.environ.get(name, "").strip()), None)
+
+
+def resolve_api_key(given: str | None = None) -> str | None:
+    """The key to use: ``given`` (e.g. pasted in the app) when not blank, else the environment's."""
+    source = api_key_source()
+    return (given or "").strip() or (os.environ[source].strip() if source else None)
 
 
 def references_from_search(lib: Library, query: str, k: int = 1) -> list[Reference]:
@@ -253,6 +277,15 @@ def _name(value: Any) -> str:
     return "" if value is None else str(getattr(value, "name", value))
 
 
+def _url_credentials(url: str) -> list[tuple[str, str]]:
+    """(secret, placeholder) for the user-info of a URL such as ``http://user:pass@host``: all of it, then the
+    password as written and percent-decoded."""
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    found = [(userinfo, "[proxy credentials]")] if userinfo else []
+    return found + [(text, "[proxy password]") for text in dict.fromkeys((password, unquote(password))) if text]
+
+
 def _is_timeout(exc: BaseException) -> bool:
     return "Timeout" in type(exc).__name__
 
@@ -276,14 +309,12 @@ class Generator:
         max_backoff_s: float = 30.0,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        key = (api_key or "").strip() or api_key_from_env()
+        key = resolve_api_key(api_key)
         if not key:
             raise GenerationError(
                 "No Gemini API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) to a key from "
                 "https://aistudio.google.com/apikey, or paste one in the app's Generate panel."
             )
-        if not model.strip():
-            raise UsageError("The model name is empty; the default is " + DEFAULT_MODEL + ".")
         if attempts < 1:
             raise UsageError("attempts must be at least 1.")
         try:
@@ -293,10 +324,12 @@ class Generator:
             raise UsageError(
                 "Generation needs the google-genai package; install it with: pip install google-genai"
             ) from None
+        self.model = model_name(model)
         self._key = key
         self._types = types
-        self.model = model.strip()
-        self.base_url = base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
+        url = base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
+        self._secrets = [(key, "[API key]"), *_url_credentials(url)]
+        self.base_url = self._scrub(url)
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -311,7 +344,10 @@ class Generator:
         return f"Generator(model={self.model!r}, base_url={self.base_url!r})"
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "[API key]") if self._key else text
+        """``text`` without the API key or the proxy credentials."""
+        for secret, label in self._secrets:
+            text = text.replace(secret, label)
+        return text
 
     def _fail(self, message: str) -> GenerationError:
         return GenerationError(self._scrub(message))
@@ -324,8 +360,12 @@ class Generator:
         *,
         variants: int = 1,
         aspect_ratio: str | None = None,
+        image_size: str | None = None,
     ) -> list[Generation]:
-        """Generate ``variants`` images (one request each) and save them with sidecars in ``out_dir``."""
+        """Generate ``variants`` images (one request each) and save them with sidecars in ``out_dir``.
+
+        ``image_size`` (1K, 2K, 4K) only for a model that offers a choice; the model's default otherwise.
+        """
         prompt = prompt.strip()
         if not prompt:
             raise UsageError("The prompt is empty; describe the image to generate.")
@@ -335,6 +375,7 @@ class Generator:
             raise UsageError(f"Unknown aspect ratio {aspect_ratio!r}; choose one of {', '.join(ASPECT_RATIOS)}.")
         refs = tuple(r if isinstance(r, Reference) else Reference(os.fspath(r)) for r in references)
         refs = tuple(Reference(os.path.abspath(r.path), r.score) for r in refs)
+        check_limits(self.model, len(refs), image_size)
         parts = [
             self._types.Part.from_bytes(data=data, mime_type=mime)
             for data, mime in (reference_payload(r.path) for r in refs)
@@ -346,7 +387,11 @@ class Generator:
             raise UsageError(f"Cannot create the output folder {folder} ({exc.strerror}).") from None
         config = self._types.GenerateContentConfig(
             response_modalities=["TEXT", "IMAGE"],
-            image_config=self._types.ImageConfig(aspect_ratio=aspect_ratio) if aspect_ratio else None,
+            image_config=(
+                self._types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size)
+                if aspect_ratio or image_size
+                else None
+            ),
         )
         saved: list[Generation] = []
         for _ in range(variants):
@@ -371,10 +416,65 @@ class Generator:
                     finish_reason=finish,
                     aspect_ratio=aspect_ratio,
                     variant=len(saved) + 1,
+                    image_size=image_size,
                 )
                 _write_sidecar(generation)
                 saved.append(generation)
         return saved
+
+    def generate_and_add(
+        self,
+        prompt: str,
+        references: Sequence[Reference | str | os.PathLike[str]],
+        out_dir: str | os.PathLike[str],
+        *,
+        library: Library | None = None,
+        variants: int = 1,
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+    ) -> GenerationBatch:
+        """``generate``, then index the outputs into ``library`` (tagged as generated) when one is given.
+
+        When indexing fails the images stay on disk and the message says where.
+        """
+        outputs = self.generate(
+            prompt, references, out_dir, variants=variants, aspect_ratio=aspect_ratio, image_size=image_size
+        )
+        if library is None:
+            return GenerationBatch(outputs)
+        try:
+            added = library.add([o.image for o in outputs], origin="generated")
+        except AssetLensError as exc:
+            folder = outputs[0].image.parent
+            raise type(exc)(f"{exc} The {len(outputs)} generated image(s) are saved in {folder}.") from None
+        return GenerationBatch(outputs, added)
+
+    def image_models(self) -> list[str] | None:
+        """The image models this key may use, from the service's model listing (every page); None when
+        the listing itself fails."""
+        from google.genai import errors as genai_errors
+
+        failures: tuple[type[BaseException], ...] = (genai_errors.APIError, *self._transport_errors)
+        try:
+            return image_models_in(self._client.models.list(config={"page_size": 100}))
+        except failures as exc:
+            log.debug("listing Gemini models failed: %s", self._scrub(str(exc)))
+            return None
+
+    def _unknown_model(self, where: str) -> GenerationError:
+        entry = known_model(self.model)
+        why = f"; Google shut it down on {spoken_date(entry.shutdown)}" if entry and entry.shutdown else ""
+        usable = self.image_models()
+        if usable:
+            offer = (
+                f"image models this key can use: {', '.join(usable)}; choose one with --model NAME "
+                "(in the app: the Gemini model box)"
+            )
+        elif usable == []:
+            offer = "the service lists no image model this key can use; check the key's project and plan"
+        else:
+            offer = f"the model list could not be read either; try --model {DEFAULT_MODEL}"
+        return self._fail(f"Gemini does not know the model {self.model} ({where}){why}; {offer}.")
 
     def _request(self, contents: list[Any], config: Any) -> tuple[list[tuple[bytes, str]], str, str]:
         """One generateContent call with bounded retries: (images, the model's text, finish reason)."""
@@ -432,10 +532,8 @@ class Generator:
             )
         if exc.code >= 500 or exc.code == 408:
             return self._fail(f"Gemini failed {attempts} times ({where}); try again in a few minutes.")
-        if exc.code == 404:
-            return self._fail(
-                f"Gemini does not know the model {self.model} ({where}); use {DEFAULT_MODEL} or another image model."
-            )
+        if exc.code in (404, 410):
+            return self._unknown_model(where)
         return self._fail(f"Gemini refused the request ({where}).")
 
     def _read(self, response: Any) -> tuple[list[tuple[bytes, str]], str, str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import Backend
+from gemini_stub import STUB_KEY, GeminiStub
 
 from assetlens.benchmarks.milvus_server import MilvusServer, drop_all_collections
 from assetlens.catalogue import Item, write_catalogue
@@ -46,3 +47,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("server", uri, ("--uri", uri))
     db = str(tmp_path / "lib.db")
     return Backend("lite", db, ("--db", db))
+
+
+@pytest.fixture
+def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiStub]:
+    """A fresh Gemini stub; the environment points the SDK at it with the stub's key, as a user's would."""
+    with GeminiStub(hang_s=3.0) as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        monkeypatch.setenv("GEMINI_API_KEY", STUB_KEY)
+        monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+        monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+        yield server

@@ -1,4 +1,4 @@
-"""A local stand-in for the Gemini API's ``generateContent``, for offline tests.
+"""A local stand-in for the Gemini API's ``generateContent`` and model listing, for offline tests.
 
 It listens on 127.0.0.1, speaks the REST shape the google-genai SDK sends
 (``POST /{version}/models/{model}:generateContent``), decodes the reference
@@ -7,6 +7,11 @@ answers from a script: by default a PNG that lays the received references
 out under the prompt (so screenshots show something plausible), or, one
 request at a time, an error status, a text-only or safety-blocked answer,
 or a hang past the client's timeout.
+
+``GET /{version}/models`` lists ``models`` in pages as the service does
+(``pageSize``, default 50, at most ``max_page_size``; ``nextPageToken``), and
+``generateContent`` on a model the listing lacks (or that cannot generate
+content) answers 404 NOT_FOUND with the service's wording.
 
     with GeminiStub() as stub:
         stub.script("429", "image")          # first request rate-limited, then an image
@@ -24,10 +29,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
 
 STUB_KEY = "stub-key-0123456789"
+
+STUB_MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("gemini-3-flash", ("generateContent", "countTokens", "createCachedContent")),
+    ("gemini-3-pro-image", ("generateContent", "countTokens")),
+    ("gemini-3.1-flash-image", ("generateContent", "countTokens")),
+    ("gemini-embedding-001", ("embedContent",)),
+    ("imagen-4.0-generate-001", ("predict",)),
+)
+"""(name, supported generation methods) the stub lists by default: two image models among others."""
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "401": (401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
@@ -48,10 +63,22 @@ class StubRequest:
     images: list[Image.Image]
     mime_types: list[str]
     generation_config: dict[str, Any] = field(default_factory=dict)
+    authorization: str = ""
 
 
 def _error_body(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status, "details": details or []}}
+
+
+_BAD_KEY = (  # what the service answers a request with a key it does not know
+    400,
+    _error_body(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+    ),
+)
 
 
 def render_output(prompt: str, references: list[Image.Image], size: tuple[int, int] = (768, 512)) -> bytes:
@@ -91,10 +118,13 @@ class GeminiStub:
     gets 400 API_KEY_INVALID, as the real service answers.
     """
 
-    def __init__(self, key: str = STUB_KEY, hang_s: float = 5.0) -> None:
+    def __init__(self, key: str = STUB_KEY, hang_s: float = 5.0, max_page_size: int = 1000) -> None:
         self.key = key
         self.hang_s = hang_s
+        self.max_page_size = max_page_size
+        self.models: list[tuple[str, tuple[str, ...]]] = list(STUB_MODELS)
         self.requests: list[StubRequest] = []
+        self.listings: list[dict[str, str]] = []  # the query of every model-listing request
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -121,10 +151,33 @@ class GeminiStub:
         with self._lock:
             return self._script.popleft() if self._script else "image"
 
-    def _answer(self, path: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        match = re.fullmatch(r"/[^/]+/models/([^/:]+):generateContent", path)
+    def _list(self, path: str, query: dict[str, str], key: str) -> tuple[int, dict[str, Any]]:
+        """One page of the model listing."""
+        if not re.fullmatch(r"/[^/]+/models", path):
+            return 404, _error_body(404, "NOT_FOUND", f"No route for {path}.")
+        with self._lock:
+            self.listings.append(query)
+        if key != self.key:
+            return _BAD_KEY
+        try:
+            size = min(int(query.get("pageSize") or 50), self.max_page_size)
+            start = int(query.get("pageToken") or 0)
+        except ValueError:
+            return 400, _error_body(400, "INVALID_ARGUMENT", "Invalid page size or page token.")
+        page = [
+            {"name": f"models/{name}", "displayName": name, "supportedGenerationMethods": list(methods)}
+            for name, methods in self.models[start : start + size]
+        ]
+        body: dict[str, Any] = {"models": page}
+        if start + size < len(self.models):
+            body["nextPageToken"] = str(start + size)
+        return 200, body
+
+    def _answer(self, path: str, key: str, body: dict[str, Any], authorization: str) -> tuple[int, dict[str, Any]]:
+        match = re.fullmatch(r"/([^/]+)/models/([^/:]+):generateContent", path)
         if not match:
             return 404, _error_body(404, "NOT_FOUND", f"No route for {path}.")
+        version, model = match.groups()
         parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
         blobs = [p.get("inlineData") or p.get("inline_data") for p in parts]
         blobs = [b for b in blobs if b]
@@ -135,18 +188,24 @@ class GeminiStub:
         except (OSError, ValueError):
             return 400, _error_body(400, "INVALID_ARGUMENT", "Unable to process input image.")
         request = StubRequest(
-            model=match.group(1),
+            model=model,
             api_key=key,
             prompt=" ".join(p["text"] for p in parts if "text" in p),
             images=images,
             mime_types=[b.get("mimeType") or b.get("mime_type") for b in blobs],
             generation_config=body.get("generationConfig", {}),
+            authorization=authorization,
         )
         with self._lock:
             self.requests.append(request)
         if key != self.key:
-            info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
-            return 400, _error_body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [info])
+            return _BAD_KEY
+        if not any(name == model and "generateContent" in methods for name, methods in self.models):
+            message = (
+                f"models/{model} is not found for API version {version}, or is not supported for generateContent. "
+                "Call ListModels to see the list of available models and their supported methods."
+            )
+            return 404, _error_body(404, "NOT_FOUND", message)
         behaviour = self._next()
         if behaviour in _ERRORS:
             code, status, message = _ERRORS[behaviour]
@@ -187,10 +246,19 @@ class GeminiStub:
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = dict(parse_qsl(url.query))
+                self._send(*stub._list(url.path, query, self.headers.get("x-goog-api-key", "")))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                code, payload = stub._answer(self.path.split("?")[0], self.headers.get("x-goog-api-key", ""), body)
+                key = self.headers.get("x-goog-api-key", "")
+                auth = self.headers.get("Authorization", "")
+                self._send(*stub._answer(self.path.split("?")[0], key, body, auth))
+
+            def _send(self, code: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(code)

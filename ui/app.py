@@ -19,20 +19,21 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from assetlens.engine.errors import AssetLensError, ImageDecodeError
+from assetlens.engine.errors import AssetLensError, ImageDecodeError, UsageError
+from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
+from assetlens.engine.gemini_models import IMAGE_SIZES, known_model, model_name, offered_models
 from assetlens.engine.generate import (
     ASPECT_RATIOS,
     DEFAULT_OUT_DIR,
-    KEY_VARIABLES,
     MAX_VARIANTS,
     TEMPLATES,
     Generation,
     Generator,
     Reference,
-    api_key_from_env,
+    api_key_source,
     load_gallery,
+    resolve_api_key,
 )
-from assetlens.engine.generate import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
 from assetlens.engine.search import SearchResult
@@ -48,6 +49,7 @@ GALLERY_SIZE = 12
 NO_TEMPLATE = "Write my own"
 MODEL_ASPECT = "Model default"
 PROGRESS_EVERY_S = 1.0
+MODEL_SIZE = "Model default"
 T = TypeVar("T")
 
 
@@ -317,8 +319,40 @@ def stats_box(lib: Library) -> None:
     st.caption(plain(where))
 
 
+def gemini_models(cfg: argparse.Namespace) -> list[str]:
+    """The image models to choose from: the registry's live ones, and the one the app was started with."""
+    names = [m.name for m in offered_models()]
+    try:
+        started = model_name(cfg.gemini_model)
+    except UsageError:
+        return names
+    return names if started in names else [started, *names]
+
+
+def model_label(name: str) -> str:
+    entry = known_model(name)
+    return entry.describe() if entry else name
+
+
+def model_choice(cfg: argparse.Namespace) -> tuple[str, str | None]:
+    """The Gemini model and output size boxes: (model, size or None for the model's default)."""
+    names = gemini_models(cfg)
+    if st.session_state.get("gemini_model") not in names:
+        st.session_state.gemini_model = names[0]
+    model_col, size_col = st.columns(2)
+    model = model_col.selectbox("Gemini model", names, key="gemini_model", format_func=model_label) or names[0]
+    entry = known_model(model)
+    sizes = [MODEL_SIZE, *(entry.image_sizes if entry else IMAGE_SIZES)]
+    if st.session_state.get("image_size") not in sizes:
+        st.session_state.image_size = MODEL_SIZE
+    size = size_col.selectbox("Output size", sizes, key="image_size", disabled=len(sizes) == 1) or MODEL_SIZE
+    limit = f"{entry.name} takes up to {entry.max_references} reference images. " if entry else ""
+    st.caption(limit + "Generated images carry Google's invisible SynthID watermark.")
+    return model, None if size == MODEL_SIZE else size
+
+
 def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
-    key = st.session_state.get("gemini_key", "").strip() or api_key_from_env()
+    key = resolve_api_key(st.session_state.get("gemini_key"))
     if not key:
         st.info(
             "Generation is off: no Gemini API key. Set GEMINI_API_KEY (or GOOGLE_API_KEY) before starting "
@@ -339,26 +373,26 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
     prompt = st.text_area(
         "Prompt", key="prompt", height=110, placeholder="A summer promo of this watch on a sunny beach towel"
     )
+    model, size = model_choice(cfg)
     aspect_col, variants_col, add_col = st.columns(3)
     aspect = aspect_col.selectbox("Aspect ratio", [MODEL_ASPECT, *ASPECT_RATIOS], key="aspect")
     variants = variants_col.number_input("Variants", 1, MAX_VARIANTS, 1, key="variants")
     add = add_col.checkbox("Add results to the library", key="add_generated")
     if st.button("Generate", key="generate", type="primary", disabled=not key or not prompt.strip()):
-        with st.spinner(f"Generating with {st.session_state.gemini_model}…"):
+        with st.spinner(f"Generating with {model}…"):
             try:
-                outputs = Generator(
-                    st.session_state.get("gemini_key") or None, model=st.session_state.gemini_model
-                ).generate(
+                batch = Generator(key, model=model).generate_and_add(
                     prompt,
                     list(refs.values()),
                     cfg.out,
+                    library=lib if add else None,
                     variants=int(variants),
                     aspect_ratio=None if aspect == MODEL_ASPECT else aspect,
+                    image_size=size,
                 )
-                st.session_state.last_outputs = [str(o.sidecar) for o in outputs]
-                if add:
-                    report = lib.add([o.image for o in outputs], origin="generated")
-                    st.toast(f"Added to the library: {report.summary()}")
+                st.session_state.last_outputs = [str(o.sidecar) for o in batch.outputs]
+                if batch.added is not None:
+                    st.toast(f"Added to the library: {batch.added.summary()}")
             except AssetLensError as exc:
                 st.error(str(exc))
     for sidecar in st.session_state.get("last_outputs", []):
@@ -416,7 +450,7 @@ def sidebar(cfg: argparse.Namespace) -> None:
         st.title("AssetLens")
         st.caption("Search your image library, then generate new images grounded on the best shots.")
         st.subheader("Gemini")
-        from_env = next((name for name in KEY_VARIABLES if os.environ.get(name, "").strip()), None)
+        from_env = api_key_source()
         if from_env:
             st.caption(f"API key from {from_env}.")
         else:
@@ -426,9 +460,6 @@ def sidebar(cfg: argparse.Namespace) -> None:
                 type="password",
                 help="Kept in this browser session's memory only; never saved or logged.",
             )
-        st.text_input(
-            "Gemini model", key="gemini_model", help=f"{GEMINI_MODEL}, or e.g. gemini-2.5-flash-image-preview"
-        )
 
 
 def admitted() -> bool:
