@@ -7,7 +7,6 @@ tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 mkdir "$tree/assetlens"
 for f in assetlens/*; do ln -s "$PWD/$f" "$tree/$f"; done
-ln -s "$PWD/assetlens/catalogue" "$tree/assetlens/catalogue"
 for d in engine export ui benchmarks; do ln -s "$PWD/$d" "$tree/assetlens/$d"; done
 status=0
 (cd "$tree" && python3 -m mypy --config-file "$OLDPWD/pyproject.toml" --cache-dir "$OLDPWD/.mypy_cache" -p assetlens "$@") \
