@@ -20,6 +20,7 @@ from assetlens.benchmarks.context import QUERIES, Context, Task
 from assetlens.benchmarks.models import build_static_int8, text_gflops
 from assetlens.benchmarks.timing import measure
 from assetlens.engine.encoders import ClipEncoder, normalize
+from assetlens.export.quantize import int16_pair_sum
 
 
 class Backend(Protocol):
@@ -168,7 +169,8 @@ def tasks(ctx: Context) -> list[Task]:
         for name in factories:
             if name.startswith("pytorch"):
                 continue
-            img, txt = backend(name).image(pixels), backend(name).text(ids, mask)
+            b = backend(name)
+            img, txt = b.image(pixels), b.text(ids, mask)
             out[name] = {
                 "image_min_cosine_vs_pytorch": min_cosine(img, ref_image["pytorch"]),
                 "text_min_cosine_vs_pytorch": min_cosine(txt, ref_text["pytorch"]),
@@ -176,6 +178,12 @@ def tasks(ctx: Context) -> list[Task]:
                 "text_min_cosine_vs_onnx_fp32": min_cosine(txt, ref_text["onnx-fp32"]),
                 "samples": len(pixels),
             }
+            if isinstance(b, OnnxBackend):
+                # What x86 CPUs without VNNI add in int16 (at most 32767: the same figures on every CPU).
+                facts = b.enc.facts
+                out[name]["int16_pair_sum"] = max(
+                    int16_pair_sum(facts.path(facts.image.file)), int16_pair_sum(facts.path(facts.text.file))
+                )
 
     def derive() -> None:
         limits = ctx.results.get("environment", {}).get("limits", {})

@@ -115,10 +115,11 @@ def quantize_export(
     """Write the int8 folder of an fp32 export to ``out_dir``, with the recipes and checks of
     ``export_model``; parity is measured against the fp32 graphs (``onnx fp32``)."""
     say = progress or (lambda _message: None)
-    with _failure(f"Reading {fp32_dir}"):
-        facts = load_facts(fp32_dir)
+    facts = load_facts(fp32_dir)
     if facts.precision != "fp32":
-        raise ExportError(f"{fp32_dir} holds a {facts.precision} model; int8 is quantised from an fp32 export.")
+        raise ExportError(
+            f"{fp32_dir} is not an fp32 export (its precision is {facts.precision}); int8 is made from fp32."
+        )
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
     with _staging(out_dir) as staging, _failure(f"Quantising {fp32_dir}"):
