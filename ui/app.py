@@ -337,14 +337,10 @@ def model_label(name: str) -> str:
 def model_choice(cfg: argparse.Namespace) -> tuple[str, str | None]:
     """The Gemini model and output size boxes: (model, size or None for the model's default)."""
     names = gemini_models(cfg)
-    if st.session_state.get("gemini_model") not in names:
-        st.session_state.gemini_model = names[0]
     model_col, size_col = st.columns(2)
     model = model_col.selectbox("Gemini model", names, key="gemini_model", format_func=model_label) or names[0]
     entry = known_model(model)
     sizes = [MODEL_SIZE, *(entry.image_sizes if entry else IMAGE_SIZES)]
-    if st.session_state.get("image_size") not in sizes:
-        st.session_state.image_size = MODEL_SIZE
     size = size_col.selectbox("Output size", sizes, key="image_size", disabled=len(sizes) == 1) or MODEL_SIZE
     limit = f"{entry.name} takes up to {entry.max_references} reference images. " if entry else ""
     st.caption(limit + "Generated images carry Google's invisible SynthID watermark.")
