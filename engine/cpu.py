@@ -1,6 +1,6 @@
 """The CPU a model runs (or was measured) on, and whether its int8 kernels can saturate.
 
-onnxruntime's u8 x s8 GEMM (MLAS) on x86-64 without VNNI (SSE4.1, AVX2 and
+onnxruntime's u8 x s8 GEMM (MLAS) on x86-64 without VNNI (its AVX2 and
 AVX-512 core kernels) multiplies with ``vpmaddubsw``, which adds each pair of
 adjacent u8*s8 products into a saturating int16; VNNI (``vpdpbusd``), AMX
 and ARM's dot-product and widening kernels accumulate in int32 and never

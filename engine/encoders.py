@@ -90,9 +90,12 @@ def create_session(path: Path, device: str = "auto", threads: int | None = None)
     return session
 
 
-def warn_if_degraded(facts: ModelFacts, cpu: CpuInfo) -> bool:
-    """Warn (once per model folder) when the model's int8 arithmetic is known to lose quality on ``cpu``."""
-    if facts.precision != "int8" or facts.parity.int8_saturation_safe or not cpu.u8s8_saturates:
+def warn_if_degraded(facts: ModelFacts, cpu: CpuInfo | None = None) -> bool:
+    """Warn (once per model folder) when the model's int8 arithmetic is known to lose quality on ``cpu``
+    (default: this machine's)."""
+    if facts.precision != "int8" or facts.parity.int8_saturation_safe:
+        return False
+    if not (cpu or this_cpu()).u8s8_saturates:
         return False
     folder = facts.directory.resolve()
     if folder in _warned_precision:
@@ -117,7 +120,7 @@ class ClipEncoder:
         self.device = device
         self.threads = threads
         pick_providers(device)  # fail fast on an impossible device, before any session is built
-        warn_if_degraded(facts, cpu or this_cpu())
+        warn_if_degraded(facts, cpu)
 
     @classmethod
     def load(
