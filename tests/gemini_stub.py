@@ -125,6 +125,7 @@ class GeminiStub:
         self.models: list[tuple[str, tuple[str, ...]]] = list(STUB_MODELS)
         self.requests: list[StubRequest] = []
         self.listings: list[dict[str, str]] = []  # the query of every model-listing request
+        self.listing_error: str | None = None  # an error status ("503") every listing request gets
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -159,6 +160,9 @@ class GeminiStub:
             self.listings.append(query)
         if key != self.key:
             return _BAD_KEY
+        if self.listing_error:
+            code, status, message = _ERRORS[self.listing_error]
+            return code, _error_body(code, status, message)
         try:
             size = min(int(query.get("pageSize") or 50), self.max_page_size)
             start = int(query.get("pageToken") or 0)

@@ -71,8 +71,14 @@ def test_unknown_model_lists_the_models_the_key_can_use(
     assert Path(capsys.readouterr().out.strip()).is_file()
 
     gemini.models = [("gemini-3-flash", ("generateContent",)), ("imagen-4.0-generate-001", ("predict",))]
-    with pytest.raises(GenerationError, match="the service lists no image model this key can use"):
+    with pytest.raises(
+        GenerationError, match=r"\(404 NOT_FOUND: .*; the service lists no image model this key can use"
+    ):
         quick().generate("a mug", [], tmp_path)
+    gemini.listing_error = "503"
+    with pytest.raises(GenerationError, match=r"; the model list could not be read either; try --model gemini-3\.1"):
+        quick(model="gemini-4-flash-image").generate("a mug", [], tmp_path)
+    assert len(gemini.listings) == 3
 
 
 def test_too_many_references_are_refused_before_any_request(
