@@ -325,7 +325,6 @@ class Generator:
                 "Generation needs the google-genai package; install it with: pip install google-genai"
             ) from None
         self.model = model_name(model)
-        self._key = key
         self._types = types
         url = base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL
         self._secrets = [(key, "[API key]"), *_url_credentials(url)]
