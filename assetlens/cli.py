@@ -11,7 +11,9 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,11 +36,43 @@ from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, new_token
 log = logging.getLogger("assetlens")
 
 
+def shown(text: object) -> str:
+    """A user-derived text as printed to a terminal: control characters (ESC, newlines) and undecodable
+    bytes escaped, so that no name can move the cursor, recolour the terminal or forge a line."""
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in str(text))
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode holds it
+        return f"\\x{code - 0xDC00:02x}"
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch)
+    if named:
+        return named
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _json(value: object) -> str:
+    """Exact JSON; a name that is not UTF-8 keeps its bytes as \\udcXX escapes (``json.loads`` gives them back)."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+#: Loggers of libraries whose records are dropped: decoder chatter that names no file (the engine's own
+#: warning names the file when a decode fails).
+_DROPPED_LOGGERS = ("PIL",)
+
+
 class _TqdmHandler(logging.Handler):
-    """Log lines that do not tear the progress bar."""
+    """Log lines that do not tear the progress bar. AssetLens' records keep their level; another library's
+    (WARNING and above reach here) read as warnings, since the engine reports what is fatal itself."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        top = record.name.split(".")[0]
+        if top in _DROPPED_LOGGERS:
+            return
+        level = record.levelname.lower() if top == "assetlens" else "warning"
+        tqdm.write(f"{level}: {shown(record.getMessage())}", file=sys.stderr)
 
 
 def _progress(desc: str, unit: str = "img") -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -159,21 +193,37 @@ def cmd_index(args: argparse.Namespace) -> int:
         finally:
             close()
         print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))
-        print(f"library {lib.store.uri}, collection {lib.store.collection}: {lib.store.count()} images")
+        print(f"library {shown(lib.store.uri)}, collection {lib.store.collection}: {lib.store.count()} images")
     return 0
 
 
 def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
     if as_json:
-        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+        print(_json([r.to_dict() for r in results]))
         return
     if not results:
         print("no results")
     for r in results:
-        print(f"{r.rank:>3}  {r.score:.4f}  {r.path}")
+        print(f"{r.rank:>3}  {r.score:.4f}  {shown(r.path)}")
+
+
+def _grid_path(text: str) -> Path:
+    """Where ``--grid`` writes: checked before the search runs."""
+    from PIL import Image
+
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"--grid {text} is a folder; give a file name such as {path / 'hits.png'}.")
+    if Image.registered_extensions().get(path.suffix.lower()) not in Image.SAVE:
+        raise UsageError(f"--grid {text} needs a picture file name ending in .png, .jpg or .webp.")
+    parent = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise UsageError(f"--grid {text} cannot be written: permission denied.")
+    return path
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    grid = _grid_path(args.grid) if args.grid else None
     with _library(args) as lib:
         results = lib.search(
             args.query,
@@ -191,15 +241,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             minus_weight=args.minus_weight,
         )
         _print_results(results, args.json)
-        if args.grid:
+        if grid is not None:
             from assetlens.engine.grid import contact_sheet
 
             title = " + ".join(
                 filter(None, [args.query, args.image and f"image {args.image}", args.like and f"like {args.like}"])
             )
             title += "".join(f" - {m}" for m in args.minus or ())
-            out = contact_sheet([(title, results)], Path(args.grid))
-            print(f"contact sheet: {out}", file=sys.stderr)
+            try:
+                out = contact_sheet([(title, results)], grid)
+            except OSError as exc:
+                raise UsageError(f"The contact sheet {grid} cannot be written ({exc.strerror or exc}).") from None
+            print(f"contact sheet: {shown(out)}", file=sys.stderr)
     return 0
 
 
@@ -211,7 +264,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
         print(json.dumps(asdict(stats), indent=2))
     else:
-        print("\n".join(stats.lines()))
+        print("\n".join(shown(line) for line in stats.lines()))
     return 0
 
 
@@ -246,6 +299,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from assetlens.engine.generate import Generator, Reference, references_from_search
 
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}.")
     generator = Generator(model=args.model, timeout_s=args.timeout)  # no key: fail before any search
     refs = [Reference(os.path.abspath(p)) for p in args.ref or ()]
     with ExitStack() as stack:
@@ -257,7 +312,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.ref_query and lib is not None:
             refs += references_from_search(lib, args.ref_query, args.k)
         for ref in refs:
-            print(f"reference  {'' if ref.score is None else f'{ref.score:.4f}  '}{ref.path}", file=sys.stderr)
+            print(f"reference  {'' if ref.score is None else f'{ref.score:.4f}  '}{shown(ref.path)}", file=sys.stderr)
         print(f"generating with {generator.model} from {len(refs) or 'no'} reference(s)...", file=sys.stderr)
         batch = generator.generate_and_add(
             args.prompt,
@@ -269,9 +324,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             image_size=args.image_size,
         )
         for out in batch.outputs:
-            print(out.image)
+            print(shown(out.image))
             if out.text:
-                print(f"the model said: {out.text}", file=sys.stderr)
+                print(f"the model said: {shown(out.text)}", file=sys.stderr)
         if batch.added is not None:
             print(f"added to the library: {batch.added.summary()}", file=sys.stderr)
     return 0
@@ -483,10 +538,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _TqdmHandler()
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a reader that left (BrokenPipeError) is caught, not at exit
+        return code
     except AssetLensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader (e.g. head) left: stop quietly, as Python's signal docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("interrupted; everything indexed so far is kept.", file=sys.stderr)
         return 130

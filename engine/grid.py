@@ -32,6 +32,9 @@ def _thumbnail(path: str, size: int) -> Image.Image:
 
 
 def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, draw: ImageDraw.ImageDraw) -> str:
+    """``text`` on one line within ``width``; newlines, other control characters and undecodable bytes of a
+    file name show as U+FFFD."""
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:

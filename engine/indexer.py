@@ -84,14 +84,36 @@ def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def path_text(path: Path) -> str:
-    """The path as stored: valid UTF-8 even for names that are not (bytes escaped)."""
+# The bytes 0x80-0xFF of a name that is not UTF-8 are stored as the private-use characters U+10FE80-U+10FEFF.
+_BYTE_MARK = 0x10FE00
+_MARKS = range(_BYTE_MARK + 0x80, _BYTE_MARK + 0x100)
+_ESCAPED = range(0xDC80, 0xDD00)  # how os.fsdecode holds such a byte (surrogateescape)
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """The path as stored, which must be valid UTF-8: the path itself when it is, else each undecodable byte
+    as a private-use mark. A mark character in a real name is stored as the marks of its UTF-8 bytes, so
+    that distinct paths give distinct texts and ``real_path`` gives each path back exactly."""
     text = os.fspath(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return text
+    if text.isascii() or not any(ord(ch) in _ESCAPED or ord(ch) in _MARKS for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ord(ch) in _ESCAPED:
+            out.append(chr(_BYTE_MARK + ord(ch) - 0xDC00))
+        elif ord(ch) in _MARKS:
+            out.extend(chr(_BYTE_MARK + b) for b in ch.encode("utf-8"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def real_path(text: str) -> str:
+    """The file system path (``os.fsdecode`` form) of a stored path text: ``path_text`` undone."""
+    if text.isascii() or not any(ord(ch) in _MARKS for ch in text):
+        return text
+    raw = b"".join(bytes([ord(ch) - _BYTE_MARK]) if ord(ch) in _MARKS else ch.encode("utf-8") for ch in text)
+    return os.fsdecode(raw)
 
 
 @dataclass
@@ -105,6 +127,11 @@ class _Work:
     width: int = 0
     height: int = 0
     error: str = ""
+
+    @property
+    def name(self) -> str:
+        """The path as messages give it (``os.fsdecode`` form, not the stored text)."""
+        return os.fspath(self.path)
 
     def row(self, origin: str = "file") -> AssetRow:
         return AssetRow(
@@ -155,15 +182,15 @@ class Indexer:
             data = work.path.read_bytes()
             work.digest = file_digest(data)
             facts = self.encoder.facts.image
-            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels, name=work.text)
+            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels, name=work.name)
             work.width, work.height = img.width, img.height
             work.pixels = clip_pixels(img.image, facts)
         except ImageDecodeError as exc:
             work.error = str(exc)
         except OSError as exc:
-            work.error = f"{work.text} cannot be read ({exc.strerror or exc})."
+            work.error = f"{work.name} cannot be read ({exc.strerror or exc})."
         except Exception as exc:  # a codec bug in one file must not stop the run
-            work.error = f"{work.text} cannot be decoded ({type(exc).__name__}: {exc})."
+            work.error = f"{work.name} cannot be decoded ({type(exc).__name__}: {exc})."
         return work
 
     def index(
@@ -218,14 +245,16 @@ class Indexer:
         seen: set[str] = set()
         for path in paths:
             text = path_text(path)
-            seen.add(text)
             report.seen += 1
             try:
                 st = path.stat()
             except OSError as exc:
-                report.failed.append((text, f"{text} cannot be read ({exc.strerror or exc})."))
+                if not isinstance(exc, FileNotFoundError):  # a broken symlink's image is gone: --prune drops its row
+                    seen.add(text)
+                report.failed.append((os.fspath(path), f"{path} cannot be read ({exc.strerror or exc})."))
                 log.warning(report.failed[-1][1])
                 continue
+            seen.add(text)
             old = stored.get(text)
             if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
                 report.unchanged += 1
@@ -241,7 +270,7 @@ class Indexer:
                 reuse: list[tuple[_Work, AssetRow]] = []
                 for work in batch:
                     if work.error:
-                        report.failed.append((work.text, work.error))
+                        report.failed.append((work.name, work.error))
                         log.warning(work.error)
                         continue
                     twin = stored.get(work.text)
@@ -263,16 +292,40 @@ class Indexer:
                     report.stopped, report.left = True, total - done
                     break
             if root is not None and not report.stopped:
-                missing = [r for p, r in stored.items() if p not in seen and _under(p, root)]
+                unlisted = [r for p, r in stored.items() if p not in seen and _under(p, root)]
+                gone = self._gone(unlisted, real_path(root))
                 if prune:
-                    report.removed = self.store.delete(r.id for r in missing)
+                    report.removed = self.store.delete(r.id for r in gone)
                 else:
-                    report.missing = len(missing)
+                    report.missing = len(gone)
         finally:  # also when an exception stops the run: what was written is sealed and reaches the search copy
             if self.store.dirty:
                 self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _gone(unlisted: list[AssetRow], root: str) -> list[AssetRow]:
+        """The rows, of those the scan did not list, whose files are known to be gone: stat says there is no
+        such file. A file in a folder that cannot be read, or on a share that does not answer, is not gone;
+        nor is anything under a root that lists as empty, as an unmounted drive's mount point does."""
+        gone: list[AssetRow] = []
+        unknown = 0
+        for row in unlisted:
+            try:
+                os.stat(real_path(row.path))
+            except FileNotFoundError:
+                gone.append(row)
+            except OSError:
+                unknown += 1
+        if unknown:
+            log.warning(
+                f"{unknown} indexed image(s) under {root} cannot be checked (unreadable folders); they are kept."
+            )
+        if gone and _lists_empty(root):
+            log.warning(f"{root} is empty (a drive or share not mounted?); its {len(gone)} indexed image(s) are kept.")
+            return []
+        return gone
 
     def _write(
         self,
@@ -306,7 +359,9 @@ class Indexer:
                 rows.append(work.row(origin))
         # A moved file's old row goes once its file is gone from disk; before the new row is written,
         # so that a run killed in between leaves a file to index again, not a stale row to prune.
-        moved = [t for w, t in reuse if t.path not in seen and t.path != w.text and not Path(t.path).exists()]
+        moved = [
+            t for w, t in reuse if t.path not in seen and t.path != w.text and not os.path.exists(real_path(t.path))
+        ]
         for twin in moved:
             stored.pop(twin.path, None)
         self.store.delete(t.id for t in moved)
@@ -333,6 +388,14 @@ class Indexer:
             while pending:
                 yield [f.result() for f in pending[: self.batch_size]]
                 del pending[: self.batch_size]
+
+
+def _lists_empty(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def _under(path: str, root: str) -> bool:

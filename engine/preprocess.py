@@ -8,14 +8,25 @@ EXIF orientation, alpha composited on white, palette, CMYK, 16-bit and
 grayscale images, first frame of animations. Large JPEGs decode in Pillow's
 draft mode (DCT scaling) to no less than the model's input size, which cuts
 decode time several-fold.
+
+Memory per decode is bounded by the megapixel limit: only the formats AssetLens
+indexes are opened (no container format whose inner picture may be larger than
+the size it declares), Pillow's own decompression-bomb guard stays on (at twice
+the call's limit) for what a format decodes inside, and high-bit-depth pictures are
+converted to 8 bits a band of rows at a time.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,12 +34,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from assetlens.engine.errors import ImageDecodeError
 from assetlens.engine.models import ImageFacts
 
-# AssetLens enforces its own per-call megapixel limit (``max_megapixels``)
-# before any pixel is decoded, so Pillow's process-wide guard is lifted
-# here; it would otherwise refuse limits a user raised on purpose.
-Image.MAX_IMAGE_PIXELS = None
-
 DEFAULT_MAX_MEGAPIXELS = 100.0
+#: What Pillow may open: the formats of ``scan.IMAGE_EXTENSIONS`` (JPEG's opener also reads multi-picture JPEGs).
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
+_BAND_PIXELS = 1 << 20  # pixels converted at once from a high-bit-depth picture
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -46,16 +56,56 @@ class DecodedImage:
     height: int
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+_guard_lock = threading.Lock()
+_guard_limits: Counter[int] = Counter()
+_PILLOW_DEFAULT = Image.MAX_IMAGE_PIXELS
+
+
+@contextmanager
+def _pillow_guard(max_pixels: int) -> Iterator[None]:
+    """Pillow's bomb guard at this call's limit: it refuses pictures over twice ``MAX_IMAGE_PIXELS``
+    wherever a format finds them, after the declared size has met the limit itself in ``decode``.
+
+    The setting is Pillow's global: decodes running at once in other threads share the largest
+    of their limits, and the default comes back when none runs.
+    """
+    with _guard_lock:
+        _guard_limits[max_pixels] += 1
+        Image.MAX_IMAGE_PIXELS = max(_guard_limits)
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _guard_limits[max_pixels] -= 1
+            if not _guard_limits[max_pixels]:
+                del _guard_limits[max_pixels]
+            Image.MAX_IMAGE_PIXELS = max(_guard_limits) if _guard_limits else _PILLOW_DEFAULT
+
+
+def _to_gray8(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grayscale picture as 8-bit "L", scaled to its range, a band of rows at a time."""
+    high = cast(float, img.getextrema()[1])  # one band: (min, max)
+    peak = 65535.0 if high > 255 else 255.0
+    if img.mode == "F" and high <= 1.0:
+        peak = 1.0
+    width, height = img.size
+    out = np.empty((height, width), dtype=np.uint8)
+    rows = max(1, _BAND_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        band = np.asarray(img.crop((0, top, width, min(height, top + rows))), dtype=np.float64)
+        out[top : top + band.shape[0]] = np.clip(band * (255.0 / peak) + 0.5, 0, 255)
+    return Image.fromarray(out, "L")
+
+
+def _to_rgb(img: Image.Image, min_side: int | None = None) -> Image.Image:
+    """RGB on white; a high-bit-depth picture is first cut to 8 bits and, given ``min_side``, box-reduced
+    to no less than that, so that its RGB copy is made at the reduced size."""
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        if img.mode == "F" and arr.max(initial=0) <= 1.0:
-            peak = 1.0
-        arr8 = np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+    if img.mode in _HIGH_DEPTH:
+        gray = _to_gray8(img)
+        factor = min(gray.size) // min_side if min_side else 1
+        return (gray.reduce(factor) if factor > 1 else gray).convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -75,16 +125,17 @@ def decode(
     """Decode a file (or its bytes) into an upright RGB image.
 
     ``min_side``: when set, JPEGs may be decoded at reduced scale (DCT scaling,
-    which averages like an area filter) as long as their shortest side stays at
-    least ``min_side``; a parity test bounds what that changes in the model input.
+    which averages like an area filter), and high-bit-depth pictures reduced
+    (box filter), as long as their shortest side stays at least ``min_side``;
+    parity tests bound what that changes in the model input.
     Raises ``ImageDecodeError`` with a one-line reason for anything unreadable.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # EXIF and palette warnings are noise here
+        with warnings.catch_warnings(), _pillow_guard(max(1, int(min(max_megapixels * 1e6, 2**62)))):
+            warnings.simplefilter("ignore")  # EXIF, palette and bomb-guard warnings are noise here
             fp = io.BytesIO(source) if isinstance(source, bytes) else source
-            with Image.open(fp) as img:
+            with Image.open(fp, formats=FORMATS) as img:
                 width, height = img.size
                 if width * height > max_megapixels * 1e6:
                     raise ImageDecodeError(
@@ -98,15 +149,18 @@ def decode(
                     img.draft("RGB", (min_side, min_side))
                 img.load()
                 upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-                rgb = _to_rgb(upright)
+                rgb = _to_rgb(upright, min_side)
                 if rgb is img:
                     rgb = img.copy()
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
         raise ImageDecodeError(f"{label} is not an image Pillow can read.") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"{label} is a decompression bomb ({exc}).") from None
+    except Image.DecompressionBombError:  # Pillow's guard: over twice the limit, declared or found inside
+        raise ImageDecodeError(
+            f"{label} holds more than {2 * max_megapixels:g} MP, over the {max_megapixels:g} MP limit "
+            "(a decompression bomb)."
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageDecodeError(f"{label} cannot be decoded ({reason}).") from None

@@ -7,6 +7,7 @@ negative weight), renormalised; CLIP puts texts and images in one space, so
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,12 +15,16 @@ import numpy as np
 
 from assetlens.engine.encoders import normalize
 from assetlens.engine.errors import UsageError
+from assetlens.engine.indexer import real_path
 from assetlens.engine.store import AssetRow, Hit, contains_filter, prefix_filter
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One hit: 1-based rank, cosine score and the stored metadata of the image."""
+    """One hit: 1-based rank, cosine score and the stored metadata of the image.
+
+    ``path`` is the real path (``os.fsdecode`` form: a name that is not UTF-8 holds surrogates), which opens.
+    """
 
     rank: int
     score: float
@@ -35,11 +40,27 @@ class SearchResult:
 
     @classmethod
     def from_hit(cls, rank: int, hit: Hit) -> SearchResult:
+        """The result for a stored row: its path, file name and folder as the file system names them."""
         r: AssetRow = hit.row
-        return cls(rank, hit.score, r.path, r.filename, r.folder, r.width, r.height, r.size, r.hash, r.origin, r.id)
+        path, filename, folder = real_path(r.path), real_path(r.filename), real_path(r.folder)
+        return cls(rank, hit.score, path, filename, folder, r.width, r.height, r.size, r.hash, r.origin, r.id)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_amount(option: str, value: float) -> None:
+    """Refuse a weight or score that is NaN, infinite or negative (a NaN weight makes every score NaN)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"{option} must be a finite number of at least 0, not {value:g}.")
+
+
+def check_text(what: str, text: str) -> None:
+    """Refuse text that is not valid UTF-8 (undecodable bytes in argv arrive as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8; check the terminal's character encoding.") from None
 
 
 def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 from pymilvus.milvus_client import IndexParams
 
-from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError
+from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError, UsageError
 
 SCHEMA_VERSION = 1
 VECTOR_FIELD = "vector"
@@ -99,6 +100,19 @@ def default_db() -> str:
     return os.environ.get("ASSETLENS_DB") or DEFAULT_DB
 
 
+_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+def check_collection_name(name: str) -> None:
+    """Milvus' rule for collection names, checked before any connection is made."""
+    if not _COLLECTION_NAME.fullmatch(name):
+        given = repr(name) if len(name) <= 64 else f"{name[:64]!r}... ({len(name)} characters)"
+        raise UsageError(
+            f"{given} is not a valid collection name: use letters, digits and underscores, "
+            "starting with a letter or underscore, at most 255 characters."
+        )
+
+
 def is_local(uri: str) -> bool:
     return "://" not in uri
 
@@ -163,6 +177,7 @@ class MilvusStore:
         collection: str = DEFAULT_COLLECTION,
         create: bool = True,
     ) -> None:
+        check_collection_name(collection)
         self.uri = uri or default_db()
         self.collection = collection
         self.local = is_local(self.uri)
