@@ -54,3 +54,19 @@ class ExportError(AssetLensError):
 
 class GenerationError(AssetLensError):
     """Image generation failed; the message never contains the API key."""
+
+
+class StoreWriteError(StoreError):
+    """A write to the vector store failed (a full disk, a lost server); rows written before it are kept."""
+
+
+class LibraryDamagedError(StoreError):
+    """Files of a Milvus Lite library are missing or unreadable; nothing was opened or changed."""
+
+
+class LibraryVersionError(StoreError):
+    """A collection's AssetLens metadata is of a newer version than this AssetLens reads."""
+
+
+class ReadOnlyLibraryError(StoreError):
+    """A write was asked of a library opened read-only."""

@@ -14,18 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from assetlens.engine import doctor
 from assetlens.engine.encoders import ClipEncoder, normalize
 from assetlens.engine.errors import ModelMismatchError, UsageError
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
-from assetlens.engine.memindex import Mirror, saved_copy_state
+from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
-from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, path_id
+from assetlens.engine.search import Filter, SearchResult, combine, shape_results
+from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, default_db, is_local, path_id
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -40,7 +42,8 @@ class LibraryStats:
     index_type: str | None
     uri: str
     collection: str
-    search_copy: str
+    search_copy: SearchCopy
+    read_only: bool = False
 
     def lines(self) -> list[str]:
         return [
@@ -49,7 +52,7 @@ class LibraryStats:
             f"precision:   {self.precision or '-'}",
             f"dimension:   {self.dim or '-'}",
             f"index:       {self.index_type or '-'} (cosine)",
-            f"library:     {self.uri}",
+            f"library:     {self.uri}{' (read-only)' if self.read_only else ''}",
             f"collection:  {self.collection}",
             f"search copy: {self.search_copy}",
         ]
@@ -161,8 +164,7 @@ class Library:
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
-        ids = list(dict.fromkeys(path_id(path_text(Path(os.path.abspath(p)))) for p in paths))
-        removed = self.store.delete(row.id for row, _ in self.store.get(ids))  # only the rows there were
+        removed = self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
         if removed:
             self.store.flush()
         return removed
@@ -193,12 +195,6 @@ class Library:
             raise UsageError("The query text is empty; type what to look for.")
         if any(not m.strip() for m in minus):
             raise UsageError("A --minus text is empty.")
-        for what, said in [("The query text", text), *(("A --minus text", m) for m in minus)]:
-            if said is not None:
-                check_text(what, said)
-        for option, weight in (("--text-weight", text_weight), ("--image-weight", image_weight)):
-            check_amount(option, weight)
-        check_amount("--minus-weight", minus_weight)
         enc = self.encoder
         parts: list[tuple[np.ndarray, float]] = []
         exclude: set[str] = set()
@@ -212,8 +208,6 @@ class Library:
             if isinstance(image, Image.Image):
                 img = image.convert("RGB")
             else:
-                if Path(image).is_dir():
-                    raise UsageError(f"The query image {image} is a folder, not a file.")
                 if not Path(image).is_file():
                     raise UsageError(f"The query image {image} does not exist.")
                 img = decode(Path(image)).image
@@ -257,14 +251,12 @@ class Library:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
             raise UsageError("--offset cannot be negative.")
-        if min_score is not None:
-            check_amount("--min-score", min_score)
         if self.store.meta() is None:
             raise self._empty()
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight, vector)
         flt = Filter(
             path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
-            path_text(filename) if filename else None,
+            filename or None,
         )
         want = offset + k
         limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
@@ -313,4 +305,56 @@ class Library:
             uri=self.store.uri,
             collection=self.store.collection,
             search_copy=saved_copy_state(self.store, count),
+            read_only=self.store.read_only,
         )
+
+    # -- repair ---------------------------------------------------------------------
+
+    @staticmethod
+    def check(
+        db: str | os.PathLike[str] | None = None,
+        *,
+        uri: str | None = None,
+        token: str | None = None,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> doctor.Checkup:
+        """Check a library without changing it (its files, metadata, counts, saved search copy); opens even
+        a damaged one, which the constructor refuses."""
+        return doctor.check(uri or (os.fspath(db) if db is not None else default_db()), token, collection)
+
+    @classmethod
+    def rebuild(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        db: str | os.PathLike[str] | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        model: str | os.PathLike[str] | None = None,
+        precision: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        **options: Any,
+    ) -> doctor.RebuildReport:
+        """Rebuild a Milvus Lite collection, damaged or not: read every row its files still hold, move them
+        out of the library (kept in ``LIBRARY.damaged/``), write the rows into a fresh collection of the
+        same name, then index ``folder`` into it (``options`` as for ``index``), encoding only what was
+        not restored. Old vectors are reused only when their model is known to be the one used now."""
+        where = os.fspath(db) if db is not None else default_db()
+        if not is_local(where):
+            raise UsageError("--rebuild rebuilds a Milvus Lite library (--db); a Milvus server keeps its own files.")
+        Indexer.check_folder(Path(folder))
+        salvaged = doctor.set_aside(Path(where).expanduser().resolve(), collection)
+        old = salvaged.meta
+        with cls(
+            where,
+            collection=collection,
+            model=model if model is not None else (old.model_name if old else None),
+            precision=precision or (old.precision if old else None),
+            device=device,
+            threads=threads,
+        ) as lib:
+            enc = lib._writer()
+            reuse = old is not None and (old.model_id, old.dim) == (enc.facts.model_id, enc.dim)
+            restored = doctor.restore(lib.store, salvaged.rows, enc.dim) if reuse else 0
+            report = lib.index(folder, **options)
+        return doctor.RebuildReport(restored, salvaged.unreadable, salvaged.aside, reuse, report)

@@ -24,7 +24,8 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import astuple
+from dataclasses import astuple, dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,24 @@ def _faiss() -> Any:
     import faiss  # imported on demand: small libraries never need it
 
     return faiss
+
+
+@dataclass(frozen=True)
+class Version:
+    """What a saved copy is stamped with and must match to be used: the generation that this process's
+    store changes before its first write after each flush, and Milvus Lite's write mark, which every
+    write changes, another program's included (``MilvusStore.write_mark``)."""
+
+    generation: str
+    mark: str
+
+    @classmethod
+    def of_store(cls, store: MilvusStore) -> Version:
+        return cls(store.generation(), store.write_mark())
+
+    @classmethod
+    def of_stamp(cls, stamp: dict[str, Any]) -> Version:
+        return cls(str(stamp.get("generation")), str(stamp.get("mark")))
 
 
 class MemoryIndex:
@@ -163,7 +182,8 @@ class MemoryIndex:
         """Inner products on one thread, without BLAS: a BLAS product leaves its worker threads
         spinning on both cores after it returns, which doubled the next text encoding in
         onnxruntime (16 ms vs 5.6 ms end to end at 10k rows, benchmarks/results/FINDINGS.md)."""
-        return np.einsum("ij,j->i", vectors, q)
+        scores: np.ndarray = np.einsum("ij,j->i", vectors, q)
+        return scores
 
     def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
         """The ``limit`` best rows by cosine (unit vectors: inner product), best first."""
@@ -186,7 +206,7 @@ class MemoryIndex:
             top = np.argpartition(-scores, limit - 1)[:limit]
             positions, scores = positions[top], scores[top]
         order = np.argsort(-scores, kind="stable")
-        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[order], scores[order], strict=True)]  # type: ignore[arg-type]
+        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[order], scores[order], strict=True)]
 
     def _graph_search(self, q: np.ndarray, limit: int) -> list[Hit]:
         faiss = _faiss()
@@ -197,12 +217,13 @@ class MemoryIndex:
             bits = np.packbits(self.alive(), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(self.rows), faiss.swig_ptr(bits))
         scores, positions = self.graph.search(q[None], limit, params=params)
-        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[0], scores[0], strict=True) if p >= 0]  # type: ignore[arg-type]
+        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[0], scores[0], strict=True) if p >= 0]
 
     # -- persistence ------------------------------------------------------------------
 
-    def save(self, folder: Path, generation: str) -> None:
-        """Write the copy into ``folder`` atomically (a new folder swapped in), stamped with ``generation``."""
+    def save(self, folder: Path, version: Version) -> None:
+        """Write the copy into ``folder`` atomically (a new folder swapped in), stamped with the collection's
+        ``version``. A failed save (a full disk) leaves the copy saved before, whose stamp no longer matches."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in folder.parent.glob(f".{folder.name}-*"):  # from a save that was killed
             shutil.rmtree(leftover, ignore_errors=True)
@@ -216,7 +237,8 @@ class MemoryIndex:
                 np.save(tmp / "vectors.npy", self._vectors)
             stamp = {
                 "format": FORMAT,
-                "generation": generation,
+                "generation": version.generation,
+                "mark": version.mark,
                 "rows": len(self),
                 "dim": self.dim,
                 "graph": self.graph is not None,
@@ -232,14 +254,14 @@ class MemoryIndex:
 
     @classmethod
     def load(
-        cls, folder: Path, generation: str, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
+        cls, folder: Path, version: Version, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
     ) -> tuple[MemoryIndex, int] | None:
-        """The copy saved in ``folder`` and its recorded row count, if it was saved at ``generation``."""
+        """The copy saved in ``folder`` and its recorded row count, if it was saved at ``version``."""
         if not (folder / "stamp.json").is_file():
             return None
         try:
             stamp = json.loads((folder / "stamp.json").read_text())
-            if (stamp.get("format"), stamp.get("generation"), stamp.get("dim")) != (FORMAT, generation, dim):
+            if (stamp.get("format"), Version.of_stamp(stamp), stamp.get("dim")) != (FORMAT, version, dim):
                 return None
             raw = json.loads((folder / "rows.json").read_text(encoding="utf-8"))
             rows = [None if r is None else AssetRow(*r) for r in raw]
@@ -259,20 +281,44 @@ class MemoryIndex:
             return None
 
 
-def saved_copy_state(store: MilvusStore, count: int) -> str:
-    """One line on the search copy saved for ``store``'s collection of ``count`` rows, read from its stamp
-    (nothing loaded)."""
+class CopyState(str, Enum):
+    CURRENT = "current"  # saved at the collection's present version and row count
+    STALE = "stale"  # the collection was written since (the next search rebuilds it from Milvus)
+    NOT_SAVED = "not saved"  # none saved yet (the first search builds one)
+    NONE = "none"  # on a server, where Milvus searches and no copy is saved
+
+
+@dataclass(frozen=True)
+class SearchCopy:
+    """The saved search copy of a collection, as read from its stamp (nothing loaded)."""
+
+    state: CopyState
+    rows: int | None = None  # as saved
+    graph: bool | None = None  # an HNSW graph (else exact)
+
+    def __str__(self) -> str:
+        if self.state is CopyState.CURRENT:
+            return f"current ({self.rows:,} rows, {'HNSW graph' if self.graph else 'exact'})"
+        return {
+            CopyState.STALE: "stale (the library was written since it was saved; the next search rebuilds it)",
+            CopyState.NOT_SAVED: "not saved yet (the first search builds it)",
+            CopyState.NONE: "none (on a server, Milvus searches)",
+        }[self.state]
+
+
+def saved_copy_state(store: MilvusStore, count: int) -> SearchCopy:
+    """The search copy saved for ``store``'s collection of ``count`` rows."""
     folder = store.cache_folder()
     if folder is None:
-        return "none (on a server, Milvus searches)"
+        return SearchCopy(CopyState.NONE)
     try:
         stamp = json.loads((folder / "stamp.json").read_text())
     except (OSError, ValueError):
-        return "not saved yet (the first search builds it)"
-    if stamp.get("generation") != store.generation() or stamp.get("rows") != count:
-        return "stale (the next search rebuilds it from Milvus)"
-    kind = "HNSW graph" if stamp.get("graph") else "exact"
-    return f"current ({stamp['rows']:,} rows, {kind})"
+        return SearchCopy(CopyState.NOT_SAVED)
+    rows, graph = stamp.get("rows"), bool(stamp.get("graph"))
+    if Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
+        return SearchCopy(CopyState.STALE, rows, graph)
+    return SearchCopy(CopyState.CURRENT, rows, graph)
 
 
 class Mirror:
@@ -316,7 +362,7 @@ class Mirror:
     def _load(self) -> MemoryIndex | None:
         if self.folder is None:
             return None
-        loaded = MemoryIndex.load(self.folder, self.store.generation(), self._dim(), self.graph_min_rows)
+        loaded = MemoryIndex.load(self.folder, Version.of_store(self.store), self._dim(), self.graph_min_rows)
         if loaded is None:
             return None
         index, rows = loaded
@@ -331,9 +377,18 @@ class Mirror:
         return index
 
     def _save(self, index: MemoryIndex) -> None:
+        """Save the copy if it can be: it is optional, so a failure is a warning and the next process rebuilds it."""
         # While writes are unflushed, the generation already names the state after them: do not stamp it.
-        if self.folder is not None and not self.store.dirty:
-            index.save(self.folder, self.store.generation())
+        if self.folder is None or self.store.dirty or self.store.read_only:
+            return
+        try:
+            index.save(self.folder, Version.of_store(self.store))
+        except OSError as exc:
+            log.warning(
+                "Could not save the search copy in %s (%s); searches work, and the next one rebuilds it from Milvus.",
+                self.folder,
+                exc.strerror or exc,
+            )
 
     # -- WriteObserver ----------------------------------------------------------------
 

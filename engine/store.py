@@ -14,12 +14,14 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import grpc
 import numpy as np
@@ -28,7 +30,17 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 from pymilvus.milvus_client import IndexParams
 
-from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError, UsageError
+from assetlens.engine import litefiles
+from assetlens.engine.errors import (
+    LibraryDamagedError,
+    LibraryVersionError,
+    ModelMismatchError,
+    ReadOnlyLibraryError,
+    StoreError,
+    StoreLockedError,
+    StoreWriteError,
+    UsageError,
+)
 
 SCHEMA_VERSION = 1
 VECTOR_FIELD = "vector"
@@ -59,9 +71,18 @@ class AssetRow:
 ROW_FIELDS = tuple(f.name for f in fields(AssetRow))
 
 
+def _meta_v0_to_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Metadata written before it carried a version: Milvus Lite collections, all FLAT."""
+    return {"index_type": "FLAT", **old}
+
+
 @dataclass(frozen=True)
 class CollectionMeta:
-    """What a collection holds: which model's embeddings, of what size, indexed how."""
+    """What a collection holds: which model's embeddings, of what size, indexed how.
+
+    Stored as one JSON collection property that carries its ``schema_version``: older versions are
+    migrated on reading (``MIGRATIONS``), newer ones refused, keys this version does not know ignored.
+    """
 
     model_id: str
     model_name: str
@@ -69,6 +90,42 @@ class CollectionMeta:
     dim: int
     index_type: str
     schema_version: int = SCHEMA_VERSION
+
+    MIGRATIONS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {0: _meta_v0_to_v1}
+
+    def to_property(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_property(cls, raw: str, where: str) -> CollectionMeta:
+        """The metadata in a collection property; ``where`` names the collection in messages."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise LibraryDamagedError(
+                f"The AssetLens metadata of {where} is not readable JSON; "
+                "rebuild it with: assetlens index FOLDER --rebuild."
+            )
+        version = data.get("schema_version", 0)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise LibraryVersionError(
+                f"{where} was written by a newer AssetLens (metadata version {version}, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade AssetLens to use it."
+            )
+        while version < SCHEMA_VERSION:
+            data = cls.MIGRATIONS[version](data)
+            version += 1
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known} | {"schema_version": SCHEMA_VERSION})
+        except TypeError:
+            missing = sorted(known - data.keys())
+            raise LibraryDamagedError(
+                f"The AssetLens metadata of {where} lacks {', '.join(missing)}; "
+                "rebuild it with: assetlens index FOLDER --rebuild."
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -117,12 +174,20 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
+def damaged_sentence(uri: str, found: Sequence[str]) -> str:
+    """What is damaged in a Milvus Lite library and what to do, in one sentence."""
+    return (
+        f"The library {uri} is damaged ({'; '.join(found)}); nothing was changed: "
+        f"see assetlens doctor --db {uri}, and rebuild it with assetlens index FOLDER --db {uri} --rebuild."
+    )
+
+
 def _quote(value: str) -> str:
     # Non-ASCII stays literal: Milvus Lite rejects \u escapes, and servers reject surrogate pairs.
     return json.dumps(value, ensure_ascii=False)
 
 
-def _lock_held(db_path: Path) -> bool:
+def lock_held(db_path: Path) -> bool:
     """Whether another process holds Milvus Lite's lock on ``db_path``."""
     lock = db_path / "LOCK"
     if not lock.exists():
@@ -162,6 +227,9 @@ def _quiet(*names: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+log = logging.getLogger(__name__)
+_read_only_said = False  # the warning that a library is read-only, given once per process
+
 # Open stores per Milvus Lite folder in this process. Milvus Lite keeps a folder open, and locked
 # against other processes, until the process exits, unless it is released when its last store closes.
 _lite_users: Counter[str] = Counter()
@@ -176,17 +244,26 @@ class MilvusStore:
         token: str | None = None,
         collection: str = DEFAULT_COLLECTION,
         create: bool = True,
+        check: bool = True,
     ) -> None:
+        """``check=False`` skips the check of a Milvus Lite folder's files (``engine.litefiles``) before opening it."""
         check_collection_name(collection)
         self.uri = uri or default_db()
         self.collection = collection
         self.local = is_local(self.uri)
-        if self.local and not create and not Path(self.uri).expanduser().exists():
+        self.read_only = False
+        self._snapshot: Path | None = None  # a read-only library's private copy, which Milvus Lite opens
+        self._folder = Path(self.uri).expanduser().resolve() if self.local else None
+        if self._folder is not None and not create and not self._folder.exists():
             raise StoreError(
                 f"There is no library at {self.uri}; create one with: assetlens index FOLDER --db {self.uri}"
             )
+        if self._folder is not None and check and self._folder.is_dir():
+            found = litefiles.damage(self._folder)
+            if found:
+                raise LibraryDamagedError(damaged_sentence(self.uri, found))
         self._client = self._connect(token)
-        self._lite_path = str(Path(self.uri).expanduser().resolve()) if self.local else None
+        self._lite_path = str(self._snapshot or self._folder) if self._folder is not None else None
         if self._lite_path is not None:
             _lite_users[self._lite_path] += 1
         self._meta: CollectionMeta | None = None
@@ -194,21 +271,50 @@ class MilvusStore:
         self.observer: WriteObserver | None = None
         self.dirty = False  # written since the last flush
 
+    def _open_read_only(self, path: Path) -> Path:
+        """A private copy of a library this process cannot write (Milvus Lite writes its lock and
+        write-ahead files even to read): searched and counted like the library, never saved back."""
+        self.read_only = True
+        self._snapshot = Path(tempfile.mkdtemp(prefix="assetlens-readonly-")) / path.name
+        try:
+            shutil.copytree(path, self._snapshot, ignore=shutil.ignore_patterns("LOCK", CACHE_DIR))
+            for folder, _, files in os.walk(self._snapshot):  # the copy keeps the modes: make it this process's
+                os.chmod(folder, 0o700)
+                for name in files:
+                    os.chmod(os.path.join(folder, name), 0o600)
+        except OSError as exc:
+            shutil.rmtree(self._snapshot.parent, ignore_errors=True)
+            raise StoreError(f"Cannot read the read-only library {path}: {exc.strerror or exc}.") from None
+        return self._snapshot
+
+    def _reading(self) -> None:
+        """Say once per process, when a read-only library is first read, what that means."""
+        global _read_only_said
+        if self.read_only and not _read_only_said:
+            log.warning(
+                "The library %s is read-only: searching it without a lock and saving no search copy.", self._folder
+            )
+            _read_only_said = True
+
     def _connect(self, token: str | None) -> MilvusClient:
         where = self.uri
-        if self.local:
-            path = Path(self.uri).expanduser().resolve()
+        if self._folder is not None:
+            path = self._folder
             where = str(path)
             if path.exists() and not path.is_dir():
                 raise StoreError(f"{path} exists but is not a Milvus Lite library (it is a file).")
-            if not os.access(path if path.exists() else path.parent, os.W_OK):
-                raise StoreError(f"Cannot write the library {path}: its folder is not writable.")
+            lock = path / "LOCK"
+            if path.exists() and (not os.access(path, os.W_OK) or (lock.exists() and not os.access(lock, os.W_OK))):
+                where = str(self._open_read_only(path))
+            elif not path.exists() and not os.access(path.parent, os.W_OK):
+                raise StoreError(f"Cannot create the library {path}: its folder {path.parent} is not writable.")
         try:
             with _quiet("milvus_lite", "pymilvus"):
                 return MilvusClient(uri=where, token=token or "", timeout=10)
         except MilvusException as exc:
+            self._drop_snapshot()
             if self.local:
-                if _lock_held(Path(where)):
+                if lock_held(Path(where)):
                     raise StoreLockedError(
                         f"The library {self.uri} is in use by another AssetLens process; "
                         "stop it or use a Milvus server with --uri."
@@ -231,6 +337,30 @@ class MilvusStore:
             if not _lite_users[self._lite_path]:
                 server_manager_instance.release_server(self._lite_path)
             self._lite_path = None
+        self._drop_snapshot()
+
+    def _drop_snapshot(self) -> None:
+        if self._snapshot is not None:
+            shutil.rmtree(self._snapshot.parent, ignore_errors=True)
+            self._snapshot = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write: refused on a read-only library; a failure becomes one sentence, without Milvus' log noise."""
+        if self.read_only:
+            raise ReadOnlyLibraryError(
+                f"The library {self.uri} is read-only; searching and stats work, indexing needs write access."
+            )
+        try:
+            with _quiet("milvus_lite", "pymilvus", "grpc._server"):
+                yield
+        except MilvusException as exc:
+            if "No space left on device" in exc.message:
+                raise StoreWriteError(
+                    f"The disk holding the library {self.uri} is full; everything written before is kept: "
+                    "free some space and run the command again."
+                ) from None
+            raise StoreWriteError(f"Milvus could not write to {self.uri}: {exc.message}.") from None
 
     def __enter__(self) -> MilvusStore:
         return self
@@ -253,7 +383,7 @@ class MilvusStore:
                     f"Collection {self.collection} in {self.uri} was not created by AssetLens; "
                     "choose another --collection."
                 )
-            self._meta = CollectionMeta(**json.loads(raw))
+            self._meta = CollectionMeta.from_property(str(raw), f"collection {self.collection} in {self.uri}")
         return self._meta
 
     def index_type(self) -> str:
@@ -270,21 +400,30 @@ class MilvusStore:
 
     def cache_folder(self) -> Path | None:
         """Where copies derived from this collection are saved: inside the Milvus Lite folder; none on a server."""
-        return Path(self._lite_path) / CACHE_DIR / self.collection if self._lite_path is not None else None
+        return self._folder / CACHE_DIR / self.collection if self._folder is not None else None
+
+    def write_mark(self) -> str:
+        """A mark every write to the collection changes, by this process or any other (Milvus Lite: its write
+        sequence, ``engine.litefiles.write_mark``); "" on a server, which exposes none."""
+        return litefiles.write_mark(Path(self._lite_path), self.collection) if self._lite_path is not None else ""
 
     def _before_write(self) -> None:
         if self.dirty:
             return
         if self.observer is not None:
             self.observer.before_write()
-        if self.local:  # only Milvus Lite libraries have saved copies to invalidate
-            self._client.alter_collection_properties(
-                self.collection, properties={GENERATION_PROPERTY: os.urandom(8).hex()}
-            )
+        with self._writing():
+            if self.local:  # only Milvus Lite libraries have saved copies to invalidate
+                self._client.alter_collection_properties(
+                    self.collection, properties={GENERATION_PROPERTY: os.urandom(8).hex()}
+                )
         self.dirty = True
 
     def ensure(self, model_id: str, model_name: str, precision: str, dim: int) -> CollectionMeta:
         """Create the collection for a model, or check that it already holds that model's vectors."""
+        if self.read_only:
+            with self._writing():  # refuses, before any image is read
+                pass
         existing = self.meta()
         if existing is not None:
             if existing.model_id != model_id or existing.dim != dim:
@@ -294,7 +433,8 @@ class MilvusStore:
                     "index with the same model or use another --collection."
                 )
             if not self._client.list_indexes(self.collection):  # a run stopped between creating it and its index
-                self._client.create_index(self.collection, self._index_params(existing.index_type))
+                with self._writing():
+                    self._client.create_index(self.collection, self._index_params(existing.index_type))
             return existing
         meta = CollectionMeta(model_id, model_name, precision, dim, self.index_type())
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -312,13 +452,14 @@ class MilvusStore:
         index = self._index_params(meta.index_type)
         # The meta is a creation property (never a separate call that a crash could skip); Strong
         # consistency makes every read see the writes before it (a server's default, Bounded, does not).
-        self._client.create_collection(
-            self.collection,
-            schema=schema,
-            index_params=index,
-            consistency_level="Strong",
-            properties={META_PROPERTY: json.dumps(asdict(meta))},
-        )
+        with self._writing():
+            self._client.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                consistency_level="Strong",
+                properties={META_PROPERTY: meta.to_property()},
+            )
         self._meta = meta
         self._loaded = True
         return meta
@@ -331,6 +472,7 @@ class MilvusStore:
 
     def _load(self) -> None:
         """A reopened Milvus Lite collection may be released: load it before reading."""
+        self._reading()
         if not self._loaded:
             self._client.load_collection(self.collection)
             self._loaded = True
@@ -349,16 +491,18 @@ class MilvusStore:
             return
         self._before_write()
         data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
-        if new and self.local:
-            self._client.insert(self.collection, data)
-        else:
-            self._client.upsert(self.collection, data)
+        with self._writing():
+            if new and self.local:
+                self._client.insert(self.collection, data)
+            else:
+                self._client.upsert(self.collection, data)
         if self.observer is not None:
             self.observer.upserted(rows, vectors)
 
     def flush(self) -> None:
         """Seal written rows into a segment: Milvus Lite scans unsealed rows in Python on every read."""
-        self._client.flush(self.collection)
+        with self._writing():
+            self._client.flush(self.collection)
         self.dirty = False
         if self.observer is not None:
             self.observer.flushed()
@@ -368,12 +512,14 @@ class MilvusStore:
         if not ids:
             return 0
         self._before_write()
-        self._client.delete(self.collection, ids=ids)
+        with self._writing():
+            self._client.delete(self.collection, ids=ids)
         if self.observer is not None:
             self.observer.deleted(ids)
         return len(ids)
 
     def count(self) -> int:
+        self._reading()
         if not self.exists():
             return 0
         if self.local:  # exact on Milvus Lite (deletes and unflushed rows included) without loading its vector index

@@ -163,7 +163,8 @@ def test_stats(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
     assert code == 0
     assert stats["count"] == 60 and stats["model"] == "demo" and stats["precision"] == "fp32"
     assert stats["index_type"] == "FLAT" and stats["dim"] > 0
-    assert stats["search_copy"] == "current (60 rows, exact)"  # written by the index run, not built by a search
+    # written by the index run, not built by a search
+    assert stats["search_copy"] == {"state": "current", "rows": 60, "graph": False}
 
 
 def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pymilvus import MilvusClient
 from test_store import rows_and_vectors
 
 from assetlens.engine.library import Library
-from assetlens.engine.memindex import MemoryIndex, Mirror, saved_copy_state
+from assetlens.engine.memindex import CopyState, MemoryIndex, Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.search import Filter
 from assetlens.engine.store import AssetRow, MilvusStore, path_id
 
@@ -245,14 +245,15 @@ def test_stats_tell_whether_the_saved_copy_is_current(tmp_path: Path) -> None:
     vecs = clustered(30, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
-        assert saved_copy_state(store, store.count()) == "not saved yet (the first search builds it)"
+        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.NOT_SAVED)
         Mirror(store)
         store.upsert(rows[:20], vecs[:20], new=True)
         store.flush()
-        assert saved_copy_state(store, store.count()) == "current (20 rows, exact)"
+        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.CURRENT, 20, graph=False)
     with MilvusStore(str(tmp_path / "lib.db")) as store:  # no copy kept by this writer
         store.upsert(rows[20:], vecs[20:], new=True)
         store.flush()
-        assert saved_copy_state(store, store.count()) == "stale (the next search rebuilds it from Milvus)"
+        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.STALE, 20, graph=False)
         index = Mirror(store, graph_min_rows=25).index()
-        assert index.graph is not None and saved_copy_state(store, store.count()) == "current (30 rows, HNSW graph)"
+        assert index.graph is not None
+        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.CURRENT, 30, graph=True)

@@ -114,8 +114,8 @@ def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
     with MilvusStore(str(db)) as store:
         store.ensure("m", "m", "fp32", DIM)
         code = (
-            "from engine.store import MilvusStore\n"
-            "from engine.errors import StoreLockedError\n"
+            "from assetlens.engine.store import MilvusStore\n"
+            "from assetlens.engine.errors import StoreLockedError\n"
             f"try:\n    MilvusStore({str(db)!r})\nexcept StoreLockedError as e:\n    print('LOCKED', e)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
