@@ -26,7 +26,7 @@ from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest
 from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from assetlens.engine.search import Filter, SearchResult, combine, shape_results
+from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
 from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, default_db, is_local, path_id
 
 MINUS_WEIGHT = 0.5
@@ -164,7 +164,8 @@ class Library:
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
-        removed = self.store.delete(path_id(path_text(Path(os.path.abspath(p)))) for p in paths)
+        ids = list(dict.fromkeys(path_id(path_text(Path(os.path.abspath(p)))) for p in paths))
+        removed = self.store.delete(row.id for row, _ in self.store.get(ids))  # only the rows there were
         if removed:
             self.store.flush()
         return removed
@@ -195,6 +196,12 @@ class Library:
             raise UsageError("The query text is empty; type what to look for.")
         if any(not m.strip() for m in minus):
             raise UsageError("A --minus text is empty.")
+        for what, said in [("The query text", text), *(("A --minus text", m) for m in minus)]:
+            if said is not None:
+                check_text(what, said)
+        for option, weight in (("--text-weight", text_weight), ("--image-weight", image_weight)):
+            check_amount(option, weight)
+        check_amount("--minus-weight", minus_weight)
         enc = self.encoder
         parts: list[tuple[np.ndarray, float]] = []
         exclude: set[str] = set()
@@ -208,6 +215,8 @@ class Library:
             if isinstance(image, Image.Image):
                 img = image.convert("RGB")
             else:
+                if Path(image).is_dir():
+                    raise UsageError(f"The query image {image} is a folder, not a file.")
                 if not Path(image).is_file():
                     raise UsageError(f"The query image {image} does not exist.")
                 img = decode(Path(image)).image
@@ -251,12 +260,14 @@ class Library:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
             raise UsageError("--offset cannot be negative.")
+        if min_score is not None:
+            check_amount("--min-score", min_score)
         if self.store.meta() is None:
             raise self._empty()
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight, vector)
         flt = Filter(
             path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
-            filename or None,
+            path_text(filename) if filename else None,
         )
         want = offset + k
         limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
