@@ -11,6 +11,7 @@ the sequence as long as the query against padding it to 77 tokens.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -150,7 +151,7 @@ def tasks(ctx: Context) -> list[Task]:
             for batch in p.text_batches:
                 ids, mask = ctx.encoder("fp32").tokenize(ctx.queries(batch))
                 out[str(batch)] = measure(
-                    lambda ids=ids, mask=mask: b.text(ids, mask),
+                    functools.partial(b.text, ids, mask),
                     items=batch,
                     budget_s=p.budget_s / 2,
                     max_reps=p.max_reps,
@@ -228,7 +229,7 @@ def query_tasks(ctx: Context) -> list[Task]:
         def go() -> None:
             enc = ctx.encoder(precision, device)
             queries = list(QUERIES)
-            rows = {}
+            rows: dict[str, Any] = {}
             state = {"i": 0}
 
             def next_query() -> str:
@@ -260,7 +261,7 @@ def query_tasks(ctx: Context) -> list[Task]:
 
         return go
 
-    out = [(f"text queries: onnx {prec}", run(prec, "cpu")) for prec in ("fp32", "int8")]
+    out: list[Task] = [(f"text queries: onnx {prec}", run(prec, "cpu")) for prec in ("fp32", "int8")]
     if ctx.cuda:
         out += [(f"text queries: onnx {prec} cuda", run(prec, "cuda")) for prec in ("fp32", "fp16")]
     return out

@@ -106,7 +106,7 @@ def quantize_int8(src: Path, dst: Path, recipe: Int8Recipe, calibration: Sequenc
     if not calibration:
         raise ValueError("static int8 needs calibration inputs")
 
-    class Feeds(CalibrationDataReader):  # type: ignore[misc]
+    class Feeds(CalibrationDataReader):
         def __init__(self) -> None:
             self.feeds = iter(calibration)
 

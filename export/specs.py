@@ -47,7 +47,7 @@ class TextTower(nn.Module):
         return {TEXT_OUTPUT: nn.functional.normalize(embeds, dim=-1)}
 
 
-class ImageTowerOnnxConfig(VisionOnnxConfig):  # type: ignore[misc]
+class ImageTowerOnnxConfig(VisionOnnxConfig):
     """Dynamic batch; height and width stay fixed at the crop size because
     CLIP's position embeddings only cover that many patches."""
 
@@ -62,7 +62,7 @@ class ImageTowerOnnxConfig(VisionOnnxConfig):  # type: ignore[misc]
         return {IMAGE_OUTPUT: {0: "batch"}}
 
 
-class TextTowerOnnxConfig(TextEncoderOnnxConfig):  # type: ignore[misc]
+class TextTowerOnnxConfig(TextEncoderOnnxConfig):
     """Dynamic batch and sequence, so a short query is not padded to 77 tokens."""
 
     NORMALIZED_CONFIG_CLASS = NormalizedTextConfig
