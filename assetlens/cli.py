@@ -171,7 +171,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    if args.uri:
+        raise UsageError("--rebuild rebuilds a Milvus Lite library (--db); a Milvus server keeps its own files.")
+    bar, close = _progress("indexing")
+    try:
+        rebuilt = Library.rebuild(
+            args.folder,
+            db=args.db,
+            collection=args.collection,
+            model=args.model,
+            precision=args.precision,
+            device=args.device,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            prune=args.prune,
+            include_hidden=args.include_hidden,
+            max_megapixels=args.max_megapixels,
+            progress=bar,
+        )
+    finally:
+        close()
+    if rebuilt.aside is not None:
+        print(f"the old collection's files are kept in {shown(rebuilt.aside)}", file=sys.stderr)
+    for rel in rebuilt.unreadable:
+        log.warning("%s could not be read; its rows were encoded again from the images.", rel)
+    if rebuilt.aside is not None and not rebuilt.vectors_reused:
+        log.warning("The old vectors' model is unknown or another one; every image was encoded again.")
+    print(f"restored {rebuilt.restored} rows with their vectors; {rebuilt.index.summary()}")
+    return 0
+
+
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.rebuild:
+        return cmd_rebuild(args)
     with _library(args, args.model, args.precision, create=True, writes=True) as lib:
         bar, close = _progress("indexing")
 
@@ -266,6 +299,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     else:
         print("\n".join(shown(line) for line in stats.lines()))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checkup = Library.check(args.db, uri=args.uri, token=args.token, collection=args.collection)
+    for finding in checkup.findings:
+        print(f"{'ok' if finding.ok else 'DAMAGED'}: {shown(finding.text)}")
+    print(
+        f"library {shown(checkup.uri)}, collection {shown(checkup.collection)}: "
+        f"{'damaged' if checkup.damaged else 'healthy'}"
+    )
+    return 1 if checkup.damaged else 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -444,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_MEGAPIXELS,
         help="skip images declaring more pixels than this (default: %(default)g)",
     )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild the collection into a fresh one from its readable rows and FOLDER (see: assetlens doctor)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search by text, example image, or both")
@@ -471,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("doctor", help="check the library's files, counts and search copy (exit 1 when damaged)")
+    _add_store(p)
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("remove", help="remove images from the library by path")
     p.add_argument("paths", nargs="+")
