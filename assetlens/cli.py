@@ -163,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_model(args.model, Path(args.out) if args.out else None, args.precision)
     manifest = ModelManifest.load(out)
     parity = manifest.parity
-    print(f"exported {args.model} ({manifest.precision}, {manifest.embedding_dim}-d) to {out}")
+    print(f"exported {shown(args.model)} ({manifest.precision}, {manifest.embedding_dim}-d) to {shown(out)}")
     print(
         f"parity vs {parity.reference}: image min cosine {parity.image_min_cosine:.6f}, "
         f"text min cosine {parity.text_min_cosine:.6f}"
@@ -211,7 +211,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         def update(done: int, total: int) -> None:
             if done == 0:  # the folder checked out and was scanned: say what will run
                 enc = lib.encoder
-                print(f"model {enc.facts.name} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}", file=sys.stderr)
+                print(
+                    f"model {shown(enc.facts.name)} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}",
+                    file=sys.stderr,
+                )
             bar(done, total)
 
         try:
@@ -415,7 +418,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.token:  # through the environment, not argv, which any local user can read
         env["ASSETLENS_MILVUS_TOKEN"] = args.token
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    host = shown(f"[{args.host}]" if ":" in args.host else args.host)
     env.pop(TOKEN_VARIABLE, None)
     if args.no_token:
         print(f"AssetLens: http://{host}:{args.port}/ (no access token: anyone who can reach the port can use it)")
