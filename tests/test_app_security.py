@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -200,7 +201,12 @@ def test_crafted_folder_names_in_index_messages_are_shown_as_text(
     at.run()
     [done] = at.success
     assert shows_literally(done.value, str(folder)) and "1 failed" in done.value
-    missing = tmp_path / "![](https:evil.example)"
-    at.text_input(key="index_folder").input(str(missing)).run()
-    at.button(key="index_go").click().run()
-    assert shows_literally(at.error[0].value, str(missing))
+    for missing in (
+        str(tmp_path / "![](https:evil.example)"),
+        "www.evil.example",
+        "a@evil.example",
+    ):
+        at.text_input(key="index_folder").input(missing).run()
+        at.button(key="index_go").click().run()
+        assert shows_literally(at.error[0].value, missing)
+        assert not re.search(r"(?i)www\\?\.|://|\w\\?@", at.error[0].value), at.error[0].value  # no GFM autolink
