@@ -200,7 +200,8 @@ def clip_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
     scaled = arr.astype(np.float32) * np.float32(1 / 255)
     mean = np.asarray(facts.mean, dtype=np.float32)
     std = np.asarray(facts.std, dtype=np.float32)
-    return ((scaled - mean) / std).transpose(2, 0, 1)
+    pixels: np.ndarray = ((scaled - mean) / std).transpose(2, 0, 1)
+    return pixels
 
 
 def clip_batch(images: list[Image.Image], facts: ImageFacts) -> np.ndarray:

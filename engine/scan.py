@@ -3,7 +3,7 @@
 Hidden files and folders (``.*``), macOS resource forks (``._*``) and
 ``__MACOSX`` folders are skipped unless asked for; directory symlinks are not
 followed (no loops); file symlinks are followed, and broken ones are
-reported as failures by the indexer.
+reported as failures by the indexer (their images are gone: ``--prune`` drops their rows).
 """
 
 from __future__ import annotations

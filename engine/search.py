@@ -72,7 +72,8 @@ def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
         total += np.float32(weight) * vector
     if float(np.linalg.norm(total)) < 1e-6:
         raise UsageError("The query's parts cancel out; change the weights or drop a --minus.")
-    return normalize(total[None])[0]
+    unit: np.ndarray = normalize(total[None])[0]
+    return unit
 
 
 def shape_results(

@@ -206,6 +206,27 @@ def test_prune_keeps_rows_of_an_unreadable_folder_and_drops_a_broken_link(tmp_pa
     assert "1 indexed image(s) under" in result.stderr and "they are kept" in result.stderr
 
 
+@needs_permissions
+def test_prune_removes_nothing_under_a_root_that_cannot_be_read(tmp_path: Path) -> None:
+    folder = tmp_path / "share"
+    folder.mkdir()
+    for i, color in enumerate(("red", "blue")):
+        shot(color, i).save(folder / f"{color}.png")
+    db = tmp_path / "lib.db"
+    index(folder, db)
+    folder.chmod(0)
+    try:
+        result = index(folder, db, "--prune")
+    finally:
+        folder.chmod(0o755)
+    assert " removed" not in result.stdout, result.stdout
+    assert len(stored_paths(db)) == 2
+    assert warnings_in(result.stderr) == [
+        f"warning: {folder} cannot be read (Permission denied); the images in it are skipped.",
+        f"warning: 2 indexed image(s) under {folder} cannot be checked (unreadable folders); they are kept.",
+    ]
+
+
 def test_prune_removes_nothing_under_a_root_that_lists_empty(tmp_path: Path) -> None:
     """An unmounted drive's mount point is an empty folder: its images are not gone."""
     folder = tmp_path / "mnt"
