@@ -302,7 +302,7 @@ def test_indexing_goes_on_in_the_background_through_reruns(
     at.text_input(key="query").input("a gold watch").run()  # a rerun while the index run goes on
     assert not at.exception
     [bar] = at.get("progress")
-    assert literal(bar.text) == f"Indexing {catalogue_dir}: 32 of {len(catalogue)} new or changed files"
+    assert literal(str(bar.text)) == f"Indexing {catalogue_dir}: 32 of {len(catalogue)} new or changed files"
     assert at.button(key="index_stop") and at.button(key="index_go").disabled
     gate.release.set()
     finish_indexing()
