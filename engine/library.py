@@ -164,6 +164,8 @@ class Library:
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
+        if self.store.meta() is None:  # no collection: nothing to remove
+            return 0
         ids = list(dict.fromkeys(path_id(path_text(Path(os.path.abspath(p)))) for p in paths))
         removed = self.store.delete(row.id for row, _ in self.store.get(ids))  # only the rows there were
         if removed:

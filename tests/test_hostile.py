@@ -399,3 +399,6 @@ def test_remove_counts_the_rows_it_removed(library: Path, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "removed 1 image(s) from the library (files untouched)"
     assert path_text(red) not in stored_paths(db) and len(stored_paths(db)) == 2
+    elsewhere = run_cli("remove", red, "--db", db, "--collection", "never_made")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert elsewhere.stdout.strip() == "removed 0 image(s) from the library (files untouched)"
