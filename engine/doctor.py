@@ -58,7 +58,7 @@ def check(uri: str, token: str | None, collection: str) -> Checkup:
         return Checkup(uri, collection, tuple(findings))
 
     folder = Path(uri).expanduser().resolve() if is_local(uri) else None
-    if folder is not None:
+    if folder is not None and not lock_held(folder):  # a locked one: opening it below says who holds it
         if not folder.is_dir():
             findings.append(Finding(False, f"There is no library at {uri}."))
             return done()

@@ -9,10 +9,10 @@ lists always scan exactly.
 
 Milvus stays the system of record. ``Mirror`` watches the store's writes (``engine.store.WriteObserver``)
 and applies them to the copy at each flush, then saves the copy in the Milvus Lite folder stamped with
-the collection's write generation, which the store changes before the first write after every flush.
-A copy whose stamp or row count disagrees with the collection is never used: it is rebuilt from
-Milvus. So a run killed mid-write, or a write by another program, costs one rebuild, never a wrong
-answer.
+the collection's ``Version``: the write generation, which the store changes before the first write after
+every flush, and Milvus Lite's write mark, which any write changes, another program's included. A copy
+whose stamp or row count disagrees with the collection is never used: it is rebuilt from Milvus. So a
+run killed mid-write, or a write by another program, costs one rebuild, never a wrong answer.
 """
 
 from __future__ import annotations

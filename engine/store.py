@@ -192,7 +192,7 @@ def lock_held(db_path: Path) -> bool:
     lock = db_path / "LOCK"
     if not lock.exists():
         return False
-    fd = os.open(lock, os.O_RDWR)
+    fd = os.open(lock, os.O_RDONLY)  # flock needs no write access: a read-only library can be asked too
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -258,7 +258,8 @@ class MilvusStore:
             raise StoreError(
                 f"There is no library at {self.uri}; create one with: assetlens index FOLDER --db {self.uri}"
             )
-        if self._folder is not None and check and self._folder.is_dir():
+        # A folder locked by its writer is not checked: a flush or compaction there would read as damage.
+        if self._folder is not None and check and self._folder.is_dir() and not lock_held(self._folder):
             found = litefiles.damage(self._folder)
             if found:
                 raise LibraryDamagedError(damaged_sentence(self.uri, found))

@@ -363,3 +363,22 @@ def test_a_write_by_another_program_that_keeps_the_count_makes_the_copy_stale(tm
         assert saved_copy_state(store, 20) == SearchCopy(CopyState.STALE, 20, graph=False)
         hit = Mirror(store).search(changed, 1)[0]
         assert hit.row.id == rows[3].id and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_library_in_use_is_reported_as_in_use_not_as_damaged(tmp_path: Path) -> None:
+    """A writer's files change under it (a flush lists a segment before the old ones go): they are not
+    checked while it holds the lock."""
+    db = tmp_path / "lib.db"
+    two_segment_store(db)
+    with MilvusStore(str(db), collection=COLLECTION) as store:
+        assert store.count() == 20
+        os.rename(db / PARTITION / "data/data_000011_000020.parquet", tmp_path / "moved.parquet")
+        try:
+            assert_one_sentence(run_cli("stats", "--db", db), 1, "is in use by another AssetLens process")
+            checked = run_cli("doctor", "--db", db)
+            assert checked.returncode == 1 and "in use by another AssetLens process" in checked.stdout
+            assert "missing" not in checked.stdout, checked.stdout
+        finally:
+            os.rename(tmp_path / "moved.parquet", db / PARTITION / "data/data_000011_000020.parquet")
