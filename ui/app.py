@@ -1,9 +1,10 @@
 """AssetLens in the browser: search the library, index folders, generate grounded images with Gemini.
 
-Run with ``assetlens ui`` (or ``streamlit run ui/app.py -- --db assetlens.db``). The
-library and its ONNX sessions are opened once per server process
-(``st.cache_resource``) and shared by every rerun and session; this file only
-turns widgets into ``engine`` calls and results into widgets.
+Run with ``assetlens ui``, which sets the access token (``ui/access.py``), or with
+``streamlit run ui/app.py -- --db assetlens.db``, which leaves the app open. The library, its ONNX
+sessions and its background indexer (``ui/worker.py``) are opened once per server process
+(``st.cache_resource``) and shared by every rerun and session; this file only turns widgets into
+``engine`` calls and results into widgets, every user-derived text through ``plain``.
 """
 
 from __future__ import annotations
