@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ class Salvaged:
 
 def set_aside(folder: Path, collection: str) -> Salvaged:
     """Read every row still readable in a Milvus Lite collection's files, then move its folder out of the
-    library (beside it, in ``LIBRARY.damaged/``) so that Milvus Lite opens the library without it."""
+    library (beside it, in ``LIBRARY.damaged/TIME-XXXX/NAME``) so that Milvus Lite opens the library without it."""
     if lock_held(folder):
         raise StoreLockedError(f"The library {folder} is in use by another AssetLens process; stop it first.")
     source = litefiles.collection_dir(folder, collection)
@@ -131,9 +132,10 @@ def set_aside(folder: Path, collection: str) -> Salvaged:
     except StoreError:
         meta = None
     found = litefiles.salvage(folder, collection)
-    aside = folder.with_name(f"{folder.name}.damaged") / f"{collection}-{time.strftime('%Y%m%dT%H%M%S')}"
+    kept = folder.with_name(f"{folder.name}.damaged")
     try:
-        aside.parent.mkdir(parents=True, exist_ok=True)
+        kept.mkdir(exist_ok=True)
+        aside = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%dT%H%M%S')}-", dir=kept)) / collection
         shutil.move(source, aside)
     except OSError as exc:
         raise StoreError(f"Cannot move the damaged collection out of {folder}: {exc.strerror or exc}.") from None

@@ -72,8 +72,7 @@ def _npy_readable(path: Path) -> bool:
 def damage(db: Path) -> list[str]:
     """What is damaged in the Milvus Lite folder ``db``, one phrase each (empty: nothing found)."""
     found: list[str] = []
-    root = db / COLLECTIONS
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+    for folder in sorted(p for p in (db / COLLECTIONS).glob("*") if p.is_dir()):
         name = folder.name
         has_data = any(folder.glob("partitions/*/data/*.parquet"))
         if not (folder / SCHEMA).exists():

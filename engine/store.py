@@ -320,7 +320,7 @@ class MilvusStore:
                         f"The library {self.uri} is in use by another AssetLens process; "
                         "stop it or use a Milvus server with --uri."
                     ) from None
-                raise StoreError(f"Cannot open the library {where}: {exc.message}.") from None
+                raise StoreError(f"Cannot open the library {self._folder}: {exc.message}.") from None
             cause = exc.__cause__
             if isinstance(cause, grpc.Call) and cause.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise StoreError(
