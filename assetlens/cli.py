@@ -27,8 +27,9 @@ from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_mode
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
 from assetlens.engine.library import Library
 from assetlens.engine.manifest import ModelManifest
-from assetlens.engine.models import PRECISIONS, default_model_name
+from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
+from assetlens.engine.registry import RECOMMENDATIONS
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
 from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, new_token
@@ -168,6 +169,40 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"parity vs {parity.reference}: image min cosine {parity.image_min_cosine:.6f}, "
         f"text min cosine {parity.text_min_cosine:.6f}"
     )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        from dataclasses import asdict
+
+        print(_json({"models": [r.to_dict() for r in rows], "recommendations": [asdict(r) for r in RECOMMENDATIONS]}))
+        return 0
+    table = [("model", "dim", "image", "licence", "IN-1k", "COCO R@1", "exported here", "on disk")]
+    for row in rows:
+        spec, quality = row.spec, row.spec.quality
+        table.append(
+            (
+                spec.name + (" (default)" if spec.default else ""),
+                str(spec.dim),
+                f"{spec.image.size} px",
+                spec.licence,
+                f"{quality.imagenet_top1:.1f}" if quality else "-",
+                f"{quality.coco_text_to_image_r1:.1f}" if quality else "-",
+                ", ".join(row.exported) or "-",
+                f"{row.size_bytes / 1e6:.1f} MB" if row.exported else "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    left = (0, 3, 6)  # text columns; numbers align right
+    for line in table:
+        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+    print("IN-1k, COCO R@1: published zero-shot ImageNet-1k top-1 and COCO text-to-image recall@1 (%)")
+    print(f"exports go to {shown(cache_root() / 'models')}; export a model with: assetlens export --model NAME")
+    for rec in RECOMMENDATIONS:
+        print(f"for {rec.machine}: {rec.model} {rec.precision} ({rec.why})")
     return 0
 
 
@@ -467,10 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("export", help="export a CLIP model to ONNX (needs the export extra)")
-    p.add_argument("--model", default=default_model_name(), help="HF id or local HF directory (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=default_model_name(),
+        help="short name (see: assetlens models), HF id or local HF directory (default: %(default)s)",
+    )
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--out", help="output folder (default: the model cache, where index/search find it by name)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("models", help="the known models, which are exported here, and which suits which machine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("index", help="index (or update) a folder of images")
     p.add_argument("folder", type=Path)

@@ -26,6 +26,7 @@ from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest
 from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
+from assetlens.engine.registry import canonical_name
 from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
 from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, default_db, is_local, path_id
 
@@ -59,9 +60,9 @@ class LibraryStats:
 
 
 def model_ref(model: str | os.PathLike[str]) -> str:
-    """How a model is recorded: local directories by absolute path, names as given."""
+    """How a model is recorded: local directories by absolute path, registry names by their HF id, others as given."""
     path = Path(model).expanduser()
-    return str(path.resolve()) if path.is_dir() else str(model)
+    return str(path.resolve()) if path.is_dir() else canonical_name(str(model))
 
 
 class Library:

@@ -7,11 +7,12 @@ preprocessing, context length); the engine never guesses these.
 
 Models are found by name:
 - an existing directory containing ``manifest.json`` is used as is;
-- ``demo`` is the small CLIP shipped inside the package (``engine/data/demo``);
-- anything else (a Hugging Face id such as ``openai/clip-vit-base-patch32``)
-  is looked up in the model cache (``ASSETLENS_CACHE`` or the user's cache
-  directory), under ``models/<slug>/<precision>``, where ``assetlens export``
-  puts it.
+- a short name or Hugging Face id of the registry (``engine.registry``) is looked up where that
+  entry lives: the package data folder for a shipped model (``demo``, in ``engine/data/demo``),
+  else the model cache (``ASSETLENS_CACHE`` or the user's cache directory), under
+  ``models/<slug of the HF id>/<precision>``, where ``assetlens export`` puts it;
+- any other name (another Hugging Face id, a local checkpoint exported by folder name) is
+  looked up in the model cache the same way.
 """
 
 from __future__ import annotations
@@ -25,13 +26,31 @@ from platformdirs import user_cache_dir
 
 from assetlens.engine.errors import ModelLoadError, ModelNotFoundError
 from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, TextFacts
+from assetlens.engine.registry import (
+    DEFAULT_MODEL,
+    DEMO_MODEL,
+    MODELS,
+    PRECISIONS,
+    ModelSpec,
+    canonical_name,
+    close_matches,
+    find_model,
+)
 
-__all__ = ["MANIFEST_FILE", "ImageFacts", "ModelFacts", "ModelManifest", "TextFacts"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEMO_MODEL",
+    "MANIFEST_FILE",
+    "PRECISIONS",
+    "ImageFacts",
+    "ModelFacts",
+    "ModelManifest",
+    "TextFacts",
+]
 
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-DEMO_MODEL = "demo"
-PRECISIONS = ("fp32", "fp16", "int8")
-DEMO_ROOT = Path(__file__).resolve().parent / "data" / "demo"
+DATA_ROOT = Path(__file__).resolve().parent / "data"
+"""Where shipped models live, one folder per registry name."""
+DEMO_ROOT = DATA_ROOT / DEMO_MODEL
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,19 @@ def export_dir_for(name: str, precision: str) -> Path:
     return cache_root() / "models" / slug(name) / precision
 
 
+def model_root(spec: ModelSpec) -> Path:
+    """The folder holding a registry model's precisions: the package data for a shipped model, else the cache."""
+    return DATA_ROOT / spec.name if spec.shipped else cache_root() / "models" / slug(spec.hf_id or spec.name)
+
+
+def exported_precisions(spec: ModelSpec) -> dict[str, Path]:
+    """The precisions of ``spec`` found here, each with its folder."""
+    root = model_root(spec)
+    return {p: root / p for p in PRECISIONS if (root / p / MANIFEST_FILE).is_file()}
+
+
 def default_model_name() -> str:
-    return os.environ.get("ASSETLENS_MODEL") or DEFAULT_MODEL
+    return canonical_name(os.environ.get("ASSETLENS_MODEL") or DEFAULT_MODEL)
 
 
 def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp32") -> Path:
@@ -94,21 +124,72 @@ def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp3
         )
     if as_path.is_absolute() or name.startswith((".", "~")):
         raise ModelNotFoundError(f"The model folder {as_path} does not exist.")
-    if name == DEMO_MODEL:
-        directory = DEMO_ROOT / precision
-        if not (directory / MANIFEST_FILE).is_file():
-            shipped = sorted(p.name for p in DEMO_ROOT.glob("*") if (p / MANIFEST_FILE).is_file())
-            raise ModelNotFoundError(
-                f"The demo model ships in {', '.join(shipped) or 'no'} precision(s), not {precision}."
-            )
-        return directory
-    directory = export_dir_for(name, precision)
+    spec = find_model(name)
+    directory = model_root(spec) / precision if spec is not None else export_dir_for(name, precision)
     if (directory / MANIFEST_FILE).is_file():
         return directory
+    if spec is not None and spec.shipped:
+        shipped = ", ".join(exported_precisions(spec)) or "no"
+        raise ModelNotFoundError(f"The {spec.name} model ships in {shipped} precision(s), not {precision}.")
+    if spec is None and "/" not in name:
+        matches = close_matches(name)
+        hint = f"close matches: {', '.join(matches)}; " if matches else ""
+        raise ModelNotFoundError(
+            f"Unknown model {name!r} (not a folder, not exported, not a known name); {hint}"
+            "run assetlens models to list the known models."
+        )
     raise ModelNotFoundError(
         f"Model {name} ({precision}) has not been exported yet; run: "
         f"assetlens export --model {name} --precision {precision} (or use --model demo for the shipped demo model)."
     )
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One registry entry as found here: ``exported`` maps each precision present to its size on disk in bytes."""
+
+    spec: ModelSpec
+    folder: Path
+    exported: dict[str, int]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self.exported.values())
+
+    def to_dict(self) -> dict[str, object]:
+        spec, quality = self.spec, self.spec.quality
+        return {
+            "name": spec.name,
+            "hf_id": spec.hf_id,
+            "family": spec.family,
+            "default": spec.default,
+            "shipped": spec.shipped,
+            "dim": spec.dim,
+            "image_size": spec.image.size,
+            "licence": spec.licence,
+            "imagenet_top1": quality.imagenet_top1 if quality else None,
+            "coco_text_to_image_r1": quality.coco_text_to_image_r1 if quality else None,
+            "quality_source": quality.source if quality else None,
+            "folder": str(self.folder),
+            "exported": self.exported,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def model_rows() -> list[ModelRow]:
+    """Every registry entry with the precisions exported (or shipped) here and their sizes on disk."""
+    return [
+        ModelRow(
+            spec,
+            model_root(spec),
+            {p: _bytes_under(folder) for p, folder in exported_precisions(spec).items()},
+        )
+        for spec in MODELS
+    ]
+
+
+def _bytes_under(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def load_facts(directory: str | os.PathLike[str]) -> ModelFacts:

@@ -38,6 +38,7 @@ from assetlens.engine.cpu import this_cpu
 from assetlens.engine.errors import ExportError
 from assetlens.engine.manifest import ImageFacts, Int8Recipe, ModelManifest, Parity, TextFacts
 from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, ModelFacts, export_dir_for, load_facts
+from assetlens.engine.registry import FAMILY_LABELS, ModelSpec, find_model
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
@@ -55,6 +56,8 @@ DEFAULT_CAPTIONS = (
     "NEON SIGN saying 'open 24/7'",
     "🌅 sunset over the ocean",
 )
+# The model families this exporter builds graphs for.
+EXPORTED_FAMILIES = ("clip",)
 # PIL resampling codes (CLIPImageProcessor.resample) the runtime implements.
 _RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
@@ -72,7 +75,8 @@ def export_model(
     parity_texts: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> Path:
-    """Export ``model`` (a Hugging Face id or a local checkpoint folder) and return the model folder.
+    """Export ``model`` (a registry short name, a Hugging Face id or a local checkpoint folder) and return
+    the model folder.
 
     ``out_dir`` defaults to the AssetLens model cache entry for ``name``
     (itself defaulting to the hub id, or the folder name of a local
@@ -85,6 +89,9 @@ def export_model(
     say = progress or (lambda _message: None)
     local = Path(model).expanduser()
     is_local = local.is_dir()
+    spec = None if is_local else find_model(str(model))
+    if spec is not None:
+        model = _checkpoint_of(spec)
     if not is_local and (local.is_absolute() or str(model).startswith((".", "~")) or str(model).count("/") > 1):
         raise ExportError(
             f"There is no folder {model}; point --model at a local folder holding the CLIP checkpoint, "
@@ -148,6 +155,21 @@ def quantize_export(
 
 
 # --------------------------------------------------------------------- loading
+
+
+def _checkpoint_of(spec: ModelSpec) -> str:
+    """The Hugging Face id to export a registry entry from, or a one-sentence refusal."""
+    if spec.hf_id is None:
+        raise ExportError(
+            f"The {spec.name} model ships with AssetLens and has no checkpoint to export; "
+            "python -m assetlens.export.train_demo trains and exports it."
+        )
+    if spec.family not in EXPORTED_FAMILIES:
+        raise ExportError(
+            f"{FAMILY_LABELS[spec.family]} export is not supported yet ({spec.name}); "
+            "choose one of the CLIP models assetlens models lists."
+        )
+    return spec.hf_id
 
 
 @dataclass

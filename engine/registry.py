@@ -1,0 +1,250 @@
+"""The models AssetLens knows: one frozen ``ModelSpec`` per checkpoint, the shipped demo included.
+
+A spec holds what is known about a model before it is exported (its Hugging Face id, family,
+embedding size, preprocessing and text rules, licence, published quality); the manifest written by
+``assetlens export`` stays the record the runtime runs from. ``engine.models`` resolves names
+through this registry and finds where each entry is exported.
+
+Preprocessing facts are those of each checkpoint's ``preprocessor_config.json``,
+``tokenizer_config.json`` and ``config.json`` on the Hugging Face Hub. Models whose licence forbids
+commercial use (jina-clip-v2: CC-BY-NC-4.0; Apple MobileCLIP: research-only) are left out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal["clip", "siglip"]
+Resize = Literal["shortest-edge-crop", "squash"]
+Padding = Literal["longest", "max-length"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+DEMO_MODEL = "demo"
+
+FAMILY_LABELS: dict[Family, str] = {"clip": "CLIP", "siglip": "SigLIP"}
+# Zero-shot prompt per family: CLIP's paper prompt; the one SigLIP's Hugging Face docs use,
+# lower-cased as SigLIP's text always is.
+PROMPTS: dict[Family, str] = {"clip": "a photo of a {}.", "siglip": "this is a photo of {}."}
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+HALF = (0.5, 0.5, 0.5)
+
+OPEN_CLIP = "open_clip results tables (zero-shot ImageNet-1k, COCO 5k retrieval)"
+BIG_VISION = "big_vision SigLIP 2 README"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How pixels become the vision tower's input.
+
+    ``shortest-edge-crop`` resizes the shortest side to ``size`` and centre-crops a square
+    (CLIPImageProcessor); ``squash`` resizes straight to ``size`` x ``size`` without keeping the aspect
+    ratio (SiglipImageProcessor)."""
+
+    size: int
+    resize: Resize
+    resample: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """How a query becomes the text tower's input.
+
+    ``longest`` pads a batch to its longest text (CLIP pools at the end-of-text token, so padding is
+    invisible); ``max-length`` pads every text to ``context_length`` with ``pad_token_id``, as SigLIP
+    was trained (its text tower pools the last position, which is padding for short texts).
+    ``lowercase``: the reference lower-cases text (CLIP's BPE does it itself; SigLIP's card asks for it)."""
+
+    context_length: int
+    padding: Padding
+    pad_token_id: int
+    lowercase: bool = True
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Published zero-shot figures, in percent."""
+
+    imagenet_top1: float
+    coco_text_to_image_r1: float
+    source: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One known model. ``hf_id`` is None for a model trained here; ``shipped`` ones live in the
+    package data folder at ``precisions``, the others in the model cache once exported."""
+
+    name: str
+    hf_id: str | None
+    family: Family
+    dim: int
+    image: ImageSpec
+    text: TextSpec
+    licence: str
+    quality: Quality | None = None
+    precisions: tuple[str, ...] = PRECISIONS
+    shipped: bool = False
+
+    @property
+    def family_label(self) -> str:
+        return FAMILY_LABELS[self.family]
+
+    @property
+    def prompt(self) -> str:
+        """The zero-shot prompt template, with ``{}`` for the label."""
+        return PROMPTS[self.family]
+
+    @property
+    def default(self) -> bool:
+        return self.hf_id == DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Which model (and precision) suits which machine."""
+
+    machine: str
+    model: str
+    precision: str
+    why: str
+
+
+def _clip_image(size: int) -> ImageSpec:
+    return ImageSpec(size, "shortest-edge-crop", "bicubic", OPENAI_MEAN, OPENAI_STD)
+
+
+def _siglip_image(size: int, resample: str) -> ImageSpec:
+    return ImageSpec(size, "squash", resample, HALF, HALF)
+
+
+# pad = "<|endoftext|>" (49407) in the OpenAI and LAION tokenizer configs; 77 = max_position_embeddings.
+CLIP_TEXT = TextSpec(context_length=77, padding="longest", pad_token_id=49407)
+# SigLIP: T5 sentencepiece, pad = "</s>" (1), model_max_length 64, do_lower_case (tokenizer_config.json).
+SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1)
+# SigLIP 2: Gemma tokenizer, pad = "<pad>" (0), fixed padding to 64 (tokenizer.json; the model card
+# asks for padding="max_length", max_length=64 and lower-cased text).
+SIGLIP2_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=0)
+
+MODELS: tuple[ModelSpec, ...] = (
+    # Trained by assetlens.export.train_demo on the generated catalogue; its facts are its shipped manifest's.
+    ModelSpec(
+        DEMO_MODEL, None, "clip", 64, _clip_image(64), CLIP_TEXT, "MIT", precisions=("fp32", "int8"), shipped=True
+    ),
+    # CLIP: projection_dim in config.json; shortest_edge/crop_size 224, resample 3 (bicubic), OpenAI mean/std
+    # in preprocessor_config.json.
+    ModelSpec(
+        "clip-vit-base-patch32",
+        DEFAULT_MODEL,
+        "clip",
+        512,
+        _clip_image(224),
+        CLIP_TEXT,
+        "MIT",
+        Quality(63.3, 30.4, OPEN_CLIP),
+    ),
+    ModelSpec(
+        "clip-vit-b-32-laion2b",
+        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        "clip",
+        512,
+        _clip_image(224),
+        CLIP_TEXT,
+        "MIT",
+        Quality(66.6, 39.3, OPEN_CLIP),
+    ),
+    ModelSpec(
+        "clip-vit-large-patch14",
+        "openai/clip-vit-large-patch14",
+        "clip",
+        768,
+        _clip_image(224),
+        CLIP_TEXT,
+        "MIT",
+        Quality(75.5, 36.5, OPEN_CLIP),
+    ),
+    # SigLIP: hidden_size is the embedding size; size {height, width}, resample 3 (bicubic) for SigLIP,
+    # 2 (bilinear) for the fixed-resolution SigLIP 2 checkpoints, mean/std 0.5 (preprocessor_config.json).
+    ModelSpec(
+        "siglip-base-patch16-224",
+        "google/siglip-base-patch16-224",
+        "siglip",
+        768,
+        _siglip_image(224, "bicubic"),
+        SIGLIP_TEXT,
+        "Apache-2.0",
+        Quality(76.0, 47.8, BIG_VISION),
+    ),
+    ModelSpec(
+        "siglip2-base-patch32-256",
+        "google/siglip2-base-patch32-256",
+        "siglip",
+        768,
+        _siglip_image(256, "bilinear"),
+        SIGLIP2_TEXT,
+        "Apache-2.0",
+        Quality(74.0, 47.2, BIG_VISION),
+    ),
+    ModelSpec(
+        "siglip2-base-patch16-224",
+        "google/siglip2-base-patch16-224",
+        "siglip",
+        768,
+        _siglip_image(224, "bilinear"),
+        SIGLIP2_TEXT,
+        "Apache-2.0",
+        Quality(78.2, 52.1, BIG_VISION),
+    ),
+    ModelSpec(
+        "siglip2-so400m-patch14-384",
+        "google/siglip2-so400m-patch14-384",
+        "siglip",
+        1152,
+        _siglip_image(384, "bilinear"),
+        SIGLIP2_TEXT,
+        "Apache-2.0",
+        Quality(84.1, 55.8, BIG_VISION),
+    ),
+)
+
+RECOMMENDATIONS: tuple[Recommendation, ...] = (
+    Recommendation(
+        "a small CPU laptop", "clip-vit-base-patch32", "int8", "fast, and 512-d vectors keep the library small"
+    ),
+    Recommendation(
+        "the best retrieval, or queries in other languages",
+        "siglip2-base-patch16-224",
+        "fp32",
+        "SigLIP 2 is multilingual and recalls best among the base-size models",
+    ),
+    Recommendation("a CUDA GPU", "siglip2-so400m-patch14-384", "fp16", "the most accurate entry, too heavy for a CPU"),
+    Recommendation("trying AssetLens offline", DEMO_MODEL, "fp32", "ships in the package; knows only its catalogue"),
+)
+
+
+def find_model(name: str) -> ModelSpec | None:
+    """The entry whose short name or Hugging Face id is ``name`` (case-insensitive), if any."""
+    wanted = name.strip().lower()
+    return next((m for m in MODELS if wanted in (m.name.lower(), (m.hf_id or "").lower())), None)
+
+
+def close_matches(name: str, limit: int = 3) -> list[str]:
+    """Short names of the entries ``name`` most likely meant: those containing it, then difflib's."""
+    wanted = name.strip().lower()
+    by_key = {key.lower(): m.name for m in MODELS for key in (m.name, m.hf_id) if key}
+    containing = [short for key, short in by_key.items() if wanted and wanted in key]
+    similar = [by_key[key] for key in difflib.get_close_matches(wanted, by_key, n=limit, cutoff=0.6)]
+    return list(dict.fromkeys(containing + similar))[:limit]
+
+
+def canonical_name(name: str) -> str:
+    """How a model name is recorded: a registry entry by its Hugging Face id (its short name when it has
+    none), so that both spellings mean the same model; any other name as given."""
+    spec = find_model(name)
+    return (spec.hf_id or spec.name) if spec is not None else name
