@@ -382,3 +382,19 @@ def test_a_library_in_use_is_reported_as_in_use_not_as_damaged(tmp_path: Path) -
             assert "missing" not in checked.stdout, checked.stdout
         finally:
             os.rename(tmp_path / "moved.parquet", db / PARTITION / "data/data_000011_000020.parquet")
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_doctor_on_a_server_collection(server_uri: str) -> None:
+    rows, vecs = rows_and_vectors(12)
+    with MilvusStore(server_uri, collection=COLLECTION) as store:
+        store.ensure("m:fp32:abc", "demo", "fp32", DIM)
+        store.upsert(rows, vecs)
+    checkup = Library.check(uri=server_uri, collection=COLLECTION)
+    assert not checkup.damaged, checkup.findings
+    assert [f.text for f in checkup.findings] == [
+        f"Collection {COLLECTION} holds {DIM}-d embeddings of demo.",
+        "All 12 rows can be read.",
+        "Its vector index answers a search.",
+    ]
