@@ -169,8 +169,9 @@ MODELS: tuple[ModelSpec, ...] = (
         "MIT",
         Quality(75.5, 36.5, OPEN_CLIP),
     ),
-    # SigLIP: hidden_size is the embedding size; size {height, width}, resample 3 (bicubic) for SigLIP,
-    # 2 (bilinear) for the fixed-resolution SigLIP 2 checkpoints, mean/std 0.5 (preprocessor_config.json).
+    # SigLIP: hidden_size is the embedding size (config.json); preprocessor_config.json squashes to
+    # size {height, width} with mean/std 0.5, resample 3 (bicubic) for SigLIP and 2 (bilinear) for SigLIP 2
+    # (read on siglip2-base-patch16-224 and -512; the fixed-resolution SigLIP 2 releases share that config).
     ModelSpec(
         "siglip-base-patch16-224",
         "google/siglip-base-patch16-224",
