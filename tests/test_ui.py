@@ -209,7 +209,7 @@ def test_generate_from_picked_references_with_session_key(
         at.selectbox(key="aspect").select("4:3").run()
         at.checkbox(key="add_generated").check().run()
         at.button(key="generate").click().run()
-        assert at.error[0].value.startswith("Gemini rejected the API key (400 INVALID_ARGUMENT")
+        assert literal(at.error[0].value).startswith("Gemini rejected the API key (400 INVALID_ARGUMENT")
         assert "AIza-pasted-but-wrong-77" not in shown_text(at)
         at.text_input(key="gemini_key").input(STUB_KEY).run()
         at.button(key="generate").click().run()
@@ -240,18 +240,18 @@ def test_generation_error_keeps_prompt_and_references(env: pytest.MonkeyPatch, l
         env.setenv("GEMINI_API_KEY", STUB_KEY)
         Generator().generate("An earlier promo", [want[1].path], out)
         at = start(env, library, out)
-        assert "API key from GEMINI_API_KEY." in [c.value for c in at.sidebar.caption]
+        assert "API key from GEMINI_API_KEY." in [literal(c.value) for c in at.sidebar.caption]
         at.text_input(key="query").input("a red mug").run()
         at.checkbox(key=f"ref-{want[0].id}").check().run()
         at.text_area(key="prompt").input("A winter promo of this mug").run()
         stub.script("blocked")
         at.button(key="generate").click().run()
-        assert "Gemini blocked the prompt (block reason SAFETY)" in at.error[0].value
+        assert "Gemini blocked the prompt (block reason SAFETY)" in literal(at.error[0].value)
         assert at.text_area(key="prompt").value == "A winter promo of this mug"
         assert [b.key for b in at.button if b.key and b.key.startswith("drop-")] == [f"drop-{want[0].id}"]
         stub.script("403")
         at.button(key="generate").click().run()
-        assert at.error[0].value.startswith("Gemini rejected the API key (403 PERMISSION_DENIED")
+        assert literal(at.error[0].value).startswith("Gemini rejected the API key (403 PERMISSION_DENIED")
     [earlier] = load_gallery(out)  # untouched, and still in the gallery
     assert earlier.prompt == "An earlier promo"
     assert any(c.value.startswith("An earlier promo") for c in at.caption)

@@ -376,7 +376,7 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
     variants = variants_col.number_input("Variants", 1, MAX_VARIANTS, 1, key="variants")
     add = add_col.checkbox("Add results to the library", key="add_generated")
     if st.button("Generate", key="generate", type="primary", disabled=not key or not prompt.strip()):
-        with st.spinner(f"Generating with {model}…"):
+        with st.spinner(f"Generating with {plain(model)}…"):
             try:
                 batch = Generator(key, model=model).generate_and_add(
                     prompt,
@@ -389,14 +389,14 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
                 )
                 st.session_state.last_outputs = [str(o.sidecar) for o in batch.outputs]
                 if batch.added is not None:
-                    st.toast(f"Added to the library: {batch.added.summary()}")
+                    st.toast(plain(f"Added to the library: {batch.added.summary()}"))
             except AssetLensError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
     for sidecar in st.session_state.get("last_outputs", []):
         try:
             latest(Generation.load(Path(sidecar)))
         except AssetLensError as exc:
-            st.warning(str(exc))
+            st.warning(plain(str(exc)))
     gallery(cfg.out)
 
 
@@ -428,10 +428,10 @@ def gallery(folder: str) -> None:
     past = load_gallery(folder)
     st.subheader("Past generations")
     if not past:
-        st.caption(f"Nothing generated yet; images and their sidecars will be kept in {folder}.")
+        st.caption(plain(f"Nothing generated yet; images and their sidecars will be kept in {folder}."))
         return
     st.caption(
-        f"{len(past)} in {Path(folder).resolve()}"
+        plain(f"{len(past)} in {Path(folder).resolve()}")
         + (f", latest {GALLERY_SIZE} shown" if len(past) > GALLERY_SIZE else "")
     )
     shown = past[:GALLERY_SIZE]
@@ -449,7 +449,7 @@ def sidebar(cfg: argparse.Namespace) -> None:
         st.subheader("Gemini")
         from_env = api_key_source()
         if from_env:
-            st.caption(f"API key from {from_env}.")
+            st.caption(plain(f"API key from {from_env}."))
         else:
             st.text_input(
                 "Gemini API key",
