@@ -69,6 +69,12 @@ def check(uri: str, token: str | None, collection: str) -> Checkup:
             findings.append(
                 Finding(False, f"Rebuild it from the images with: assetlens index FOLDER --db {uri} --rebuild.")
             )
+        broken = litefiles.broken_indexes(folder)
+        findings.extend(
+            Finding(False, f"The vector index {idx.relative_to(folder)} is unreadable; the next command rebuilds it.")
+            for idx in broken
+        )
+        if damage or broken:
             return done()
         findings.append(Finding(True, "Every file Milvus Lite keeps in the library is present and readable."))
     try:

@@ -7,12 +7,13 @@ Milvus Lite 3 (pure Python) keeps one folder per collection::
     collections/NAME/wal/                 writes not yet flushed into a segment
     collections/NAME/partitions/P/data/*.parquet     segments: _seq, the primary key, every field
     collections/NAME/partitions/P/delta/*.parquet    deletions: the primary key, _seq
-    collections/NAME/partitions/P/indexes/*.idx      per-segment vector indexes (FLAT: a .npy array)
+    collections/NAME/partitions/P/indexes/*.idx      per-segment vector indexes (FLAT: a .npy array), derived
 
 Opening a damaged folder does not fail safely: a missing ``schema.json`` hides the collection (it reads
 as empty), a missing ``manifest.json`` falls back to the previous one and deletes the newer segments as
-orphans, with both missing every segment is deleted, a missing segment is silently dropped. So a folder
-is checked here before Milvus Lite is let near it, and its rows can be salvaged straight from the segments.
+orphans, with both missing every segment is deleted, a missing segment is silently dropped, a truncated
+index file fails every read. So a folder is checked here before Milvus Lite is let near it, and its rows
+can be salvaged straight from the segments.
 """
 
 from __future__ import annotations
@@ -92,10 +93,15 @@ def damage(db: Path) -> list[str]:
                 found.append(f"collection {name}: segment {rel} is missing")
             elif not _parquet_readable(folder / rel):
                 found.append(f"collection {name}: segment {rel} is truncated or overwritten")
-        for idx in sorted(folder.glob("partitions/*/indexes/*.flat.idx")):
-            if not _npy_readable(idx):
-                found.append(f"collection {name}: vector index {idx.relative_to(folder)} is truncated or overwritten")
     return found
+
+
+def broken_indexes(db: Path) -> list[Path]:
+    """Vector index files that cannot be read. Each is derived from its segment and written in place (a run
+    stopped while writing one leaves it truncated): Milvus Lite fails on reading one, and rebuilds a missing one."""
+    return [
+        idx for idx in sorted(db.glob(f"{COLLECTIONS}/*/partitions/*/indexes/*.flat.idx")) if not _npy_readable(idx)
+    ]
 
 
 def write_mark(db: Path, collection: str) -> str:

@@ -259,7 +259,9 @@ class MilvusStore:
                 f"There is no library at {self.uri}; create one with: assetlens index FOLDER --db {self.uri}"
             )
         # A folder locked by its writer is not checked: a flush or compaction there would read as damage.
+        self._checked = False  # the files were checked, so broken index files can be dropped
         if self._folder is not None and check and self._folder.is_dir() and not lock_held(self._folder):
+            self._checked = True
             found = litefiles.damage(self._folder)
             if found:
                 raise LibraryDamagedError(damaged_sentence(self.uri, found))
@@ -288,6 +290,17 @@ class MilvusStore:
             raise StoreError(f"Cannot read the read-only library {path}: {exc.strerror or exc}.") from None
         return self._snapshot
 
+    def _drop_broken_indexes(self, where: Path) -> None:
+        """Remove unreadable vector index files, which Milvus Lite then rebuilds from their segments."""
+        for idx in litefiles.broken_indexes(where):
+            try:
+                idx.unlink()
+            except OSError as exc:
+                raise LibraryDamagedError(
+                    damaged_sentence(self.uri, [f"the vector index {idx} is unreadable and cannot be removed ({exc})"])
+                ) from None
+            log.warning("The vector index %s was unreadable; it is rebuilt from its segment.", idx.name)
+
     def _reading(self) -> None:
         """Say once per process, when a read-only library is first read, what that means."""
         global _read_only_said
@@ -309,6 +322,8 @@ class MilvusStore:
                 where = str(self._open_read_only(path))
             elif not path.exists() and not os.access(path.parent, os.W_OK):
                 raise StoreError(f"Cannot create the library {path}: its folder {path.parent} is not writable.")
+            if self._checked:
+                self._drop_broken_indexes(Path(where))
         try:
             with _quiet("milvus_lite", "pymilvus"):
                 return MilvusClient(uri=where, token=token or "", timeout=10)

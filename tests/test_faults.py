@@ -135,10 +135,6 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda c: truncate(c / "partitions/_default/data/data_000001_000010.parquet"),
         "segment partitions/_default/data/data_000001_000010.parquet is truncated or overwritten",
     ),
-    "truncated vector index": (
-        lambda c: truncate(c / "partitions/_default/indexes/data_000011_000020.vector.flat.idx"),
-        "vector index partitions/_default/indexes/data_000011_000020.vector.flat.idx is truncated or overwritten",
-    ),
     "deleted segment": (
         lambda c: os.remove(c / "partitions/_default/data/data_000011_000020.parquet"),
         "segment partitions/_default/data/data_000011_000020.parquet is missing",
@@ -163,6 +159,28 @@ def test_a_damaged_library_is_named_and_left_as_it_is(tmp_path: Path, damage: st
     checkup = Library.check(db, collection=COLLECTION)
     assert checkup.damaged and any(phrase in f.text for f in checkup.findings)
     assert files(db) == before, "nothing was changed"
+
+
+def test_an_unreadable_vector_index_is_rebuilt_from_its_segment(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Index files are derived and written in place: a run stopped while writing one leaves it truncated."""
+    db = tmp_path / "lib.db"
+    rows, vecs = two_segment_store(db)
+    idx = db / PARTITION / "indexes/data_000011_000020.vector.flat.idx"
+    truncate(idx)
+    checkup = Library.check(db, collection=COLLECTION)
+    assert checkup.damaged and checkup.findings[-1].text == (
+        f"The vector index {idx.relative_to(db)} is unreadable; the next command rebuilds it."
+    )
+    with MilvusStore(str(db), collection=COLLECTION, create=False) as store:
+        hits = store.search(vecs[[4, 15]], 1)
+        assert [h[0].row for h in hits] == [rows[4], rows[15]]
+    assert np.load(idx).shape == (10, DIM), "rebuilt and saved again"
+    assert [r.getMessage() for r in caplog.records if "vector index" in r.getMessage()] == [
+        f"The vector index {idx.name} was unreadable; it is rebuilt from its segment."
+    ]
+    assert not Library.check(db, collection=COLLECTION).damaged
 
 
 @pytest.mark.slow
