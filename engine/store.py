@@ -321,7 +321,7 @@ class MilvusStore:
             if path.exists() and (not os.access(path, os.W_OK) or (lock.exists() and not os.access(lock, os.W_OK))):
                 where = str(self._open_read_only(path))
             elif not path.exists() and not os.access(path.parent, os.W_OK):
-                raise StoreError(f"Cannot create the library {path}: its folder {path.parent} is not writable.")
+                raise StoreError(f"Cannot write the library {path}: its folder is not writable.")
             if self._checked:
                 self._drop_broken_indexes(Path(where))
         try:
