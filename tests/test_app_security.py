@@ -210,3 +210,20 @@ def test_crafted_folder_names_in_index_messages_are_shown_as_text(
         at.button(key="index_go").click().run()
         assert shows_literally(at.error[0].value, missing)
         assert not re.search(r"(?i)www\\?\.|://|\w\\?@", at.error[0].value), at.error[0].value  # no GFM autolink
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_with_replacement_characters(
+    env: pytest.MonkeyPatch, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    jpeg = next(path for path, _ in catalogue if path.suffix == ".jpg")
+    shutil.copyfile(jpeg, os.path.join(os.fsencode(folder), b"caf\xe9.jpg"))
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        assert lib.index(folder).encoded == 1
+    at = start(env, db, tmp_path / "gen")
+    at.text_input(key="query").input("a product photo").run()
+    assert not at.exception, [e.value for e in at.exception]
+    [card] = [c.value for c in at.caption if c.value.startswith("**")]
+    assert "caf\ufffd" in card

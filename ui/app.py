@@ -20,7 +20,7 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from assetlens.engine.errors import AssetLensError, ImageDecodeError, UsageError
+from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, known_model, model_name, offered_models
 from assetlens.engine.generate import (
@@ -35,6 +35,7 @@ from assetlens.engine.generate import (
     load_gallery,
     resolve_api_key,
 )
+from assetlens.engine.grid import thumbnail
 from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
 from assetlens.engine.search import SearchResult
@@ -83,13 +84,15 @@ def open_library(db: str | None, uri: str | None, collection: str, model: str | 
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
-def thumbnail(path: str, mtime: float) -> bytes | None:
-    """A small JPEG of an image file (``mtime`` keys the cache); None when it cannot be read."""
-    try:
-        img = decode(Path(path), min_side=THUMB_SIDE).image
-    except (ImageDecodeError, OSError):
+def thumbnail_jpeg(path: bytes, mtime: float) -> bytes | None:
+    """A small JPEG of an image file, or None when it cannot be read.
+
+    The path comes as bytes, which any file name is (a name that is not UTF-8 cannot be hashed as
+    ``str`` by the cache); ``mtime`` keys the cache.
+    """
+    img = thumbnail(os.fsdecode(path), THUMB_SIDE)
+    if img is None:
         return None
-    img.thumbnail((THUMB_SIDE, THUMB_SIDE))
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -97,7 +100,7 @@ def thumbnail(path: str, mtime: float) -> bytes | None:
 
 def show_image(path: str | Path, caption: str | None = None) -> None:
     try:
-        data = thumbnail(str(path), os.stat(path).st_mtime)
+        data = thumbnail_jpeg(os.fsencode(path), os.stat(path).st_mtime)
     except OSError:
         data = None
     if data is None:
