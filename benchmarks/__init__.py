@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from assetlens.benchmarks.profiles import PROFILES
+from assetlens.engine.encoders import DEVICES
 
 __all__ = ["PROFILES", "add_arguments", "main"]
 
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(profile="quick")
     parser.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default="auto",
         help="cuda adds CUDA (fp32, fp16) variants; auto = cuda when usable (default)",
     )

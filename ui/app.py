@@ -20,6 +20,7 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, known_model, model_name, offered_models
@@ -62,7 +63,7 @@ def config(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--uri", default=None, help="Milvus server URI (token: $ASSETLENS_MILVUS_TOKEN)")
     p.add_argument("--collection", default=DEFAULT_COLLECTION)
     p.add_argument("--model", default=None, help="CLIP model for a new collection")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for generated images and their sidecars")
     p.add_argument("--gemini-model", default=GEMINI_MODEL)
     return p.parse_known_args(argv)[0]
