@@ -1,0 +1,178 @@
+"""Near-duplicate groups: the same shot resized, recompressed, lightly cropped, colour-graded or watermarked.
+
+As clip-retrieval deduplicates: a range search on an inner-product index (unit vectors, so cosine)
+finds every pair of images more similar than the threshold, in chunks of queries so that memory
+grows with the pairs found, not with the square of the library; union-find joins the pairs into
+connected components. Byte-identical copies (one content hash) are joined whatever their vectors.
+Each group keeps one member: the most pixels, then the oldest file, then the first path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from assetlens.engine.errors import UsageError
+from assetlens.engine.indexer import real_path
+from assetlens.engine.store import AssetRow
+
+# Chosen on the generated near-duplicate set (README, "Finding near-duplicates"), where it gives the best
+# precision and recall together: 0.998 and 0.989 (0.94: 0.972 and 1.0; 0.96: 0.998 and 0.967).
+DEFAULT_THRESHOLD = 0.95
+QUERY_CHUNK = 4096  # query vectors per range search: bounds the distance block faiss computes at once
+
+IDENTICAL = "identical"  # every member has the same bytes
+SIMILAR = "similar"  # joined by embedding similarity
+
+
+@dataclass(frozen=True)
+class Member:
+    """One image of a group; ``similarity`` is its cosine to the member kept (1.0 for that one)."""
+
+    path: str
+    filename: str
+    size: int
+    width: int
+    height: int
+    mtime: float
+    hash: str
+    similarity: float
+    keep: bool
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def modified(self) -> str:
+        """The file's modification time, ISO 8601 in UTC to the second."""
+        return datetime.fromtimestamp(self.mtime, timezone.utc).isoformat(timespec="seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "modified": self.modified}
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are one shot; ``members[0]`` is the one to keep, the rest most similar first."""
+
+    kind: str  # IDENTICAL or SIMILAR
+    members: tuple[Member, ...]
+
+    @property
+    def keep(self) -> Member:
+        return self.members[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "members": [m.to_dict() for m in self.members]}
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    threshold: float
+    images: int  # images compared
+    groups: tuple[DuplicateGroup, ...]  # largest first
+
+    @property
+    def redundant(self) -> int:
+        """Images that are not the one kept of their group."""
+        return sum(len(g.members) - 1 for g in self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "images": self.images,
+            "redundant": self.redundant,
+            "groups": [g.to_dict() for g in self.groups],
+        }
+
+
+def check_threshold(threshold: float) -> None:
+    if not (math.isfinite(threshold) and 0 < threshold <= 1):
+        raise UsageError(f"--threshold must be a cosine similarity above 0 and at most 1, not {threshold:g}.")
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float, chunk: int = QUERY_CHUNK) -> np.ndarray:
+    """Every pair ``(i, j)``, ``i < j``, of unit vectors whose inner product exceeds ``threshold``, as (pairs, 2)."""
+    import faiss  # as in engine.memindex: loaded only when needed
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    found = [np.zeros((0, 2), np.int64)]
+    for start in range(0, len(vectors), chunk):
+        lims, _, neighbours = index.range_search(vectors[start : start + chunk], float(threshold))
+        queries = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
+        upper = neighbours > queries  # each pair once, and no image with itself
+        found.append(np.stack([queries[upper], neighbours[upper]], axis=1))
+    return np.concatenate(found)
+
+
+def components(n: int, pairs: np.ndarray) -> list[list[int]]:
+    """The connected components of more than one of ``n`` nodes joined by ``pairs`` (union-find)."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving
+            i = parent[i]
+        return i
+
+    for i, j in pairs.tolist():
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in np.unique(pairs).tolist():
+        groups.setdefault(root(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _same_bytes(rows: Sequence[AssetRow]) -> np.ndarray:
+    """Pairs joining each row to the first row of its content hash."""
+    first: dict[str, int] = {}
+    pairs = []
+    for i, row in enumerate(rows):
+        j = first.setdefault(row.hash, i)
+        if j != i:
+            pairs.append((j, i))
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _group(rows: Sequence[AssetRow], vectors: np.ndarray, positions: list[int]) -> DuplicateGroup:
+    keeper = min(positions, key=lambda p: (-rows[p].width * rows[p].height, rows[p].mtime, rows[p].path))
+    cosines = vectors[positions] @ vectors[keeper]
+    similarity = {p: 1.0 if p == keeper else min(1.0, float(c)) for p, c in zip(positions, cosines, strict=True)}
+    order = sorted(positions, key=lambda p: (p != keeper, -similarity[p], rows[p].path))
+    members = tuple(
+        Member(
+            path=real_path(rows[p].path),
+            filename=real_path(rows[p].filename),
+            size=rows[p].size,
+            width=rows[p].width,
+            height=rows[p].height,
+            mtime=rows[p].mtime,
+            hash=rows[p].hash,
+            similarity=round(similarity[p], 6),
+            keep=p == keeper,
+        )
+        for p in order
+    )
+    kind = IDENTICAL if len({m.hash for m in members}) == 1 else SIMILAR
+    return DuplicateGroup(kind, members)
+
+
+def find_duplicates(
+    rows: Sequence[AssetRow], vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+) -> DuplicateReport:
+    """The near-duplicate groups among ``rows`` (their unit ``vectors`` row by row), largest group first."""
+    check_threshold(threshold)
+    pairs = np.concatenate([similar_pairs(vectors, threshold), _same_bytes(rows)])
+    groups = [_group(rows, vectors, g) for g in components(len(rows), pairs)]
+    groups.sort(key=lambda g: (-len(g.members), g.keep.path))
+    return DuplicateReport(threshold, len(rows), tuple(groups))

@@ -1,0 +1,265 @@
+"""Near-duplicate groups: the grouping itself, its default threshold measured on a generated set, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+from assetlens.catalogue import Item, catalogue_items, render
+from assetlens.cli import main
+from assetlens.engine.duplicates import (
+    DEFAULT_THRESHOLD,
+    IDENTICAL,
+    SIMILAR,
+    DuplicateReport,
+    components,
+    find_duplicates,
+    similar_pairs,
+)
+from assetlens.engine.errors import UsageError
+from assetlens.engine.library import Library
+from assetlens.engine.store import AssetRow
+
+pytestmark = [pytest.mark.store]
+
+THRESHOLDS = (0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
+SHOTS, WITH_VARIANTS = 80, 30  # distinct catalogue renders; how many of them get the five variants
+
+
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def row(i: int, *, width: int = 100, height: int = 100, mtime: float = 0.0, digest: str | None = None) -> AssetRow:
+    return AssetRow(f"id{i}", f"/p/{i}.jpg", "/p/", f"{i}.jpg", 1000 + i, mtime, digest or f"h{i}", width, height)
+
+
+# -- the grouping ------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_planted_groups_among_20k_random_vectors_are_found_exactly() -> None:
+    n, dim = 20_000, 64
+    vectors = unit_rows(n, dim, seed=7)
+    r = np.random.default_rng(8)
+    planted: list[list[int]] = []
+    spare = iter(r.permutation(n).tolist())
+    for size in [2, 3, 4] * 20:  # 60 groups of near-copies of a random vector, spread over the chunks
+        members = sorted(next(spare) for _ in range(size))
+        for m in members[1:]:
+            noisy = vectors[members[0]] + r.normal(scale=0.02, size=dim).astype(np.float32)
+            vectors[m] = noisy / np.linalg.norm(noisy)
+        planted.append(members)
+    pairs = similar_pairs(vectors, DEFAULT_THRESHOLD, chunk=3000)
+    assert sorted(sorted(g) for g in components(n, pairs)) == sorted(planted)
+    assert len(pairs) == sum(len(g) * (len(g) - 1) // 2 for g in planted)  # each pair once, none with itself
+
+
+@pytest.mark.unit
+def test_components_join_chains_and_leave_singletons_out() -> None:
+    pairs = np.array([[0, 1], [1, 2], [5, 6], [2, 0]])
+    assert sorted(sorted(g) for g in components(8, pairs)) == [[0, 1, 2], [5, 6]]
+
+
+@pytest.mark.unit
+def test_groups_keep_the_most_pixels_then_the_oldest_and_list_the_rest_most_similar_first() -> None:
+    vectors = np.eye(16, dtype=np.float32)[:7]
+    vectors[1] = vectors[0]
+    vectors[2] = 0.96 * vectors[0] + 0.28 * vectors[1 + 1]  # cosine 0.96 with 0 and 1
+    vectors[5] = vectors[3]
+    rows = [
+        row(0, width=100, height=100, mtime=50.0),
+        row(1, width=200, height=50, mtime=10.0),  # as many pixels as 0, older: kept
+        row(2, width=80, height=80, mtime=1.0),
+        row(3, width=10, height=10, mtime=5.0, digest="same"),
+        row(4),
+        row(5, width=10, height=10, mtime=4.0, digest="same"),
+        row(6, digest="same"),  # the same bytes as 3 and 5 (whatever its vector says), and the most pixels
+    ]
+    report = find_duplicates(rows, vectors, threshold=0.95)
+    assert [(g.kind, [m.filename for m in g.members]) for g in report.groups] == [
+        (SIMILAR, ["1.jpg", "0.jpg", "2.jpg"]),
+        (IDENTICAL, ["6.jpg", "3.jpg", "5.jpg"]),
+    ]
+    assert [m.keep for m in report.groups[0].members] == [True, False, False]
+    assert [m.similarity for m in report.groups[0].members] == [1.0, 1.0, pytest.approx(0.96, abs=1e-6)]
+    assert (report.images, report.redundant) == (7, 4)
+
+
+@pytest.mark.unit
+def test_byte_identical_copies_are_a_group_of_their_own_kind() -> None:
+    vectors = unit_rows(4, 8, seed=2)
+    vectors[2] = vectors[0]
+    rows = [row(0, mtime=9.0, digest="x"), row(1), row(2, mtime=3.0, digest="x"), row(3)]
+    report = find_duplicates(rows, vectors)
+    assert [(g.kind, [m.filename for m in g.members]) for g in report.groups] == [(IDENTICAL, ["2.jpg", "0.jpg"])]
+    assert report.groups[0].to_dict()["members"][0] == {
+        "path": "/p/2.jpg",
+        "filename": "2.jpg",
+        "size": 1002,
+        "width": 100,
+        "height": 100,
+        "mtime": 3.0,
+        "hash": "x",
+        "similarity": 1.0,
+        "keep": True,
+        "modified": "1970-01-01T00:00:03+00:00",
+    }
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("threshold", [0.0, -0.5, 1.5, float("nan")])
+def test_a_threshold_outside_0_to_1_is_refused(threshold: float) -> None:
+    with pytest.raises(UsageError, match="--threshold must be"):
+        find_duplicates([row(0)], unit_rows(1, 4, seed=0), threshold)
+
+
+# -- the default threshold, measured ---------------------------------------------------------
+
+
+def variants(img: Image.Image) -> dict[str, tuple[Image.Image, str, dict[str, int]]]:
+    """The same shot as an asset bank gets it again: resized, recompressed, cropped, graded, watermarked."""
+    w, h = img.size
+    marked = img.copy()
+    ImageDraw.Draw(marked).text((8, h - 28), "© ACME 2026", fill=(255, 255, 255), font=ImageFont.load_default(size=20))
+    return {
+        "resize": (img.resize((w * 5 // 8, h * 5 // 8), Image.Resampling.LANCZOS), "PNG", {}),
+        "jpeg": (img, "JPEG", {"quality": 35}),
+        "crop": (img.crop((w // 20, h // 20, w - w // 20, h - h // 20)), "PNG", {}),  # 90% of each side
+        "grade": (ImageEnhance.Brightness(ImageEnhance.Color(img).enhance(1.4)).enhance(1.1), "PNG", {}),
+        "mark": (marked, "PNG", {}),
+    }
+
+
+def write_near_duplicate_set(folder: Path) -> dict[str, int]:
+    """``SHOTS`` distinct catalogue renders, the first ``WITH_VARIANTS`` with five variants each; path -> shot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shot: dict[str, int] = {}
+    for i, item in enumerate(catalogue_items(SHOTS, seed=3)):
+        img = render(item, 256, seed=i)
+        original = folder / f"{i:03d}-original.png"
+        img.save(original)
+        shot[str(original)] = i
+        for name, (variant, fmt, options) in variants(img).items() if i < WITH_VARIANTS else ():
+            path = folder / f"{i:03d}-{name}.{fmt.lower()}"
+            variant.convert("RGB").save(path, fmt, **options)
+            shot[str(path)] = i
+    return shot
+
+
+def pair_scores(report: DuplicateReport, shot: dict[str, int]) -> tuple[float, float]:
+    """Pairwise precision and recall of the grouping against the true shots."""
+    paths = sorted(shot)
+    group = {m.path: n for n, g in enumerate(report.groups) for m in g.members}
+    predicted = {(a, b) for i, a in enumerate(paths) for b in paths[i + 1 :] if group.get(a, -1) == group.get(b, -2)}
+    true = {(a, b) for i, a in enumerate(paths) for b in paths[i + 1 :] if shot[a] == shot[b]}
+    hits = len(predicted & true)
+    return hits / max(len(predicted), 1), hits / len(true)
+
+
+@pytest.fixture(scope="module")
+def near_duplicates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Library, dict[str, int]]]:
+    root = tmp_path_factory.mktemp("near-duplicates")
+    shot = write_near_duplicate_set(root / "images")
+    with Library(root / "lib.db", model="demo", device="cpu") as lib:
+        lib.index(root / "images")
+        yield lib, shot
+
+
+@pytest.mark.slow
+def test_default_threshold_groups_the_generated_set(near_duplicates: tuple[Library, dict[str, int]]) -> None:
+    """Prints the precision / recall table that README quotes (run with -s)."""
+    lib, shot = near_duplicates
+    print(f"\n{len(shot)} images, {SHOTS} shots, {WITH_VARIANTS} of them with 5 variants; demo model")
+    print("threshold  precision  recall  groups")
+    for threshold in THRESHOLDS:
+        report = lib.duplicates(threshold)
+        precision, recall = pair_scores(report, shot)
+        print(f"{threshold:9.2f}  {precision:9.3f}  {recall:6.3f}  {len(report.groups):6d}")
+    report = lib.duplicates()
+    assert report.images == len(shot) == SHOTS + 5 * WITH_VARIANTS
+    precision, recall = pair_scores(report, shot)
+    assert precision >= 0.97 and recall >= 0.97  # measured: 0.998 and 0.989
+    low_precision, low_recall = pair_scores(lib.duplicates(0.85), shot)
+    assert low_recall == 1.0 and low_precision < 0.7  # distinct shots run together well below the default
+
+
+# -- the library and the command -------------------------------------------------------------
+
+
+@pytest.fixture
+def small_set(tmp_path: Path, catalogue: list[tuple[Path, Item]]) -> Path:
+    """Six catalogue shots, a byte-identical copy of one, a half-size copy of another (older than it)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path, _ in catalogue[:6]:
+        shutil.copy2(path, folder / path.name)
+    first, second = catalogue[0][0], catalogue[1][0]
+    shutil.copy2(first, folder / f"copy of {first.name}")
+    with Image.open(second) as img:
+        img.convert("RGB").resize((img.width // 2, img.height // 2)).save(folder / "small\nline.png")
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("memory_index", [True, False])
+def test_library_groups_copies_with_the_keeper_first(
+    small_set: Path, catalogue: list[tuple[Path, Item]], memory_index: bool, tmp_path: Path
+) -> None:
+    with Library(tmp_path / "lib.db", model="demo", device="cpu", memory_index=memory_index) as lib:
+        lib.index(small_set)
+        report = lib.duplicates()
+    first, second = catalogue[0][0].name, catalogue[1][0].name
+    got = sorted((g.kind, [m.filename for m in g.members]) for g in report.groups)
+    # equal pixels and times: the first path is kept ("copy of …" sorts before the catalogue's names)
+    assert got == sorted([(IDENTICAL, [f"copy of {first}", first]), (SIMILAR, [second, "small\nline.png"])])
+    assert report.images == 8 and report.redundant == 2
+
+
+def test_duplicates_command_json_text_and_grid(
+    capsys: pytest.CaptureFixture[str], small_set: Path, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "lib.db")
+    assert main(["index", str(small_set), "--db", db, "--model", "demo", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "duplicates", "--db", db, "--json")
+    assert code == 0
+    data = json.loads(out)
+    with Library(db) as lib:
+        assert data == json.loads(json.dumps(lib.duplicates().to_dict()))
+    assert data["threshold"] == DEFAULT_THRESHOLD and len(data["groups"]) == 2
+    assert "2 group(s), 2 image(s) besides the one kept of each, among 8" in err
+
+    grid = tmp_path / "groups.png"
+    code, out, err = run(capsys, "duplicates", "--db", db, "--grid", str(grid))
+    assert code == 0
+    assert str(small_set / "small\\nline.png") in out and "small\nline" not in out  # escaped, on one line
+    kept = sorted(line.split("  ")[-1] for line in out.splitlines() if line.strip().startswith("keep"))
+    assert kept == sorted([str(small_set / f"copy of {catalogue[0][0].name}"), str(small_set / catalogue[1][0].name)])
+    with Image.open(grid) as sheet:
+        assert sheet.size == (12 + 2 * 172, 12 + 2 * (30 + 160 + 40 + 12))  # two bands of two tiles
+
+
+def test_duplicates_command_refuses_bad_input_in_one_sentence(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "duplicates", "--db", str(tmp_path / "none.db"))
+    assert code != 0 and err.startswith("error: There is no library") and "Traceback" not in err
+    db = str(tmp_path / "empty.db")
+    Library(db).close()
+    code, _, err = run(capsys, "duplicates", "--db", db)
+    assert code == 2 and "has no images yet; run: assetlens index FOLDER." in err
+    code, _, err = run(capsys, "duplicates", "--db", db, "--threshold", "1.5")
+    assert code == 2 and err == "error: --threshold must be a cosine similarity above 0 and at most 1, not 1.5.\n"
