@@ -21,6 +21,8 @@ from types import ModuleType
 
 from tqdm import tqdm
 
+from assetlens.engine.duplicates import DEFAULT_THRESHOLD as DUPLICATE_THRESHOLD
+from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_models
@@ -118,7 +120,7 @@ def _add_store(p: argparse.ArgumentParser) -> None:
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default="auto",
         help="where onnxruntime runs (default: auto = CUDA when usable, else CPU)",
     )
@@ -295,6 +297,7 @@ def _grid_path(text: str) -> Path:
 
 def cmd_search(args: argparse.Namespace) -> int:
     grid = _grid_path(args.grid) if args.grid else None
+    copy_to = _copy_folder(args.copy_to) if args.copy_to else None
     with _library(args) as lib:
         results = lib.search(
             args.query,
@@ -324,6 +327,49 @@ def cmd_search(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UsageError(f"The contact sheet {grid} cannot be written ({exc.strerror or exc}).") from None
             print(f"contact sheet: {shown(out)}", file=sys.stderr)
+    if copy_to is not None:
+        print(shown(lib.copy_hits(results, copy_to).summary()), file=sys.stderr)
+    return 0
+
+
+def _copy_folder(text: str) -> Path:
+    """Where ``--copy-to`` copies: checked before the search runs."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--copy-to {text} is a file; give a folder to copy the hits into.")
+    return path
+
+
+def _format_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    grid = _grid_path(args.grid) if args.grid else None
+    with _library(args) as lib:
+        report = lib.duplicates(args.threshold)
+    summary = (
+        f"{len(report.groups)} group(s), {report.redundant} image(s) besides the one kept of each, "
+        f"among {report.images} (threshold {report.threshold:g})"
+    )
+    if args.json:
+        print(_json(report.to_dict()))
+        print(summary, file=sys.stderr)
+    else:
+        for n, group in enumerate(report.groups, 1):
+            print(f"group {n}: {group.kind}, {len(group.members)} images")
+            for m in group.members:
+                mark, dims = "keep" if m.keep else f"{m.similarity:.3f}", f"{m.width}x{m.height}"
+                print(f"  {mark:>5}  {dims:>11}  {_format_size(m.size):>8}  {m.modified[:16]}  {shown(m.path)}")
+        print(summary)
+    if grid is not None:
+        from assetlens.engine.grid import duplicate_sheet
+
+        try:
+            out = duplicate_sheet(report, grid)
+        except OSError as exc:
+            raise UsageError(f"The contact sheet {grid} cannot be written ({exc.strerror or exc}).") from None
+        print(f"contact sheet: {shown(out)}", file=sys.stderr)
     return 0
 
 
@@ -559,7 +605,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-duplicates", action="store_true", help="list byte-identical copies separately")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--grid", help="also write a contact sheet PNG of the hits")
+    p.add_argument("--copy-to", metavar="DIR", help="copy the hits' files into DIR as RANK-NAME, with a manifest.csv")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", help="groups of near-identical images and the one to keep of each")
+    _add_store(p)
+    _add_runtime(p)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DUPLICATE_THRESHOLD,
+        help="cosine similarity above which two images are one shot (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print the groups as JSON")
+    p.add_argument("--grid", help="also write a contact sheet PNG of the groups")
+    p.set_defaults(func=cmd_duplicates)
 
     p = sub.add_parser("stats", help="what the library holds")
     _add_store(p)
@@ -581,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="assetlens-demo", help="folder for images, library and pictures")
     p.add_argument("--count", type=_positive_int, default=200)
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="generate an image with Gemini from a prompt and reference photos")
@@ -614,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="start the web app (search, index, generate) on this library")
     _add_store(p)
     p.add_argument("--model", help="CLIP model for a new collection (default: the collection's)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--out", default=DEFAULT_OUT_DIR, help="folder for generated images (default: %(default)s)")
     p.add_argument("--gemini-model", type=_gemini_model, default=GEMINI_MODEL, metavar="NAME", help=_GEMINI_MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")

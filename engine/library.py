@@ -20,15 +20,17 @@ import numpy as np
 from PIL import Image
 
 from assetlens.engine import doctor
+from assetlens.engine.duplicates import DEFAULT_THRESHOLD, DuplicateReport, check_threshold, find_duplicates
 from assetlens.engine.encoders import ClipEncoder, normalize
 from assetlens.engine.errors import ModelMismatchError, UsageError
+from assetlens.engine.handoff import CopyReport, Pick, copy_picks
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
 from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
 from assetlens.engine.registry import canonical_name
 from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
-from assetlens.engine.store import DEFAULT_COLLECTION, Hit, MilvusStore, default_db, is_local, path_id
+from assetlens.engine.store import DEFAULT_COLLECTION, AssetRow, Hit, MilvusStore, default_db, is_local, path_id
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -306,6 +308,29 @@ class Library:
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""
         return self.search(like=path, k=k, **kwargs)  # type: ignore[arg-type]
+
+    # -- asset-bank features --------------------------------------------------------
+
+    def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> DuplicateReport:
+        """Groups of near-identical images over the whole library (``engine.duplicates``)."""
+        check_threshold(threshold)
+        if self.store.meta() is None:
+            raise self._empty()
+        rows, vectors = self._rows_and_vectors()
+        return find_duplicates(rows, vectors, threshold)
+
+    def _rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
+        """Every row and its vector: from the search copy when this library keeps one, else from Milvus."""
+        if self._mirror is None:
+            return self.store.rows_and_vectors()
+        index = self._mirror.index()
+        alive = np.flatnonzero(index.alive())
+        return [index.rows[p] for p in alive], index.vectors[alive]  # type: ignore[misc]
+
+    @staticmethod
+    def copy_hits(results: Sequence[SearchResult], folder: str | os.PathLike[str]) -> CopyReport:
+        """Copy the hits' files into ``folder`` as ``RANK-NAME``, never overwriting, with ``manifest.csv``."""
+        return copy_picks([Pick.of_result(r) for r in results], Path(folder))
 
     def stats(self) -> LibraryStats:
         meta = self.store.meta()
