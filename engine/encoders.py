@@ -1,4 +1,7 @@
-"""ONNX CLIP encoders behind a small API: images and texts in, unit vectors out.
+"""ONNX CLIP and SigLIP encoders behind a small API: images and texts in, unit vectors out.
+
+Preprocessing, tokenisation and the text graph's inputs (SigLIP's takes no attention mask) come
+from the model's manifest.
 
 Sessions are created lazily (a text-only search never loads the vision
 tower) with full graph optimisation. Device selection never asks
@@ -111,7 +114,7 @@ def warn_if_degraded(facts: ModelFacts, cpu: CpuInfo | None = None) -> bool:
 
 
 class ClipEncoder:
-    """A CLIP model exported by AssetLens: ``encode_images`` and ``encode_texts``."""
+    """A CLIP-family model (CLIP or SigLIP) exported by AssetLens: ``encode_images`` and ``encode_texts``."""
 
     def __init__(
         self, facts: ModelFacts, device: str = "auto", threads: int | None = None, cpu: CpuInfo | None = None
@@ -155,8 +158,19 @@ class ClipEncoder:
         return tokens.load_tokenizer(self.facts.path(self.facts.text.tokenizer_file), self.facts.text.context_length)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids and attention mask, padded only to the longest text in the batch."""
-        return tokens.tokenize(self.tokenizer, texts, self.facts.text.pad_token_id)
+        """Token ids and attention mask, padded as the manifest says: to the longest text in the batch,
+        or to exactly the context length, on the tokenizer's side."""
+        text = self.facts.text
+        length = text.context_length if text.padding == "max-length" else None
+        return tokens.tokenize(
+            self.tokenizer, texts, text.pad_token_id, length=length, side=text.padding_side, lowercase=text.lowercase
+        )
+
+    def text_feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The text graph's inputs for ``texts``: the ids, and the attention mask where the graph takes one."""
+        ids, mask = self.tokenize(texts)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        return {name: feeds[name] for name in self.facts.text.input_names}
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed (N, 3, H, W) float32 pixels -> (N, dim) unit vectors."""
@@ -175,12 +189,7 @@ class ClipEncoder:
         """Texts -> (N, dim) float32 unit vectors; long texts are truncated, never rejected."""
         out = []
         for i in range(0, len(texts), batch_size):
-            ids, mask = self.tokenize(texts[i : i + batch_size])
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            names = self.facts.text.input_names
-            (emb,) = self.text_session.run(
-                [self.facts.text.output_name], {k: v for k, v in feeds.items() if k in names}
-            )
+            (emb,) = self.text_session.run([self.facts.text.output_name], self.text_feeds(texts[i : i + batch_size]))
             out.append(normalize(emb))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 

@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from assetlens.engine.cpu import CpuInfo
 from assetlens.engine.errors import ModelLoadError
+from assetlens.engine.registry import Padding, Resize
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_PREFIX = "assetlens-model/"
@@ -32,7 +33,11 @@ SATURATION_SAFE_S8 = 32767 // (2 * 255)
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """How pixels become the vision tower's input (CLIPImageProcessor's recipe)."""
+    """How pixels become the vision tower's input.
+
+    ``resize`` is ``shortest-edge-crop`` (CLIPImageProcessor: shortest side to ``resize_shortest_edge``,
+    centre crop to ``crop_size``) or ``squash`` (SiglipImageProcessor: straight to ``crop_size`` square;
+    ``resize_shortest_edge`` then equals ``crop_size``, the smallest side decoding may reduce to)."""
 
     file: str
     input_name: str
@@ -42,6 +47,7 @@ class ImageFacts:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resample: str = "bicubic"
+    resize: Resize = "shortest-edge-crop"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class TextFacts:
     context_length: int
     tokenizer_file: str
     pad_token_id: int
+    # ``longest``: pad a batch to its longest text; ``max-length``: every text to exactly context_length.
+    padding: Padding = "longest"
+    padding_side: Literal["left", "right"] = "right"  # the checkpoint tokenizer's padding_side
+    lowercase: bool = False  # lower-case queries before tokenising (when the tokenizer itself does not)
 
 
 @dataclass(frozen=True)

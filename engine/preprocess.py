@@ -1,9 +1,10 @@
-"""Image decoding and CLIP preprocessing in numpy and Pillow (no torch).
+"""Image decoding and model-input preprocessing in numpy and Pillow (no torch).
 
-``clip_pixels`` reproduces Hugging Face ``CLIPImageProcessor`` exactly
-(shortest side to ``resize_shortest_edge`` with bicubic resampling, centre
-crop, rescale to [0, 1], per-channel mean/std); a parity test holds it to
-that. ``decode`` turns whatever a folder holds into an upright RGB image:
+``clip_pixels`` reproduces Hugging Face ``CLIPImageProcessor`` (shortest side
+to ``resize_shortest_edge``, centre crop) or ``SiglipImageProcessor`` (squash
+to the square), then rescales to [0, 1] and applies per-channel mean/std, all
+as the model's manifest says; parity tests hold it to both.
+``decode`` turns whatever a folder holds into an upright RGB image:
 EXIF orientation, alpha composited on white, palette, CMYK, 16-bit and
 grayscale images, first frame of animations. Large JPEGs decode in Pillow's
 draft mode (DCT scaling) to no less than the model's input size, which cuts
@@ -194,9 +195,13 @@ def center_crop(arr: np.ndarray, crop: int) -> np.ndarray:
 
 
 def clip_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
-    """One RGB image -> float32 array (3, crop, crop), CLIPImageProcessor's recipe."""
-    resized = resize_shortest(img.convert("RGB"), facts.resize_shortest_edge, facts.resample)
-    arr = center_crop(np.asarray(resized), facts.crop_size)
+    """One image -> float32 array (3, crop, crop), the vision tower's input as the manifest describes it:
+    CLIPImageProcessor's recipe (``shortest-edge-crop``) or SiglipImageProcessor's (``squash``)."""
+    rgb = img.convert("RGB")
+    if facts.resize == "squash":
+        arr = np.asarray(rgb.resize((facts.crop_size, facts.crop_size), _RESAMPLE[facts.resample]))
+    else:
+        arr = center_crop(np.asarray(resize_shortest(rgb, facts.resize_shortest_edge, facts.resample)), facts.crop_size)
     scaled = arr.astype(np.float32) * np.float32(1 / 255)
     mean = np.asarray(facts.mean, dtype=np.float32)
     std = np.asarray(facts.std, dtype=np.float32)

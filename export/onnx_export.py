@@ -1,11 +1,13 @@
-"""Export a Hugging Face CLIP checkpoint to the ONNX model folder AssetLens runs.
+"""Export a Hugging Face CLIP or SigLIP checkpoint to the ONNX model folder AssetLens runs.
 
 The folder holds two graphs (``image.onnx``, ``text.onnx``) that return
 L2-normalised embeddings, the tokenizer, and a ``manifest.json``
 (``engine.manifest.ModelManifest``) recording preprocessing, file hashes,
 library versions and how closely the graphs match PyTorch, on which CPU.
 
-Steps: load the towers with transformers -> export each with
+SigLIP means ``SiglipModel`` checkpoints, the fixed-resolution SigLIP 2 releases
+included (they load as SigLIP models); SigLIP 2 NaFlex (``Siglip2Model``) is
+refused. Steps: load the towers with transformers -> export each with
 ``optimum.exporters.onnx.export_models`` using the declarative specs in
 ``export.specs`` -> apply ONNX Runtime's basic (provider-independent) graph
 optimisations offline -> convert to fp16 or int8 if asked -> compare with
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -38,7 +41,7 @@ from assetlens.engine.cpu import this_cpu
 from assetlens.engine.errors import ExportError
 from assetlens.engine.manifest import ImageFacts, Int8Recipe, ModelManifest, Parity, TextFacts
 from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, ModelFacts, export_dir_for, load_facts
-from assetlens.engine.registry import FAMILY_LABELS, ModelSpec, find_model
+from assetlens.engine.registry import FAMILY_LABELS, Family, ModelSpec, Padding, Resize, find_model
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
@@ -56,9 +59,7 @@ DEFAULT_CAPTIONS = (
     "NEON SIGN saying 'open 24/7'",
     "🌅 sunset over the ocean",
 )
-# The model families this exporter builds graphs for.
-EXPORTED_FAMILIES = ("clip",)
-# PIL resampling codes (CLIPImageProcessor.resample) the runtime implements.
+# PIL resampling codes (the image processor's resample) the runtime implements.
 _RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 Progress = Callable[[str], None]
@@ -94,7 +95,7 @@ def export_model(
         model = _checkpoint_of(spec)
     if not is_local and (local.is_absolute() or str(model).startswith((".", "~")) or str(model).count("/") > 1):
         raise ExportError(
-            f"There is no folder {model}; point --model at a local folder holding the CLIP checkpoint, "
+            f"There is no folder {model}; point --model at a local folder holding the CLIP or SigLIP checkpoint, "
             "or at a Hugging Face model id such as openai/clip-vit-base-patch32."
         )
     source = str(local.resolve()) if is_local else str(model)
@@ -164,11 +165,6 @@ def _checkpoint_of(spec: ModelSpec) -> str:
             f"The {spec.name} model ships with AssetLens and has no checkpoint to export; "
             "python -m assetlens.export.train_demo trains and exports it."
         )
-    if spec.family not in EXPORTED_FAMILIES:
-        raise ExportError(
-            f"{FAMILY_LABELS[spec.family]} export is not supported yet ({spec.name}); "
-            "choose one of the CLIP models assetlens models lists."
-        )
     return spec.hf_id
 
 
@@ -176,16 +172,38 @@ def _checkpoint_of(spec: ModelSpec) -> str:
 class _Bundle:
     """The PyTorch towers and the processing recipe of one checkpoint."""
 
-    vision: Any  # CLIPVisionModelWithProjection
-    text: Any  # CLIPTextModelWithProjection
-    image_processor: Any  # CLIPImageProcessor
-    tokenizer: Any  # CLIPTokenizerFast
+    family: Family
+    vision: Any  # CLIPVisionModelWithProjection or SiglipVisionModel
+    text: Any  # CLIPTextModelWithProjection or SiglipTextModel
+    image_processor: Any  # CLIPImageProcessor or SiglipImageProcessor
+    tokenizer: Any  # a fast tokenizer (CLIPTokenizerFast, GemmaTokenizerFast, ...)
     embedding_dim: int
     context_length: int
+    lowercase: bool  # the runtime lower-cases queries: the reference does and the tokenizer does not
+
+    @property
+    def padding(self) -> Padding:
+        """CLIP pools at the end-of-text token, so padding a batch to its longest text is invisible;
+        SigLIP pools the last position and was trained on texts padded to the context length."""
+        return "longest" if self.family == "clip" else "max-length"
+
+    def tokens(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The text graph's inputs for ``texts``, made by the checkpoint's own tokenizer."""
+        from assetlens.export.specs import FAMILY_GRAPHS
+
+        encoded = self.tokenizer(
+            [text.lower() if self.lowercase else text for text in texts],
+            padding=True if self.padding == "longest" else "max_length",
+            truncation=True,
+            max_length=self.context_length,
+            return_tensors="np",
+            return_attention_mask=True,
+        )
+        return {name: encoded[name].astype(np.int64) for name in FAMILY_GRAPHS[self.family].text_inputs}
 
 
-class _NotClip(ValueError):
-    """The checkpoint loads but is not a CLIP model."""
+class _Unsupported(ValueError):
+    """The checkpoint loads but is not a kind AssetLens exports."""
 
 
 class _Missing(OSError):
@@ -215,21 +233,36 @@ def _load(source: str, is_local: bool) -> _Bundle:
         try:
             with _quiet():
                 return _load_bundle(source, local_files_only)
-        except _NotClip as exc:
+        except _Unsupported as exc:
             raise ExportError(str(exc)) from None
         except (OSError, ValueError) as exc:
             error = exc
     assert error is not None  # the loop ran and every attempt failed
     if is_local:
         raise ExportError(
-            f"{source} does not hold a complete CLIP checkpoint (cannot read its {_one_line(error)}); point --model "
-            "at a folder saved with CLIPModel.save_pretrained plus its processor files, or at a Hugging Face model id."
+            f"{source} does not hold a complete CLIP or SigLIP checkpoint (cannot read its {_one_line(error)}); "
+            "point --model at a folder saved with CLIPModel or SiglipModel.save_pretrained plus its processor files, "
+            "or at a Hugging Face model id."
         ) from None
     raise ExportError(
         f"Cannot load {source!r}: it is not a local folder, it is not in the Hugging Face cache, and the Hub "
         f"{'is switched off (HF_HUB_OFFLINE)' if _offline() else 'could not be reached or has no such model'}; "
-        "point --model at a local folder holding the CLIP checkpoint, or run once with network access to cache it."
+        "point --model at a local folder holding the checkpoint, or run once with network access to cache it."
     ) from None
+
+
+def _family_of(source: str, model_type: str) -> Family:
+    """The registry family of a checkpoint's ``model_type``, or a one-sentence refusal."""
+    if model_type == "siglip2":
+        raise _Unsupported(
+            f"{source} is a SigLIP 2 NaFlex model (variable resolution and aspect ratio), which AssetLens does not "
+            "export; choose a fixed-resolution SigLIP 2 checkpoint such as google/siglip2-base-patch16-224."
+        )
+    if model_type not in FAMILY_LABELS:
+        raise _Unsupported(
+            f"{source} is a {model_type!r} model, not CLIP or SigLIP; AssetLens exports those two families only."
+        )
+    return cast(Family, model_type)
 
 
 def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
@@ -239,19 +272,33 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
         CLIPImageProcessor,
         CLIPTextModelWithProjection,
         CLIPVisionModelWithProjection,
+        SiglipImageProcessor,
+        SiglipTextModel,
+        SiglipVisionModel,
     )
 
     config = _read("config.json", AutoConfig.from_pretrained, source, local_files_only=local_files_only)
-    if config.model_type != "clip":
-        raise _NotClip(f"{source} is a {config.model_type!r} model, not CLIP; AssetLens exports CLIP checkpoints only.")
-    towers = []
-    for cls, sub_config in (
-        (CLIPVisionModelWithProjection, config.vision_config),
-        (CLIPTextModelWithProjection, config.text_config),
-    ):
+    family = _family_of(source, config.model_type)
+    if family == "clip":
         # The sub-configs of some checkpoints lack projection_dim (then 512 by
         # default); the top-level value is the one the weights were saved with.
-        sub_config.projection_dim = config.projection_dim
+        config.vision_config.projection_dim = config.text_config.projection_dim = config.projection_dim
+        classes: tuple[type[Any], type[Any], type[Any]] = (
+            CLIPVisionModelWithProjection,
+            CLIPTextModelWithProjection,
+            CLIPImageProcessor,
+        )
+        embedding_dim = int(config.projection_dim)
+    else:
+        classes = (SiglipVisionModel, SiglipTextModel, SiglipImageProcessor)
+        embedding_dim = int(config.vision_config.hidden_size)
+        if int(config.text_config.projection_size) != embedding_dim:
+            raise _Unsupported(
+                f"{source} has image embeddings of {embedding_dim} and text embeddings of "
+                f"{config.text_config.projection_size} dimensions; its towers do not share one embedding space."
+            )
+    towers = []
+    for cls, sub_config in ((classes[0], config.vision_config), (classes[1], config.text_config)):
         tower, info = _read(
             "model weights",
             cls.from_pretrained,
@@ -265,20 +312,24 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
         if info["missing_keys"]:
             raise _Missing(f"weights for {', '.join(sorted(info['missing_keys'])[:3])}")
         towers.append(tower.eval())
-    processor = _read(
-        "preprocessor_config.json", CLIPImageProcessor.from_pretrained, source, local_files_only=local_files_only
-    )
+    processor = _read("preprocessor_config.json", classes[2].from_pretrained, source, local_files_only=local_files_only)
+    if family == "clip":
+        tokenizer = _load_clip_tokenizer(source, local_files_only, config.text_config.vocab_size)
+    else:
+        tokenizer = _load_fast_tokenizer(source, local_files_only)
     return _Bundle(
+        family=family,
         vision=towers[0],
         text=towers[1],
         image_processor=processor,
-        tokenizer=_load_tokenizer(source, local_files_only, config.text_config.vocab_size),
-        embedding_dim=int(config.projection_dim),
+        tokenizer=tokenizer,
+        embedding_dim=embedding_dim,
         context_length=int(config.text_config.max_position_embeddings),
+        lowercase=_runtime_lowercases(source, tokenizer),
     )
 
 
-def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any:
+def _load_clip_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any:
     """The checkpoint's tokenizer, or OpenAI's when the checkpoint ships none."""
     from transformers import CLIPTokenizerFast
 
@@ -295,6 +346,32 @@ def _load_tokenizer(source: str, local_files_only: bool, vocab_size: int) -> Any
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _load_fast_tokenizer(source: str, local_files_only: bool) -> Any:
+    """The checkpoint's own fast tokenizer (its ``tokenizer.json`` is what the runtime runs), with a pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = _read(
+        "tokenizer files", AutoTokenizer.from_pretrained, source, local_files_only=local_files_only, use_fast=True
+    )
+    if not tokenizer.is_fast:
+        raise _Unsupported(
+            f"{source} ships only a slow {type(tokenizer).__name__} (no tokenizer.json), whose text rules the "
+            "runtime does not reproduce; choose a SigLIP 2 checkpoint such as google/siglip2-base-patch16-224."
+        )
+    if tokenizer.pad_token_id is None:
+        raise _Missing("pad token (SigLIP pads every text to the context length)")
+    return tokenizer
+
+
+def _runtime_lowercases(source: str, tokenizer: Any) -> bool:
+    """Whether the runtime must lower-case queries: the reference does (the registry's rule for the model) and
+    the tokenizer's own normalizer does not."""
+    spec = find_model(source)
+    reference = spec.text.lowercase if spec is not None else True  # every registry entry's reference does
+    normalizer = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer")
+    return reference and "Lowercase" not in json.dumps(normalizer)
 
 
 # ---------------------------------------------------------------------- export
@@ -316,13 +393,13 @@ def _build(
     import transformers
     from optimum.exporters.onnx import export_models
 
-    from assetlens.export.specs import TEXT_INPUTS, TEXT_OUTPUT, tower_specs
+    from assetlens.export.specs import FAMILY_GRAPHS, TEXT_OUTPUT, tower_specs
 
     image_facts = _image_facts(bundle)
     work = staging / "work"
     say(f"Exporting the image and text towers to ONNX (opset {opset})")
     export_models(
-        tower_specs(bundle.vision, bundle.text),
+        tower_specs(bundle.vision, bundle.text, bundle.family),
         work,
         opset=opset,
         output_names=["image-raw.onnx", "text-raw.onnx"],
@@ -362,7 +439,7 @@ def _build(
 
     backend = bundle.tokenizer.backend_tokenizer
     # The text graph has position embeddings for context_length tokens only;
-    # padding is left to the runtime (manifest pad_token_id), per batch.
+    # padding is left to the runtime (manifest padding and pad_token_id).
     backend.enable_truncation(bundle.context_length)
     backend.no_padding()
     backend.save(str(staging / TOKENIZER_FILE))
@@ -376,11 +453,14 @@ def _build(
         image=image_facts,
         text=TextFacts(
             file=TEXT_FILE,
-            input_names=TEXT_INPUTS,
+            input_names=FAMILY_GRAPHS[bundle.family].text_inputs,
             output_name=TEXT_OUTPUT,
             context_length=bundle.context_length,
             tokenizer_file=TOKENIZER_FILE,
             pad_token_id=int(bundle.tokenizer.pad_token_id),
+            padding=bundle.padding,
+            padding_side="left" if bundle.tokenizer.padding_side == "left" else "right",
+            lowercase=bundle.lowercase,
         ),
         files={file: _sha256(staging / file) for file in files},
         opset=opset,
@@ -438,17 +518,28 @@ def _now() -> str:
 
 
 def _image_facts(bundle: _Bundle) -> ImageFacts:
-    """The processor's recipe in the runtime's terms: shortest-edge resize, centre crop, normalise."""
+    """The processor's recipe in the runtime's terms: shortest-edge resize and centre crop (CLIP) or a squash
+    to the model's square (SigLIP), then rescale and normalise."""
     from assetlens.export.specs import IMAGE_INPUT, IMAGE_OUTPUT
 
     proc = bundle.image_processor
-    size, crop = proc.size or {}, proc.crop_size or {}
+    size, crop = proc.size or {}, getattr(proc, "crop_size", None) or {}
     image_size = int(bundle.vision.config.image_size)
+    if bundle.family == "clip":
+        resize: Resize = "shortest-edge-crop"
+        shape = (
+            proc.do_resize
+            and "shortest_edge" in size
+            and proc.do_center_crop
+            and crop.get("height") == crop.get("width") == image_size
+        )
+        recipe = "shortest-edge resize plus square centre crop"
+    else:
+        resize = "squash"
+        shape = proc.do_resize and size.get("height") == size.get("width") == image_size
+        recipe = "resize to the model's square"
     supported = (
-        proc.do_resize
-        and "shortest_edge" in size
-        and proc.do_center_crop
-        and crop.get("height") == crop.get("width") == image_size
+        shape
         and proc.do_rescale
         and abs(proc.rescale_factor - 1 / 255) < 1e-9
         and int(proc.resample) in _RESAMPLE_NAMES
@@ -456,18 +547,19 @@ def _image_facts(bundle: _Bundle) -> ImageFacts:
     if not supported:
         raise ExportError(
             f"The checkpoint's image preprocessing (size {size}, crop {crop}, resample {proc.resample}, model input "
-            f"{image_size}) is not the shortest-edge resize plus square centre crop that AssetLens implements."
+            f"{image_size}) is not the {recipe} that AssetLens implements."
         )
     mean, std = (proc.image_mean, proc.image_std) if proc.do_normalize else ([0.0] * 3, [1.0] * 3)
     return ImageFacts(
         file=IMAGE_FILE,
         input_name=IMAGE_INPUT,
         output_name=IMAGE_OUTPUT,
-        resize_shortest_edge=int(size["shortest_edge"]),
+        resize_shortest_edge=int(size["shortest_edge"]) if resize == "shortest-edge-crop" else image_size,
         crop_size=image_size,
         mean=(float(mean[0]), float(mean[1]), float(mean[2])),
         std=(float(std[0]), float(std[1]), float(std[2])),
         resample=_RESAMPLE_NAMES[int(proc.resample)],
+        resize=resize,
     )
 
 
@@ -526,23 +618,20 @@ class _ParityCheck:
     ) -> _ParityCheck:
         import torch
 
+        from assetlens.export.specs import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_OUTPUT, towers
+
         images = list(images) if images else synthetic_images()
         texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
         pixel_values = bundle.image_processor(images=[im.convert("RGB") for im in images], return_tensors="np")[
             "pixel_values"
         ].astype(np.float32)
-        tokens = bundle.tokenizer(
-            texts, padding=True, truncation=True, max_length=bundle.context_length, return_tensors="np"
-        )
-        text_feed = {
-            "input_ids": tokens["input_ids"].astype(np.int64),
-            "attention_mask": tokens["attention_mask"].astype(np.int64),
-        }
+        text_feed = bundle.tokens(texts)
+        image_tower, text_tower = towers(bundle.vision, bundle.text, bundle.family)
         with torch.no_grad():
-            image_ref = bundle.vision(pixel_values=torch.from_numpy(pixel_values)).image_embeds
-            text_ref = bundle.text(**{k: torch.from_numpy(v) for k, v in text_feed.items()}).text_embeds
+            image_ref = image_tower(torch.from_numpy(pixel_values))[IMAGE_OUTPUT]
+            text_ref = text_tower(**{k: torch.from_numpy(v) for k, v in text_feed.items()})[TEXT_OUTPUT]
         return cls(
-            feeds={"image": {"pixel_values": pixel_values}, "text": text_feed},
+            feeds={"image": {IMAGE_INPUT: pixel_values}, "text": text_feed},
             reference={"image": image_ref.numpy(), "text": text_ref.numpy()},
             n_images=len(images),
             n_texts=len(texts),
@@ -560,11 +649,8 @@ class _ParityCheck:
         texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
         encoder = ClipEncoder(facts, device="cpu")
         pixel_values = clip_batch([im.convert("RGB") for im in images], facts.image)
-        input_ids, attention_mask = encoder.tokenize(texts)
-        text_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        text_feed = {name: text_feed[name] for name in facts.text.input_names}
         check = cls(
-            feeds={"image": {facts.image.input_name: pixel_values}, "text": text_feed},
+            feeds={"image": {facts.image.input_name: pixel_values}, "text": encoder.text_feeds(texts)},
             reference={},
             n_images=len(images),
             n_texts=len(texts),

@@ -208,8 +208,6 @@ def test_export_resolves_a_short_name_to_its_hf_id(cache: Path, monkeypatch: pyt
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("siglip2-base-patch32-256", "SigLIP export is not supported yet (siglip2-base-patch32-256)"),
-        ("google/siglip-base-patch16-224", "SigLIP export is not supported yet (siglip-base-patch16-224)"),
         ("demo", "The demo model ships with AssetLens and has no checkpoint to export"),
     ],
 )
