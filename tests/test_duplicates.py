@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+from test_ui import literal, start
 
 from assetlens.catalogue import Item, catalogue_items, render
 from assetlens.cli import main
@@ -263,3 +265,33 @@ def test_duplicates_command_refuses_bad_input_in_one_sentence(
     assert code == 2 and "has no images yet; run: assetlens index FOLDER." in err
     code, _, err = run(capsys, "duplicates", "--db", db, "--threshold", "1.5")
     assert code == 2 and err == "error: --threshold must be a cosine similarity above 0 and at most 1, not 1.5.\n"
+
+
+@pytest.mark.slow
+def test_the_app_shows_the_groups_as_rows_of_thumbnails(
+    monkeypatch: pytest.MonkeyPatch, small_set: Path, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(small_set)
+    try:
+        at = start(monkeypatch, db, tmp_path / "gen")
+        assert "Finds copies of one shot" in " ".join(c.value for c in at.caption)
+        at.button(key="dup_go").click().run()
+        assert not at.exception
+        titles = [m.value for m in at.markdown if m.value.startswith("**Group")]
+        assert sorted(titles) == ["**Group 1** · identical · 2 images", "**Group 2** · similar · 2 images"]
+        captions = [literal(c.value) for c in at.caption if c.value.startswith(("**keep**", "0.", "1."))]
+        first, second = catalogue[0][0].name, catalogue[1][0].name
+        with Image.open(catalogue[1][0]) as img:
+            big, small = f"{img.width}×{img.height}", f"{img.width // 2}×{img.height // 2}"
+        assert captions[0].startswith("**keep** · ") and captions[0].endswith(f"copy of {first}")
+        assert captions[1].endswith(f" · {first}")
+        assert captions[2] == f"**keep** · {big} · {second}"
+        assert captions[3].endswith(f" · {small} · small line.png")  # the newline shown as a space
+        assert len(at.image) == 4  # every member a thumbnail (nothing else on the page shows one yet)
+        at.slider(key="dup_threshold").set_value(0.8).run()
+        at.button(key="dup_go").click().run()
+        assert "at threshold 0.8" in " ".join(c.value for c in at.caption)
+    finally:
+        st.cache_resource.clear()  # the app's library, released

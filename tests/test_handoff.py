@@ -11,6 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import streamlit as st
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from test_ui import expected, start
 
 from assetlens.catalogue import Item
 from assetlens.cli import main
@@ -138,3 +141,40 @@ def test_search_copy_to_copies_the_hits_it_prints(
         code == 2
         and err == f"error: --copy-to {out / 'manifest.csv'} is a file; give a folder to copy the hits into.\n"
     )
+
+
+@pytest.mark.slow
+def test_the_app_offers_the_picked_references_as_one_zip(
+    monkeypatch: pytest.MonkeyPatch, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.add([p for p, _ in catalogue[:8]])
+    want = expected(db, text="a gold watch", k=12)
+    served: list[bytes] = []  # what Streamlit is handed to serve for download
+    serve = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self: MemoryMediaFileStorage, data: str | bytes, mimetype: str, *args: object, **kw: object) -> str:
+        if mimetype == "application/zip":
+            served.append(bytes(data, "utf-8") if isinstance(data, str) else data)
+        return serve(self, data, mimetype, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    try:
+        at = start(monkeypatch, db, tmp_path / "gen")
+        assert not at.get("download_button")  # nothing picked yet
+        at.text_input(key="query").input("a gold watch").run()
+        at.checkbox(key=f"ref-{want[2].id}").check().run()
+        at.checkbox(key=f"ref-{want[0].id}").check().run()
+        [button] = at.get("download_button")
+        assert button.label == "Download 2 reference(s) as zip"
+        with zipfile.ZipFile(io.BytesIO(served[-1])) as archive:
+            assert archive.namelist() == [f"001-{want[2].filename}", f"002-{want[0].filename}", "manifest.csv"]
+            assert archive.read(f"002-{want[0].filename}") == Path(want[0].path).read_bytes()
+            rows = manifest(archive.read("manifest.csv").decode())
+        assert [(r["file"], r["source"], float(r["score"])) for r in rows] == [
+            (f"001-{want[2].filename}", want[2].path, pytest.approx(want[2].score, abs=1e-6)),
+            (f"002-{want[0].filename}", want[0].path, pytest.approx(want[0].score, abs=1e-6)),
+        ]
+    finally:
+        st.cache_resource.clear()  # the app's library, released

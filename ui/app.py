@@ -20,6 +20,7 @@ from typing import TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from assetlens.engine.duplicates import DEFAULT_THRESHOLD, DuplicateReport
 from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
@@ -37,6 +38,7 @@ from assetlens.engine.generate import (
     resolve_api_key,
 )
 from assetlens.engine.grid import thumbnail
+from assetlens.engine.handoff import Pick, zip_picks
 from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
 from assetlens.engine.search import SearchResult
@@ -49,6 +51,7 @@ PAGE_SIZE = 12
 COLUMNS = 4
 THUMB_SIDE = 320
 GALLERY_SIZE = 12
+MAX_GROUPS = 50  # duplicate groups shown at once, largest first
 NO_TEMPLATE = "Write my own"
 MODEL_ASPECT = "Model default"
 PROGRESS_EVERY_S = 1.0
@@ -308,7 +311,7 @@ def index_outcome(job: IndexJob) -> None:
 def stats_box(lib: Library) -> None:
     stats = lib.stats()
     try:
-        device = lib.encoder.provider.removesuffix("ExecutionProvider") if stats.count else "—"
+        device = lib.runtime().provider.removesuffix("ExecutionProvider") if stats.count else "—"
     except AssetLensError as exc:
         device = "—"
         st.warning(plain(str(exc)))
@@ -370,6 +373,17 @@ def generate_panel(lib: Library, cfg: argparse.Namespace) -> None:
             show_image(ref.path)
             st.caption(score + plain(Path(ref.path).name))
             st.button("Remove", key=f"drop-{path_id(ref.path)}", on_click=drop_reference, args=(ref.path,))
+    if refs:
+        packed = zip_picks([Pick(n, ref.path, ref.score) for n, ref in enumerate(refs.values(), 1)])
+        st.download_button(
+            f"Download {len(packed.packed)} reference(s) as zip",
+            packed.data,
+            file_name="assetlens-references.zip",
+            mime="application/zip",
+            key="refs_zip",
+            disabled=not packed.packed,
+            help="Each file as RANK-NAME (the order they were picked in), with manifest.csv.",
+        )
     st.selectbox("Template", [NO_TEMPLATE, *TEMPLATES], key="template", on_change=apply_template)
     prompt = st.text_area(
         "Prompt", key="prompt", height=110, placeholder="A summer promo of this watch on a sunny beach towel"
@@ -446,6 +460,42 @@ def gallery(folder: str) -> None:
             st.caption(f"{plain(gen.prompt[:80])} · {len(gen.references)} reference(s) · {when} UTC")
 
 
+def duplicates_panel(lib: Library) -> None:
+    """Groups of near-identical images, found on request (it reads every vector), as rows of thumbnails."""
+    threshold = st.slider(
+        "Similarity threshold",
+        0.8,
+        1.0,
+        DEFAULT_THRESHOLD,
+        0.01,
+        key="dup_threshold",
+        help="Two images are one shot when their cosine similarity is above this.",
+    )
+    if st.button("Find duplicates", key="dup_go", type="primary"):
+        try:
+            st.session_state.duplicates = lib.duplicates(threshold)
+        except AssetLensError as exc:
+            st.warning(plain(str(exc)))
+            return
+    report: DuplicateReport | None = st.session_state.get("duplicates")
+    if report is None:
+        st.caption("Finds copies of one shot: resized, recompressed, cropped, colour-graded or watermarked.")
+        return
+    more = f" · the largest {MAX_GROUPS} shown" if len(report.groups) > MAX_GROUPS else ""
+    st.caption(
+        f"{len(report.groups)} group(s) · {report.redundant} image(s) besides the one kept of each · "
+        f"among {report.images} at threshold {report.threshold:g}{more}"
+    )
+    for n, group in enumerate(report.groups[:MAX_GROUPS], 1):
+        with st.container(border=True, key=f"group-{n}"):
+            st.markdown(f"**Group {n}** · {group.kind} · {len(group.members)} images")
+            for col, member in grid(group.members):
+                with col:
+                    show_image(member.path)
+                    mark = "**keep**" if member.keep else f"{member.similarity:.3f}"
+                    st.caption(f"{mark} · {member.width}×{member.height} · {plain(member.filename)}")
+
+
 def sidebar(cfg: argparse.Namespace) -> None:
     with st.sidebar:
         st.title("AssetLens")
@@ -491,13 +541,15 @@ def main() -> None:
         st.error(plain(str(exc)))
         st.stop()
     lib = worker.library
-    search_tab, generate_tab, library_tab = st.tabs(["Search", "Generate", "Library"])
+    search_tab, generate_tab, library_tab, duplicates_tab = st.tabs(["Search", "Generate", "Library", "Duplicates"])
     with search_tab:
         search_panel(lib)
     with generate_tab:
         generate_panel(lib, cfg)
     with library_tab:
         library_panel(worker)
+    with duplicates_tab:
+        duplicates_panel(lib)
 
 
 main()
