@@ -352,12 +352,15 @@ def _load_fast_tokenizer(source: str, local_files_only: bool) -> Any:
     """The checkpoint's own fast tokenizer (its ``tokenizer.json`` is what the runtime runs), with a pad token."""
     from transformers import AutoTokenizer
 
-    tokenizer = _read(
-        "tokenizer files", AutoTokenizer.from_pretrained, source, local_files_only=local_files_only, use_fast=True
-    )
-    if not tokenizer.is_fast:
+    try:
+        tokenizer = _read(
+            "tokenizer files", AutoTokenizer.from_pretrained, source, local_files_only=local_files_only, use_fast=True
+        )
+    except ImportError:  # a slow-only tokenizer class whose library (sentencepiece) is not installed
+        tokenizer = None
+    if tokenizer is None or not tokenizer.is_fast:
         raise _Unsupported(
-            f"{source} ships only a slow {type(tokenizer).__name__} (no tokenizer.json), whose text rules the "
+            f"{source} ships no fast tokenizer (tokenizer.json), only a slow sentencepiece one whose text rules the "
             "runtime does not reproduce; choose a SigLIP 2 checkpoint such as google/siglip2-base-patch16-224."
         )
     if tokenizer.pad_token_id is None:

@@ -6,7 +6,9 @@ tokenizer and SiglipModel.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,14 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 from assetlens.engine import tokens  # noqa: E402
 from assetlens.engine.errors import ExportError  # noqa: E402
 from assetlens.engine.library import Library  # noqa: E402
-from assetlens.export.onnx_export import FP32_MIN_COSINE, REDUCED_MIN_COSINE, export_model, synthetic_images  # noqa: E402
+from assetlens.export import onnx_export  # noqa: E402
+from assetlens.export.onnx_export import (  # noqa: E402
+    FP32_MIN_COSINE,
+    REDUCED_MIN_COSINE,
+    export_model,
+    quantize_export,
+    synthetic_images,
+)
 from assetlens.export.quantize import INT16_MAX, int16_pair_sum  # noqa: E402
 
 CONTEXT, DIM, IMAGE = 64, 32, 32
@@ -197,6 +206,8 @@ def test_token_ids_equal_hf_tokenizer(encoder: ClipEncoder, hf_tokenizer) -> Non
     )["input_ids"]
     assert ids.shape == (len(QUERIES), CONTEXT)
     assert ids.tolist() == want.tolist()
+    alone, _ = encoder.tokenize(QUERIES[:1])  # padded to the context length, not to the batch's longest text
+    assert alone.tolist() == want[:1].tolist()
     long_row = ids[-1].tolist()
     assert long_row[-1] == hf_tokenizer.eos_token_id and 0 not in long_row  # truncated, eos kept, no padding
     # Gemma's tokenizer pads on the left, so the last position (which SigLIP pools) is the eos.
@@ -236,10 +247,17 @@ def test_image_embedding_matches_torch(encoder: ClipEncoder, torch_siglip, tiny_
 
 
 @pytest.mark.slow
-def test_int8_export_is_close_and_saturation_safe(tiny_siglip: Path, fp32_dir: Path, tmp_path: Path) -> None:
-    out = export_model(tiny_siglip, tmp_path / "int8", precision="int8")
+@pytest.mark.parametrize("route", ["checkpoint", "fp32 export"])
+def test_int8_export_is_close_and_saturation_safe(
+    tiny_siglip: Path, fp32_dir: Path, tmp_path: Path, route: str
+) -> None:
+    if route == "checkpoint":
+        out = export_model(tiny_siglip, tmp_path / "int8", precision="int8")
+    else:
+        out = quantize_export(fp32_dir, tmp_path / "int8")
     facts = load_facts(out)
-    assert facts.precision == "int8" and facts.parity.reference == "pytorch fp32"
+    assert facts.precision == "int8"
+    assert facts.parity.reference == ("pytorch fp32" if route == "checkpoint" else "onnx fp32")
     assert min(facts.parity.image_min_cosine, facts.parity.text_min_cosine) >= REDUCED_MIN_COSINE
     assert facts.parity.int8_saturation_safe
     assert all(int16_pair_sum(out / name) <= INT16_MAX for name in ("image.onnx", "text.onnx"))
@@ -286,3 +304,36 @@ def test_naflex_siglip2_is_refused_in_one_sentence(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "NaFlex" in message and "\n" not in message and message.count(". ") == 0
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_checkpoint_without_fast_tokenizer_is_refused_in_one_sentence(tiny_siglip: Path, tmp_path: Path) -> None:
+    if importlib.util.find_spec("sentencepiece") is not None:
+        pytest.skip("the slow tokenizer would load; this checks the refusal where sentencepiece is absent")
+    checkpoint = tmp_path / "siglip-1"
+    shutil.copytree(tiny_siglip, checkpoint, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens_map.json"))
+    (checkpoint / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "SiglipTokenizer", "model_max_length": CONTEXT, "pad_token": "</s>"})
+    )
+    (checkpoint / "spiece.model").write_bytes(b"a sentencepiece model")
+    with pytest.raises(ExportError) as caught:
+        export_model(checkpoint, tmp_path / "out")
+    message = str(caught.value)
+    assert "ships no fast tokenizer" in message and "\n" not in message and message.count(". ") == 0
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["siglip2-base-patch32-256", "google/siglip-base-patch16-224"])
+def test_registry_siglip_entries_go_to_loading(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    loaded: list[tuple[str, bool]] = []
+
+    def load(source: str, is_local: bool) -> None:
+        loaded.append((source, is_local))
+        raise ExportError("stop before loading")
+
+    monkeypatch.setattr(onnx_export, "_load", load)
+    with pytest.raises(ExportError, match="stop before loading"):
+        export_model(name, tmp_path / "out")
+    hf_id = name if "/" in name else f"google/{name}"
+    assert loaded == [(hf_id, False)]
