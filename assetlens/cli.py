@@ -247,11 +247,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         def update(done: int, total: int) -> None:
             if done == 0:  # the folder checked out and was scanned: say what will run
-                enc = lib.encoder
-                print(
-                    f"model {shown(enc.facts.name)} ({enc.facts.precision}, {enc.dim}-d) on {enc.provider}",
-                    file=sys.stderr,
-                )
+                run = lib.runtime()
+                print(f"model {shown(run.model)} ({run.precision}, {run.dim}-d) on {run.provider}", file=sys.stderr)
             bar(done, total)
 
         try:
@@ -266,7 +263,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         finally:
             close()
         print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))
-        print(f"library {shown(lib.store.uri)}, collection {lib.store.collection}: {lib.store.count()} images")
+        stats = lib.stats()
+        print(f"library {shown(stats.uri)}, collection {stats.collection}: {stats.count} images")
     return 0
 
 

@@ -42,7 +42,8 @@ def run_demo(
     written = write_catalogue(images, n=count, seed=0, progress=progress)
     echo(f"wrote {len(written)} catalogue images to {images}")
     with Library(out / "assetlens.db", collection="demo", model="demo", precision=precision, device=device) as lib:
-        echo(f"model demo ({precision}, {lib.encoder.dim}-d) on {lib.encoder.provider}")
+        run = lib.runtime()
+        echo(f"model demo ({run.precision}, {run.dim}-d) on {run.provider}")
         update, close = index_progress("indexing") if index_progress else (None, lambda: None)
         try:
             report = lib.index(images, progress=update)

@@ -22,7 +22,7 @@ import numpy as np
 
 from assetlens.benchmarks.context import Context, Task
 from assetlens.benchmarks.timing import PeakRss, measure
-from assetlens.engine.indexer import Indexer, _Work
+from assetlens.engine.indexer import load_file
 from assetlens.engine.library import Library
 
 BATCH = 32
@@ -34,10 +34,9 @@ def library_index(ctx: Context, precision: str, device: str, folder: Path, db: P
         Library(db, model=ctx.export_dir(precision), precision=precision, device=device, threads=ctx.threads) as lib,
     ):
         t0 = time.perf_counter()
-        enc = lib.encoder
-        enc.image_session  # noqa: B018 -- the model load is reported apart from the indexing rate
+        lib.runtime()  # the model load is reported apart from the indexing rate
         load_s = time.perf_counter() - t0
-        lib.store.ensure(enc.facts.model_id, *lib.model_choice(), enc.dim)  # a new collection's setup, likewise
+        lib.prepare_writes()  # a new collection's setup, likewise
         t0 = time.perf_counter()
         report = lib.index(folder, batch_size=BATCH)
         seconds = time.perf_counter() - t0
@@ -54,10 +53,10 @@ def library_index(ctx: Context, precision: str, device: str, folder: Path, db: P
 
 def read_decode_cost(ctx: Context, files: list[Path]) -> dict[str, float]:
     """CPU time per file of the indexer's own per-file work (read, hash, decode, preprocess), on one thread."""
-    indexer = Indexer(store=None, encoder=ctx.encoder("fp32"))  # type: ignore[arg-type] -- _load never uses it
+    facts = ctx.encoder("fp32").facts.image
     cpu0, t0 = time.thread_time(), time.perf_counter()
     for path in files:
-        indexer._load(_Work(path, str(path), path.stat().st_size, path.stat().st_mtime))
+        load_file(path, facts)
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - t0
     n = len(files)
     return {"files": n, "cpu_ms_per_image": 1e3 * cpu / n, "wall_ms_per_image": 1e3 * wall / n}

@@ -218,16 +218,14 @@ def fill_library(lib: Library, vs: VectorSet) -> dict[str, Any]:
     """Make ``lib`` an AssetLens collection of ``vs`` with the store calls the indexer makes for new files
     (rows with fake file metadata): upserts of new rows, then a flush, at which the library's in-memory
     copy takes the new rows (building its HNSW graph when large enough) and is saved."""
-    enc = lib.encoder
-    name, precision = lib.model_choice()
-    lib.store.ensure(enc.facts.model_id, name, precision, enc.dim)
+    lib.prepare_writes()
     t0 = time.perf_counter()
     x = vs.vectors
     for lo in range(0, vs.n, INSERT_CHUNK):
         hi = min(lo + INSERT_CHUNK, vs.n)
-        lib.store.upsert([_row(i) for i in range(lo, hi)], x[lo:hi], new=True)
+        lib.write([_row(i) for i in range(lo, hi)], x[lo:hi], new=True)
     t1 = time.perf_counter()
-    lib.store.flush()
+    lib.flush()
     t2 = time.perf_counter()
     return {
         "upsert_s": t2 - t0,

@@ -30,6 +30,7 @@ import numpy as np
 
 from assetlens.engine.encoders import ClipEncoder
 from assetlens.engine.errors import ImageDecodeError, UsageError
+from assetlens.engine.manifest import ImageFacts
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, clip_pixels, decode
 from assetlens.engine.scan import iter_images
 from assetlens.engine.store import AssetRow, MilvusStore, path_id
@@ -116,6 +117,26 @@ def real_path(text: str) -> str:
     return os.fsdecode(raw)
 
 
+@dataclass(frozen=True)
+class LoadedFile:
+    """One image file as the indexer reads it: content hash, model input, full-resolution size."""
+
+    digest: str
+    pixels: np.ndarray
+    width: int
+    height: int
+
+
+def load_file(path: Path, facts: ImageFacts, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedFile:
+    """Read, hash, decode and preprocess one file: the indexer's whole per-file work.
+
+    Raises ``ImageDecodeError`` for a file that is not a usable image and ``OSError`` for one that cannot be read.
+    """
+    data = path.read_bytes()
+    img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=max_megapixels, name=os.fspath(path))
+    return LoadedFile(file_digest(data), clip_pixels(img.image, facts), img.width, img.height)
+
+
 @dataclass
 class _Work:
     path: Path
@@ -179,12 +200,9 @@ class Indexer:
     def _load(self, work: _Work) -> _Work:
         """Hash and decode one file (runs in the pool; never raises)."""
         try:
-            data = work.path.read_bytes()
-            work.digest = file_digest(data)
-            facts = self.encoder.facts.image
-            img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=self.max_megapixels, name=work.name)
-            work.width, work.height = img.width, img.height
-            work.pixels = clip_pixels(img.image, facts)
+            loaded = load_file(work.path, self.encoder.facts.image, self.max_megapixels)
+            work.digest, work.pixels = loaded.digest, loaded.pixels
+            work.width, work.height = loaded.width, loaded.height
         except ImageDecodeError as exc:
             work.error = str(exc)
         except OSError as exc:

@@ -12,7 +12,6 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,18 @@ from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest
 from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
-from assetlens.engine.registry import canonical_name
+from assetlens.engine.registry import canonical_name, find_model
 from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
-from assetlens.engine.store import DEFAULT_COLLECTION, AssetRow, Hit, MilvusStore, default_db, is_local, path_id
+from assetlens.engine.store import (
+    DEFAULT_COLLECTION,
+    AssetRow,
+    CollectionMeta,
+    Hit,
+    MilvusStore,
+    default_db,
+    is_local,
+    path_id,
+)
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -61,6 +69,16 @@ class LibraryStats:
         ]
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """The model a library runs: its name, precision and embedding size, and onnxruntime's provider."""
+
+    model: str
+    precision: str
+    dim: int
+    provider: str
+
+
 def model_ref(model: str | os.PathLike[str]) -> str:
     """How a model is recorded: local directories by absolute path, registry names by their HF id, others as given."""
     path = Path(model).expanduser()
@@ -83,6 +101,8 @@ class Library:
         threads: int | None = None,
         create: bool = True,
         memory_index: bool | None = None,
+        store: MilvusStore | None = None,
+        encoder: ClipEncoder | None = None,
     ) -> None:
         """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
 
@@ -90,12 +110,23 @@ class Library:
         and saved inside the Milvus Lite folder (``engine.memindex``); by default on for Milvus Lite,
         where it turns hundreds of milliseconds per query into about one. Off, searches ask Milvus
         (a server's own HNSW is fast; a one-shot search need not load the copy).
+
+        ``store`` and ``encoder`` hand the library an open store and a loaded model instead of
+        opening them from ``db``/``uri`` and ``model``/``precision``/``device`` (the library then
+        owns the store and closes it). An injected encoder must be the collection's model.
         """
-        self.store = MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
+        if store is not None and (db is not None or uri is not None):
+            raise UsageError("Give a Library either a store or a db/uri to open, not both.")
+        if encoder is not None and (model is not None or precision is not None):
+            raise UsageError("Give a Library either an encoder or a model/precision to load, not both.")
+        self.store = store or MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
         self.memory_index = self.store.local if memory_index is None else memory_index
         self._mirror = Mirror(self.store) if self.memory_index else None
         self._model = model
         self._precision = precision
+        self._encoder = encoder
+        self._encoder_given = encoder is not None
+        self._encoder_checked = False
         self.device = device
         self.threads = threads
 
@@ -111,6 +142,8 @@ class Library:
     def model_choice(self) -> tuple[str, str]:
         """(model reference, precision): the collection's, else the requested or default one."""
         meta = self.store.meta()
+        if self._encoder_given:
+            return self._given_model_choice(meta)
         asked = (
             model_ref(self._model) if self._model is not None else None,
             self._precision,
@@ -125,10 +158,36 @@ class Library:
             )
         return meta.model_name, meta.precision
 
-    @cached_property
+    def _given_model_choice(self, meta: CollectionMeta | None) -> tuple[str, str]:
+        """An injected encoder is checked by its identity (name, precision, weights), not by how it was named."""
+        assert self._encoder is not None
+        facts = self._encoder.facts
+        if meta is None:  # recorded so that a later Library without an encoder finds the same model
+            known = find_model(facts.name) is not None
+            return (canonical_name(facts.name) if known else str(facts.directory)), facts.precision
+        if meta.model_id != facts.model_id:
+            raise ModelMismatchError(
+                f"Collection {self.store.collection} was indexed with {meta.model_name} ({meta.precision}), "
+                f"not with the given encoder's {facts.name} ({facts.precision}); use another collection."
+            )
+        return meta.model_name, meta.precision
+
+    @property
     def encoder(self) -> ClipEncoder:
-        name, precision = self.model_choice()
-        return ClipEncoder(load_facts(resolve_model_dir(name, precision)), device=self.device, threads=self.threads)
+        """The collection's model, loaded on first use (an injected one is checked against the collection)."""
+        if self._encoder_given and not self._encoder_checked:
+            self.model_choice()
+            self._encoder_checked = True
+        if self._encoder is None:
+            name, precision = self.model_choice()
+            facts = load_facts(resolve_model_dir(name, precision))
+            self._encoder = ClipEncoder(facts, device=self.device, threads=self.threads)
+        return self._encoder
+
+    def runtime(self) -> Runtime:
+        """Which model runs, and where (loads it)."""
+        enc = self.encoder
+        return Runtime(enc.facts.name, enc.facts.precision, enc.dim, enc.provider)
 
     # -- indexing -------------------------------------------------------------------
 
@@ -138,6 +197,26 @@ class Library:
         enc = self.encoder
         self.store.ensure(enc.facts.model_id, name, precision, enc.dim)
         return enc
+
+    def prepare_writes(self) -> Runtime:
+        """Load the model and create the collection for it if needed: what the first write would do."""
+        self._writer()
+        return self.runtime()
+
+    def write(self, rows: Sequence[AssetRow], vectors: np.ndarray, *, new: bool = False) -> None:
+        """Write rows with vectors made elsewhere (bulk loads, benchmarks); ``flush`` seals them.
+
+        ``new=True`` promises none of the rows' ids is stored yet (see ``MilvusStore.upsert``).
+        Vectors must have the model's dimension; they are stored as given.
+        """
+        dim = self._writer().dim
+        if vectors.shape != (len(rows), dim):
+            raise UsageError(f"{len(rows)} rows need a ({len(rows)}, {dim}) array of vectors, not {vectors.shape}.")
+        self.store.upsert(rows, vectors, new=new)
+
+    def flush(self) -> None:
+        """Seal every write so far (and bring the saved search copy up to date)."""
+        self.store.flush()
 
     def index(
         self,
