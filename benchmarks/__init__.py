@@ -1,4 +1,4 @@
-"""The AssetLens benchmark suite (issue #5): ``assetlens bench`` or ``python -m benchmarks``.
+"""The AssetLens benchmark suite: ``assetlens bench`` or ``python -m assetlens.benchmarks``.
 
 Measures encoders (PyTorch eager vs ONNX fp32/int8, CUDA where present),
 text-query encoding, end-to-end indexing, vector search (Milvus Lite, a
@@ -18,7 +18,7 @@ __all__ = ["PROFILES", "add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``assetlens bench`` and ``python -m benchmarks``."""
+    """The options of ``assetlens bench`` and ``python -m assetlens.benchmarks``."""
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--quick",

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick|--full] [--device cpu|cuda] [--out DIR]``."""
+"""``python -m assetlens.benchmarks [--quick|--full] [--device cpu|cuda] [--out DIR]``."""
 
 import argparse
 import sys
@@ -6,7 +6,7 @@ import sys
 from assetlens.benchmarks import add_arguments, main
 from assetlens.engine.errors import AssetLensError
 
-parser = argparse.ArgumentParser(prog="python -m benchmarks", description="AssetLens benchmark suite")
+parser = argparse.ArgumentParser(prog="python -m assetlens.benchmarks", description="AssetLens benchmark suite")
 add_arguments(parser)
 try:
     sys.exit(main(parser.parse_args()))

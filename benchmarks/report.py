@@ -1,6 +1,6 @@
 """Goals, the Markdown report and the plots, all computed from the results JSON alone.
 
-``python -m benchmarks.report RESULTS.json`` rewrites the report and plots
+``python -m assetlens.benchmarks.report RESULTS.json`` rewrites the report and plots
 from a saved run, so wording can change without re-measuring.
 """
 

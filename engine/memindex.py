@@ -40,8 +40,8 @@ FORMAT = 1
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
 GRAPH_EF_CONSTRUCTION = 80
-# Search breadth: recall@10 on clustered 512-d vectors was 1.000 at 100k with 128, and at 1M 0.978 with
-# 128, 0.986 with 256 (0.4 -> 0.55 ms); 256 at 100k only added time (about 1-2 ms end to end).
+# Search breadth, wider from GRAPH_LARGE_ROWS on, where 128 loses recall (the measured figures are in
+# benchmarks/results/FINDINGS.md).
 GRAPH_EF_SEARCH = 128
 GRAPH_EF_SEARCH_LARGE = 256
 GRAPH_LARGE_ROWS = 500_000
