@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import streamlit as st
+from app_driver import finish_indexing, literal, start
 from gemini_stub import STUB_KEY, GeminiStub
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -22,31 +20,7 @@ from assetlens.engine.generate import TEMPLATES, Generator, load_gallery
 from assetlens.engine.library import Library
 from assetlens.engine.search import SearchResult
 
-APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Iterator[Path]:
-    db = tmp_path_factory.mktemp("uilib") / "lib.db"
-    with Library(db, model="demo", device="cpu") as lib:
-        lib.index(catalogue_dir)
-    yield db
-    st.cache_resource.clear()  # closes the app's library (on_release)
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
-def start(monkeypatch: pytest.MonkeyPatch, db: Path, out: Path) -> AppTest:
-    """The app as ``streamlit run ui/app.py -- --db DB --out OUT --model demo`` starts it."""
-    monkeypatch.setattr(sys, "argv", [APP, "--db", str(db), "--out", str(out), "--model", "demo", "--device", "cpu"])
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = [pytest.mark.store]
 
 
 def expected(db: Path, **query: object) -> list[SearchResult]:
@@ -54,19 +28,6 @@ def expected(db: Path, **query: object) -> list[SearchResult]:
     st.cache_resource.clear()
     with Library(db, device="cpu") as lib:
         return lib.search(**query)  # type: ignore[arg-type]
-
-
-def literal(markdown: str) -> str:
-    """What a Markdown string shows, its backslash escapes resolved."""
-    return re.sub(r"\\(.)", r"\1", markdown)
-
-
-def finish_indexing() -> None:
-    """Wait for the app's background index run, if one is going."""
-    for thread in threading.enumerate():
-        if thread.name == "assetlens-index":
-            thread.join(timeout=300)
-            assert not thread.is_alive()
 
 
 def card_captions(at: AppTest) -> list[str]:
@@ -83,10 +44,10 @@ def shown_text(at: AppTest) -> str:
     return " ".join(str(getattr(e, "value", "")) for kind in kinds for e in at.get(kind))
 
 
-def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
-    want = expected(library, text="a gold watch", k=12)
-    like = expected(library, like=want[0].path, k=12)
-    at = start(env, library, tmp_path)
+def test_text_search_grid_scores_and_more_like_this(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+    want = expected(catalogue_library, text="a gold watch", k=12)
+    like = expected(catalogue_library, like=want[0].path, k=12)
+    at = start(app_env, catalogue_library, tmp_path)
     assert "Type what you are looking for" in at.info[0].value
     at.text_input(key="query").input("a gold watch").run()
     assert card_names(at) == [r.filename for r in want]
@@ -103,8 +64,8 @@ def test_text_search_grid_scores_and_more_like_this(env: pytest.MonkeyPatch, lib
     assert card_names(at) == [r.filename for r in want]
 
 
-def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
-    page2 = expected(library, text="a red mug", k=12, offset=12)
+def test_min_score_and_paging_reuse_one_model(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+    page2 = expected(catalogue_library, text="a red mug", k=12, offset=12)
     loaded: list[str] = []
 
     class CountingEncoder(assetlens.engine.library.ClipEncoder):  # type: ignore[name-defined,misc]
@@ -112,8 +73,8 @@ def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: 
             loaded.append("encoder")
             super().__init__(*args, **kwargs)
 
-    env.setattr(assetlens.engine.library, "ClipEncoder", CountingEncoder)
-    at = start(env, library, tmp_path)
+    app_env.setattr(assetlens.engine.library, "ClipEncoder", CountingEncoder)
+    at = start(app_env, catalogue_library, tmp_path)
     at.text_input(key="query").input("a red mug").run()
     assert at.button(key="page_prev").disabled and not at.button(key="page_next").disabled
     at.button(key="page_next").click().run()
@@ -130,13 +91,13 @@ def test_min_score_and_paging_reuse_one_model(env: pytest.MonkeyPatch, library: 
 
 
 def test_query_by_example_image_and_combined(
-    env: pytest.MonkeyPatch, library: Path, tmp_path: Path, catalogue: list[tuple[Path, Item]]
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path, catalogue: list[tuple[Path, Item]]
 ) -> None:
     path = catalogue[3][0]
     with Image.open(path) as img:
-        by_image = expected(library, image=img.convert("RGB"), k=12)
-        both = expected(library, text="on a white background", image=img.convert("RGB"), k=12)
-    at = start(env, library, tmp_path)
+        by_image = expected(catalogue_library, image=img.convert("RGB"), k=12)
+        both = expected(catalogue_library, text="on a white background", image=img.convert("RGB"), k=12)
+    at = start(app_env, catalogue_library, tmp_path)
     at.file_uploader(key="upload").set_value((path.name, path.read_bytes(), "image/jpeg")).run()
     assert card_names(at) == [r.filename for r in by_image]
     assert card_names(at)[0] == path.name  # the example itself is in the library
@@ -147,14 +108,14 @@ def test_query_by_example_image_and_combined(
 
 
 def test_index_a_folder_with_progress_stats_and_failures(
-    env: pytest.MonkeyPatch, tmp_path: Path, catalogue: list[tuple[Path, Item]]
+    app_env: pytest.MonkeyPatch, tmp_path: Path, catalogue: list[tuple[Path, Item]]
 ) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     for path, _ in catalogue[:7]:
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    at = start(env, tmp_path / "new.db", tmp_path / "gen")
+    at = start(app_env, tmp_path / "new.db", tmp_path / "gen")
     assert [(m.label, m.value) for m in at.metric][:1] == [("Images", "0")]
     assert at.button(key="index_go").disabled
     at.text_input(key="index_folder").input(str(folder)).run()
@@ -175,9 +136,9 @@ def test_index_a_folder_with_progress_stats_and_failures(
 
 
 def test_without_a_key_search_works_and_generate_says_how(
-    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
 ) -> None:
-    at = start(env, library, tmp_path)
+    at = start(app_env, catalogue_library, tmp_path)
     assert any("Generation is off: no Gemini API key. Set GEMINI_API_KEY" in i.value for i in at.info)
     assert at.button(key="generate").disabled
     at.text_input(key="query").input("a blue handbag").run()
@@ -187,13 +148,13 @@ def test_without_a_key_search_works_and_generate_says_how(
 
 
 def test_generate_from_picked_references_with_session_key(
-    env: pytest.MonkeyPatch, library: Path, tmp_path: Path
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
 ) -> None:
-    want = expected(library, text="a gold watch", k=12)
+    want = expected(catalogue_library, text="a gold watch", k=12)
     out = tmp_path / "gen"
     with GeminiStub() as stub:
-        env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
-        at = start(env, library, out)
+        app_env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
+        at = start(app_env, catalogue_library, out)
         at.text_input(key="gemini_key").input("AIza-pasted-but-wrong-77").run()
         assert not any("Generation is off" in i.value for i in at.info)
         at.text_input(key="query").input("a gold watch").run()
@@ -221,25 +182,25 @@ def test_generate_from_picked_references_with_session_key(
     [gen] = load_gallery(out)
     assert [r.path for r in gen.references] == [want[0].path, want[2].path]
     assert [round(r.score or 0, 3) for r in gen.references] == [round(want[0].score, 3), round(want[2].score, 3)]
-    assert [d.label for d in at.get("download_button")] == ["Download PNG"]
+    assert [d.label for d in at.get("download_button")] == ["Download 2 reference(s) as zip", "Download PNG"]
     assert any(gen.prompt[:40].replace(",", "") in c.value.replace(",", "") for c in at.caption)  # the gallery
     assert STUB_KEY not in shown_text(at)
     # added to the library as a generated image
-    results = expected(library, like=want[0].path, k=61)
+    results = expected(catalogue_library, like=want[0].path, k=61)
     [mine] = [r for r in results if r.path == str(gen.image)]
     assert mine.origin == "generated"
-    with Library(library, device="cpu") as lib:
+    with Library(catalogue_library, device="cpu") as lib:
         lib.remove([gen.image])
 
 
-def test_generation_error_keeps_prompt_and_references(env: pytest.MonkeyPatch, library: Path, tmp_path: Path) -> None:
-    want = expected(library, text="a red mug", k=3)
+def test_generation_error_keeps_prompt_and_references(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+    want = expected(catalogue_library, text="a red mug", k=3)
     out = tmp_path / "gen"
     with GeminiStub() as stub:
-        env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
-        env.setenv("GEMINI_API_KEY", STUB_KEY)
+        app_env.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)
+        app_env.setenv("GEMINI_API_KEY", STUB_KEY)
         Generator().generate("An earlier promo", [want[1].path], out)
-        at = start(env, library, out)
+        at = start(app_env, catalogue_library, out)
         assert "API key from GEMINI_API_KEY." in [literal(c.value) for c in at.sidebar.caption]
         at.text_input(key="query").input("a red mug").run()
         at.checkbox(key=f"ref-{want[0].id}").check().run()
@@ -293,11 +254,11 @@ def indexed_names(db: Path) -> set[str]:
 
 
 def test_indexing_goes_on_in_the_background_through_reruns(
-    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
+    app_env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
 ) -> None:
     db = tmp_path / "bg.db"
-    gate = Gate(env, n=2)  # inside the second batch of 32
-    at = start(env, db, tmp_path / "gen")
+    gate = Gate(app_env, n=2)  # inside the second batch of 32
+    at = start(app_env, db, tmp_path / "gen")
     start_indexing(at, catalogue_dir, gate)
     at.text_input(key="query").input("a gold watch").run()  # a rerun while the index run goes on
     assert not at.exception
@@ -315,11 +276,11 @@ def test_indexing_goes_on_in_the_background_through_reruns(
 
 
 def test_stop_keeps_what_was_indexed_and_the_app_finds_it(
-    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
+    app_env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path, catalogue: list[tuple[Path, Item]]
 ) -> None:
     db = tmp_path / "stop.db"
-    gate = Gate(env, n=1)
-    at = start(env, db, tmp_path / "gen")
+    gate = Gate(app_env, n=1)
+    at = start(app_env, db, tmp_path / "gen")
     start_indexing(at, catalogue_dir, gate)
     at.button(key="index_stop").click().run()
     assert "Stopping after the batch in progress" in literal(" ".join(c.value for c in at.caption))
@@ -338,11 +299,11 @@ def test_stop_keeps_what_was_indexed_and_the_app_finds_it(
 
 
 def test_a_crash_mid_run_keeps_every_row_written_searchable_in_the_app(
-    env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path
+    app_env: pytest.MonkeyPatch, tmp_path: Path, catalogue_dir: Path
 ) -> None:
     db = tmp_path / "crash.db"
-    gate = Gate(env, n=2, crash=True)
-    at = start(env, db, tmp_path / "gen")
+    gate = Gate(app_env, n=2, crash=True)
+    at = start(app_env, db, tmp_path / "gen")
     at.text_input(key="query").input("a gold watch").run()  # the app's search copy, before any row
     start_indexing(at, catalogue_dir, gate)
     gate.release.set()
