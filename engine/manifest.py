@@ -25,7 +25,7 @@ from assetlens.engine.registry import Padding, Resize
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_PREFIX = "assetlens-model/"
-VERSION = 2
+VERSION = 3
 # u8 activations times s8 weights, two products summed in int16 by x86 kernels without VNNI
 # (see engine.cpu): weights within this magnitude can never saturate that sum.
 SATURATION_SAFE_S8 = 32767 // (2 * 255)
@@ -164,8 +164,15 @@ def _from_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "parity": parity, "created": raw.get("created", "")}
 
 
+def _from_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 has no family rules (resize mode, padding): every version-2 model is CLIP-shaped, which
+    is what those fields default to. The version changed so that an older AssetLens refuses a SigLIP
+    manifest rather than running it with CLIP's crop and padding."""
+    return raw
+
+
 # MIGRATIONS[n] turns a version-n body into a version n+1 body.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
 
 
 def _migrate(raw: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""manifest.json as one typed, versioned object: round trip, migration of version 1, refusals."""
+"""manifest.json as one typed, versioned object: round trip, migration of versions 1 and 2, refusals."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_round_trip_is_exact(int8_dir: Path, tmp_path: Path) -> None:
     path = changed.save(out)
     assert path == out / MANIFEST_FILE
     raw = json.loads(path.read_text())
-    assert raw["format"] == f"assetlens-model/{VERSION}" == "assetlens-model/2"
+    assert raw["format"] == f"assetlens-model/{VERSION}" == "assetlens-model/3"
     assert raw["parity"]["cpu"] == {"machine": "aarch64", "flags": None}
     assert raw["image"]["mean"] == list(manifest.image.mean)
     loaded = ModelManifest.load(out)
@@ -93,13 +93,27 @@ def test_version_1_is_migrated(int8_dir: Path) -> None:
     assert facts.model_id == f"demo:int8:{current['files']['image.onnx'][:12]}"
 
 
+def test_version_2_is_migrated_as_clip_shaped(int8_dir: Path) -> None:
+    body = json.loads((int8_dir / MANIFEST_FILE).read_text())
+    for part, keys in (("image", ("resize",)), ("text", ("padding", "padding_side", "lowercase"))):
+        body[part] = {k: v for k, v in body[part].items() if k not in keys}
+    _write(int8_dir, {**body, "format": "assetlens-model/2"})
+    facts = load_facts(int8_dir)
+    assert (facts.image.resize, facts.text.padding, facts.text.padding_side, facts.text.lowercase) == (
+        "shortest-edge-crop",
+        "longest",
+        "right",
+        False,
+    )
+
+
 def test_newer_version_is_refused(int8_dir: Path) -> None:
     body = json.loads((int8_dir / MANIFEST_FILE).read_text())
-    _write(int8_dir, {**body, "format": "assetlens-model/3"})
+    _write(int8_dir, {**body, "format": "assetlens-model/4"})
     with pytest.raises(ModelLoadError, match="newer AssetLens") as caught:
         ModelManifest.load(int8_dir)
     _one_sentence(str(caught.value))
-    assert "format 3" in str(caught.value) and "up to 2" in str(caught.value)
+    assert "format 4" in str(caught.value) and "up to 3" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +123,7 @@ def test_newer_version_is_refused(int8_dir: Path) -> None:
         ("{not json", "is not valid JSON"),
         ([1, 2], "is not an AssetLens model manifest"),
         ({"format": "something/1"}, "has format 'something/1'"),
-        ({"format": "assetlens-model/2", "name": "x"}, "is damaged (source: Field required)"),
+        ({"format": "assetlens-model/3", "name": "x"}, "is damaged (source: Field required)"),
     ],
 )
 def test_missing_or_damaged_manifest_is_one_sentence(int8_dir: Path, body: object, expected: str) -> None:
