@@ -22,6 +22,7 @@ from types import ModuleType
 from tqdm import tqdm
 
 from assetlens.engine.duplicates import DEFAULT_THRESHOLD as DUPLICATE_THRESHOLD
+from assetlens.engine.duplicates import Collapsed
 from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
@@ -278,6 +279,17 @@ def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
         print(f"{r.rank:>3}  {r.score:.4f}  {shown(r.path)}")
 
 
+def _print_collapsed(entries: Sequence[Collapsed], as_json: bool) -> None:
+    if as_json:
+        print(_json([e.to_dict() for e in entries]))
+        return
+    if not entries:
+        print("no results")
+    for e in entries:
+        similar = f"  ({len(e.similar)} similar)" if e.similar else ""
+        print(f"{e.hit.rank:>3}  {e.hit.score:.4f}  {shown(e.hit.path)}{similar}")
+
+
 def _grid_path(text: str) -> Path:
     """Where ``--grid`` writes: checked before the search runs."""
     from PIL import Image
@@ -296,23 +308,28 @@ def _grid_path(text: str) -> Path:
 def cmd_search(args: argparse.Namespace) -> int:
     grid = _grid_path(args.grid) if args.grid else None
     copy_to = _copy_folder(args.copy_to) if args.copy_to else None
+    query = {
+        "image": args.image,
+        "like": args.like,
+        "minus": args.minus or (),
+        "k": args.k,
+        "offset": args.offset,
+        "min_score": args.min_score,
+        "folder": args.folder,
+        "filename": args.filename,
+        "show_duplicates": args.show_duplicates,
+        "text_weight": args.text_weight,
+        "image_weight": args.image_weight,
+        "minus_weight": args.minus_weight,
+    }
     with _library(args) as lib:
-        results = lib.search(
-            args.query,
-            image=args.image,
-            like=args.like,
-            minus=args.minus or (),
-            k=args.k,
-            offset=args.offset,
-            min_score=args.min_score,
-            folder=args.folder,
-            filename=args.filename,
-            show_duplicates=args.show_duplicates,
-            text_weight=args.text_weight,
-            image_weight=args.image_weight,
-            minus_weight=args.minus_weight,
-        )
-        _print_results(results, args.json)
+        if args.collapse:
+            entries = lib.search_collapsed(args.query, **query)
+            results = [e.hit for e in entries]
+            _print_collapsed(entries, args.json)
+        else:
+            results = lib.search(args.query, **query)
+            _print_results(results, args.json)
         if grid is not None:
             from assetlens.engine.grid import contact_sheet
 
@@ -604,6 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--grid", help="also write a contact sheet PNG of the hits")
     p.add_argument("--copy-to", metavar="DIR", help="copy the hits' files into DIR as RANK-NAME, with a manifest.csv")
+    p.add_argument(
+        "--collapse",
+        action="store_true",
+        help=f"one hit per group of near-identical images and how many are like it (cosine > {DUPLICATE_THRESHOLD})",
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", help="groups of near-identical images and the one to keep of each")

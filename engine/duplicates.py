@@ -19,6 +19,7 @@ import numpy as np
 
 from assetlens.engine.errors import UsageError
 from assetlens.engine.indexer import real_path
+from assetlens.engine.search import SearchResult
 from assetlens.engine.store import AssetRow
 
 # Chosen on the generated near-duplicate set (README, "Finding near-duplicates"), where it gives the best
@@ -176,3 +177,30 @@ def find_duplicates(
     groups = [_group(rows, vectors, g) for g in components(len(rows), pairs)]
     groups.sort(key=lambda g: (-len(g.members), g.keep.path))
     return DuplicateReport(threshold, len(rows), tuple(groups))
+
+
+@dataclass(frozen=True)
+class Collapsed:
+    """A search hit standing for the near-identical hits ranked below it (``similar``, best first)."""
+
+    hit: SearchResult
+    similar: tuple[SearchResult, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.hit.to_dict(), "similar": [r.to_dict() for r in self.similar]}
+
+
+def collapse(results: Sequence[SearchResult], vectors: np.ndarray, threshold: float) -> list[Collapsed]:
+    """One entry per near-duplicate group of ``results`` (best first, their unit ``vectors`` row by row): each
+    result joins the best-ranked hit kept so far that it is more similar to than ``threshold``, or is kept."""
+    check_threshold(threshold)
+    kept: list[int] = []
+    similar: dict[int, list[SearchResult]] = {}
+    for i, result in enumerate(results):
+        near = np.flatnonzero(vectors[kept] @ vectors[i] > threshold)
+        if near.size:
+            similar[kept[near[0]]].append(result)
+        else:
+            kept.append(i)
+            similar[i] = []
+    return [Collapsed(results[i], tuple(similar[i])) for i in kept]

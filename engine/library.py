@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ import numpy as np
 from PIL import Image
 
 from assetlens.engine import doctor
-from assetlens.engine.duplicates import DEFAULT_THRESHOLD, DuplicateReport, check_threshold, find_duplicates
+from assetlens.engine.duplicates import (
+    DEFAULT_THRESHOLD,
+    Collapsed,
+    DuplicateReport,
+    check_threshold,
+    collapse,
+    find_duplicates,
+)
 from assetlens.engine.encoders import ClipEncoder, normalize
 from assetlens.engine.errors import ModelMismatchError, UsageError
 from assetlens.engine.handoff import CopyReport, Pick, copy_picks
@@ -410,6 +417,31 @@ class Library:
     def copy_hits(results: Sequence[SearchResult], folder: str | os.PathLike[str]) -> CopyReport:
         """Copy the hits' files into ``folder`` as ``RANK-NAME``, never overwriting, with ``manifest.csv``."""
         return copy_picks([Pick.of_result(r) for r in results], Path(folder))
+
+    def search_collapsed(
+        self,
+        text: str | None = None,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        threshold: float = DEFAULT_THRESHOLD,
+        **query: Any,
+    ) -> list[Collapsed]:
+        """``search`` with one entry per near-duplicate group among the hits, the rest of each group beside
+        it; ranks count the entries. ``query`` as for ``search``."""
+        if k < 1:
+            raise UsageError("-k must be at least 1.")
+        check_threshold(threshold)
+        fetch = 4 * (offset + k)
+        while True:
+            results = self.search(text, k=fetch, **query)
+            found = {row.id: vec for row, vec in self.store.get([r.id for r in results], with_vectors=True)}
+            vectors = np.asarray([found[r.id] for r in results], dtype=np.float32).reshape(len(results), -1)
+            groups = collapse(results, vectors, threshold)
+            if len(groups) >= offset + k or len(results) < fetch or fetch >= MAX_CANDIDATES:
+                page = groups[offset : offset + k]
+                return [Collapsed(replace(g.hit, rank=offset + n), g.similar) for n, g in enumerate(page, 1)]
+            fetch = min(MAX_CANDIDATES, fetch * 4)
 
     def stats(self) -> LibraryStats:
         meta = self.store.meta()

@@ -20,12 +20,14 @@ from assetlens.engine.duplicates import (
     IDENTICAL,
     SIMILAR,
     DuplicateReport,
+    collapse,
     components,
     find_duplicates,
     similar_pairs,
 )
 from assetlens.engine.errors import UsageError
 from assetlens.engine.library import Library
+from assetlens.engine.search import SearchResult
 from assetlens.engine.store import AssetRow
 
 pytestmark = [pytest.mark.store]
@@ -114,6 +116,20 @@ def test_byte_identical_copies_are_a_group_of_their_own_kind() -> None:
         "keep": True,
         "modified": "1970-01-01T00:00:03+00:00",
     }
+
+
+@pytest.mark.unit
+def test_collapse_puts_each_hit_under_the_best_ranked_hit_it_is_near() -> None:
+    vectors = np.eye(5, dtype=np.float32)
+    vectors[2] = vectors[0]
+    vectors[4] = vectors[1]
+    results = [
+        SearchResult(i + 1, 1.0 - i / 10, f"/p/{i}.jpg", f"{i}.jpg", "/p", 1, 1, 1, f"h{i}", "file", f"id{i}")
+        for i in range(5)
+    ]
+    entries = collapse(results, vectors, DEFAULT_THRESHOLD)
+    assert [(e.hit.rank, [r.rank for r in e.similar]) for e in entries] == [(1, [3]), (2, [5]), (4, [])]
+    assert entries[0].to_dict()["similar"] == [results[2].to_dict()]
 
 
 @pytest.mark.unit
@@ -293,5 +309,52 @@ def test_the_app_shows_the_groups_as_rows_of_thumbnails(
         at.slider(key="dup_threshold").set_value(0.8).run()
         at.button(key="dup_go").click().run()
         assert "at threshold 0.8" in " ".join(c.value for c in at.caption)
+    finally:
+        st.cache_resource.clear()  # the app's library, released
+
+
+def test_collapsed_search_gives_one_hit_per_group_and_k_of_them(
+    capsys: pytest.CaptureFixture[str], small_set: Path, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "lib.db")
+    query = catalogue[1][1].caption()
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(small_set)
+        flat = lib.search(query, k=10)  # the byte-identical copy is already left out
+        entries = lib.search_collapsed(query, k=10)
+        top = lib.search_collapsed(query, k=3)
+    assert len(flat) == 7 and [e.hit.rank for e in entries] == [1, 2, 3, 4, 5, 6]
+    [pair] = [e for e in entries if e.similar]
+    assert sorted([pair.hit.filename, *(r.filename for r in pair.similar)]) == sorted(
+        [catalogue[1][0].name, "small\nline.png"]
+    )
+    assert [e.hit.path for e in entries] == [r.path for r in flat if r.path != pair.similar[0].path]
+    assert [(e.hit.path, e.hit.rank) for e in top] == [(e.hit.path, e.hit.rank) for e in entries[:3]]
+
+    code, out, _ = run(capsys, "search", query, "--db", db, "--collapse")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 6 and [line.endswith("  (1 similar)") for line in lines].count(True) == 1
+    code, out, _ = run(capsys, "search", query, "--db", db, "--collapse", "--json", "-k", "2")
+    shape = [(e["rank"], e["path"], [r["path"] for r in e["similar"]]) for e in json.loads(out)]
+    assert shape == [(e.hit.rank, e.hit.path, [r.path for r in e.similar]) for e in entries[:2]]  # Milvus' scores
+
+
+@pytest.mark.slow
+def test_the_app_collapses_near_duplicates_on_request(
+    monkeypatch: pytest.MonkeyPatch, small_set: Path, catalogue: list[tuple[Path, Item]], tmp_path: Path
+) -> None:
+    db = tmp_path / "lib.db"
+    query = catalogue[1][1].caption()
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(small_set)
+    try:
+        at = start(monkeypatch, db, tmp_path / "gen")
+        at.text_input(key="query").input(query).run()
+        cards = [c.value for c in at.caption if c.value.startswith("**") and "·" in c.value]
+        assert len(cards) == 7 and not any("similar" in c for c in cards)
+        at.checkbox(key="collapse").check().run()
+        cards = [literal(c.value) for c in at.caption if c.value.startswith("**") and "·" in c.value]
+        assert len(cards) == 6 and [c.endswith(" · 1 similar") for c in cards].count(True) == 1
     finally:
         st.cache_resource.clear()  # the app's library, released

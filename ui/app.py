@@ -15,12 +15,12 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from assetlens.engine.duplicates import DEFAULT_THRESHOLD, DuplicateReport
+from assetlens.engine.duplicates import DEFAULT_THRESHOLD, Collapsed, DuplicateReport
 from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
@@ -177,6 +177,12 @@ def search_panel(lib: Library) -> None:
         on_change=first_page,
         help="Hide results less similar than this (cosine similarity).",
     )
+    collapse = st.checkbox(
+        "Collapse near-duplicates",
+        key="collapse",
+        on_change=first_page,
+        help="One card per group of near-identical images, with how many others are like it.",
+    )
     like = st.session_state.like
     if like:
         note, clear = st.columns([5, 1])
@@ -188,18 +194,21 @@ def search_panel(lib: Library) -> None:
     page = st.session_state.page
     try:
         image = decode(upload.getvalue(), name=upload.name).image if upload is not None and not like else None
-        results = lib.search(
-            None if like else text.strip() or None,
-            image=image,
-            like=like,
-            k=PAGE_SIZE + 1,
-            offset=page * PAGE_SIZE,
-            min_score=min_score or None,
-        )
+        query = None if like else text.strip() or None
+        options: dict[str, Any] = {
+            "image": image,
+            "like": like,
+            "k": PAGE_SIZE + 1,
+            "offset": page * PAGE_SIZE,
+            "min_score": min_score or None,
+        }
+        found = lib.search_collapsed(query, **options) if collapse else map(Collapsed, lib.search(query, **options))
+        entries = list(found)
     except AssetLensError as exc:
         st.warning(plain(str(exc)))
         return
-    has_more, results = len(results) > PAGE_SIZE, results[:PAGE_SIZE]
+    has_more, entries = len(entries) > PAGE_SIZE, entries[:PAGE_SIZE]
+    results = [e.hit for e in entries]
     if not results:
         st.info("No results" + (" above the minimum score." if min_score else "."))
     else:
@@ -208,9 +217,9 @@ def search_panel(lib: Library) -> None:
             f"Results {first}–{first + len(results) - 1}"
             + (f" · {len(st.session_state.refs)} picked as references" if st.session_state.refs else "")
         )
-    for col, result in grid(results):
-        with col, st.container(border=True, key=f"card-{result.id}"):
-            result_card(result)
+    for col, entry in grid(entries):
+        with col, st.container(border=True, key=f"card-{entry.hit.id}"):
+            result_card(entry.hit, len(entry.similar))
     if not results and page == 0:
         return
     prev, where, nxt = st.columns([1, 4, 1])
@@ -219,9 +228,9 @@ def search_panel(lib: Library) -> None:
     nxt.button("Next ▶", key="page_next", disabled=not has_more, on_click=turn_page, args=(1,))
 
 
-def result_card(result: SearchResult) -> None:
+def result_card(result: SearchResult, similar: int = 0) -> None:
     show_image(result.path)
-    tag = " · generated" if result.origin == "generated" else ""
+    tag = (" · generated" if result.origin == "generated" else "") + (f" · {similar} similar" if similar else "")
     st.caption(f"**{result.score:.3f}** · {plain(result.filename)}{tag}")
     st.checkbox(
         "Use as reference",
