@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+from app_driver import literal, start
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
-from test_ui import literal, start
 
 from assetlens.catalogue import Item, catalogue_items, render
 from assetlens.cli import main

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from app_driver import start
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-from test_ui import expected, start
 
 from assetlens.catalogue import Item
 from assetlens.cli import main
@@ -150,7 +150,7 @@ def test_the_app_offers_the_picked_references_as_one_zip(
     db = tmp_path / "lib.db"
     with Library(db, model="demo", device="cpu") as lib:
         lib.add([p for p, _ in catalogue[:8]])
-    want = expected(db, text="a gold watch", k=12)
+        want = lib.search("a gold watch", k=12)
     served: list[bytes] = []  # what Streamlit is handed to serve for download
     serve = MemoryMediaFileStorage.load_and_get_id
 
