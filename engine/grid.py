@@ -76,7 +76,7 @@ def duplicate_sheet(report: DuplicateReport, out: Path, thumb: int = 160, column
         (
             f"group {n} · {group.kind} · {len(group.members)} images",
             [
-                Tile(m.path, f"{'keep' if m.keep else f'{m.similarity:.3f}'}  {m.width}×{m.height}", m.filename)
+                Tile(m.path, f"{'keep' if m.keep else f'{m.similarity:.3f}'}  {m.width}x{m.height}", m.filename)
                 for m in group.members
             ],
         )
