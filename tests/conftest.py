@@ -6,11 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process import Backend
+from cli_process import Backend, run_cli
 from gemini_stub import STUB_KEY, GeminiStub
 
 from assetlens.benchmarks.milvus_server import MilvusServer, drop_all_collections
-from assetlens.catalogue import Item, write_catalogue
+from assetlens.catalogue import Item, render, write_catalogue
+from assetlens.engine.library import Library
+
+#: What the Gemini SDK reads from the environment: its key, its endpoint, and whether to use Vertex AI.
+GEMINI_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI")
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +26,28 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Item
 @pytest.fixture(scope="session")
 def catalogue_dir(catalogue: list[tuple[Path, Item]]) -> Path:
     return catalogue[0][0].parent.parent
+
+
+@pytest.fixture(scope="module")
+def catalogue_library(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Path:
+    """A Milvus Lite library of the catalogue on the demo model, one per test module (tests may add and remove)."""
+    db = tmp_path_factory.mktemp("catalogue-library") / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(catalogue_dir)
+    return db
+
+
+@pytest.fixture(scope="module")
+def mug_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A library of three mugs (red, blue, green; ``photos/`` beside it) indexed by the ``assetlens`` command."""
+    base = tmp_path_factory.mktemp("mugs")
+    (base / "photos").mkdir()
+    for i, color in enumerate(("red", "blue", "green")):
+        render(Item("mug", color, "wooden table"), size=96, seed=i).save(base / "photos" / f"{color}.png")
+    db = base / "lib.db"
+    result = run_cli("index", base / "photos", "--db", db, "--model", "demo", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return db
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +65,7 @@ def server_uri(milvus_server: MilvusServer) -> str:
     return milvus_server.uri
 
 
-@pytest.fixture(params=["lite", "server"])
+@pytest.fixture(params=["lite", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """A fresh library on each backend: a Milvus Lite file, then the session's (emptied) Milvus server."""
     if request.param == "server":
@@ -58,3 +84,17 @@ def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiStub]:
         monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
         monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
         yield server
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No Gemini key, endpoint or access token from the caller's environment; the app's cached library
+    handle is released after the test."""
+    import streamlit as st
+
+    from assetlens.ui.access import TOKEN_VARIABLE
+
+    for name in (*GEMINI_VARIABLES, TOKEN_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    yield monkeypatch
+    st.cache_resource.clear()  # closes the app's library (on_release)

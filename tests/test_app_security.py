@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
+from app_driver import finish_indexing, start
 from streamlit.testing.v1 import AppTest
 
 import assetlens.cli
@@ -21,9 +18,8 @@ from assetlens.engine.library import Library
 from assetlens.ui.access import TOKEN_VARIABLE
 from assetlens.ui.markdown import plain
 
-pytestmark = [pytest.mark.store, pytest.mark.slow]
+pytestmark = [pytest.mark.store]
 
-APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 TOKEN = "s3cret-token_for-this-server"
 # File names that Markdown would turn into a link, a remote image, an autolink, HTML or a Streamlit directive.
 CRAFTED = (
@@ -33,14 +29,6 @@ CRAFTED = (
     "<img src=https:evil.example>.jpg",
     ":red[alert] **bold** &amp; $x$.jpg",
 )
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", TOKEN_VARIABLE):
-        monkeypatch.delenv(name, raising=False)
-    yield monkeypatch
-    st.cache_resource.clear()  # closes the app's library
 
 
 @pytest.fixture
@@ -57,16 +45,6 @@ def crafted(tmp_path: Path, catalogue: list[tuple[Path, Item]]) -> tuple[Path, P
     return db, folder
 
 
-def start(monkeypatch: pytest.MonkeyPatch, db: Path, out: Path, token: str | None = None) -> AppTest:
-    monkeypatch.setattr(sys, "argv", [APP, "--db", str(db), "--out", str(out), "--model", "demo", "--device", "cpu"])
-    at = AppTest.from_file(APP, default_timeout=120)
-    if token is not None:
-        at.query_params["token"] = token
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def everything(at: AppTest) -> list[Any]:
     kinds = ("markdown", "caption", "metric", "text_input", "button", "image", "tabs", "error", "warning", "success")
     return [e for kind in kinds for e in at.get(kind)] + list(at.sidebar.children.values())
@@ -77,10 +55,10 @@ def everything(at: AppTest) -> list[Any]:
 
 @pytest.mark.parametrize("given", [None, "", "wrong", TOKEN[:-1], TOKEN + "x", "tökén"])
 def test_without_the_right_token_the_app_shows_nothing_of_the_library(
-    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path, given: str | None
+    app_env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path, given: str | None
 ) -> None:
-    env.setenv(TOKEN_VARIABLE, TOKEN)
-    at = start(env, crafted[0], tmp_path / "gen", given)
+    app_env.setenv(TOKEN_VARIABLE, TOKEN)
+    at = start(app_env, crafted[0], tmp_path / "gen", token=given)
     assert [i.value for i in at.info] == [
         "Open the URL that `assetlens ui` printed in its terminal; it carries this server's access token."
     ]
@@ -89,10 +67,10 @@ def test_without_the_right_token_the_app_shows_nothing_of_the_library(
 
 
 def test_the_right_token_admits_the_session_for_its_reruns(
-    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+    app_env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    env.setenv(TOKEN_VARIABLE, TOKEN)
-    at = start(env, crafted[0], tmp_path / "gen", TOKEN)
+    app_env.setenv(TOKEN_VARIABLE, TOKEN)
+    at = start(app_env, crafted[0], tmp_path / "gen", token=TOKEN)
     assert {m.label: m.value for m in at.metric}["Images"] == str(len(CRAFTED))
     at.query_params.clear()  # the URL of a later rerun need not carry it
     at.text_input(key="query").input("a product photo").run()
@@ -100,9 +78,9 @@ def test_the_right_token_admits_the_session_for_its_reruns(
 
 
 def test_without_a_token_configured_the_app_is_open(
-    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+    app_env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    at = start(env, crafted[0], tmp_path / "gen")
+    at = start(app_env, crafted[0], tmp_path / "gen")
     assert {m.label: m.value for m in at.metric}["Images"] == str(len(CRAFTED))
     assert not at.info[0].value.startswith("Open the URL")
 
@@ -158,10 +136,10 @@ def shows_literally(markdown: str, text: str) -> bool:
 
 
 def test_crafted_file_names_are_shown_as_text(
-    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+    app_env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
 ) -> None:
     db, folder = crafted
-    at = start(env, db, tmp_path / "gen")
+    at = start(app_env, db, tmp_path / "gen")
     at.text_input(key="query").input("a product photo").run()
     cards = [c.value for c in at.caption if c.value.startswith("**")]
     assert len(cards) == len(CRAFTED)
@@ -188,16 +166,14 @@ def test_crafted_file_names_are_shown_as_text(
 
 
 def test_crafted_folder_names_in_index_messages_are_shown_as_text(
-    env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
+    app_env: pytest.MonkeyPatch, crafted: tuple[Path, Path], tmp_path: Path
 ) -> None:
     db, folder = crafted
     (folder / "[bad](https:evil.example).jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    at = start(env, db, tmp_path / "gen")
+    at = start(app_env, db, tmp_path / "gen")
     at.text_input(key="index_folder").input(str(folder)).run()
     at.button(key="index_go").click().run()
-    for thread in threading.enumerate():
-        if thread.name == "assetlens-index":
-            thread.join(timeout=300)
+    finish_indexing()
     at.run()
     [done] = at.success
     assert shows_literally(done.value, str(folder)) and "1 failed" in done.value
@@ -213,7 +189,7 @@ def test_crafted_folder_names_in_index_messages_are_shown_as_text(
 
 
 def test_a_file_name_that_is_not_utf8_is_shown_with_replacement_characters(
-    env: pytest.MonkeyPatch, catalogue: list[tuple[Path, Item]], tmp_path: Path
+    app_env: pytest.MonkeyPatch, catalogue: list[tuple[Path, Item]], tmp_path: Path
 ) -> None:
     folder = tmp_path / "latin1"
     folder.mkdir()
@@ -222,7 +198,7 @@ def test_a_file_name_that_is_not_utf8_is_shown_with_replacement_characters(
     db = tmp_path / "lib.db"
     with Library(db, model="demo", device="cpu") as lib:
         assert lib.index(folder).encoded == 1
-    at = start(env, db, tmp_path / "gen")
+    at = start(app_env, db, tmp_path / "gen")
     at.text_input(key="query").input("a product photo").run()
     assert not at.exception, [e.value for e in at.exception]
     [card] = [c.value for c in at.caption if c.value.startswith("**")]

@@ -15,6 +15,8 @@ import pytest
 
 from assetlens.cli import build_parser
 
+pytestmark = [pytest.mark.store]
+
 pytest.importorskip("matplotlib")
 pytest.importorskip("torch")
 
@@ -44,6 +46,7 @@ def _positive(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow
 def test_structure_and_environment(run: tuple[Path, dict[str, Any]]) -> None:
     _, res = run
     assert res["schema"] == "assetlens-bench/1" and res["profile"] == "toy"
@@ -58,6 +61,7 @@ def test_structure_and_environment(run: tuple[Path, dict[str, Any]]) -> None:
     assert len(res["load"]["start"]) == 3 and len(res["load"]["end"]) == 3
 
 
+@pytest.mark.slow
 def test_figures_are_positive_and_finite(run: tuple[Path, dict[str, Any]]) -> None:
     _, res = run
     timings = _timings(res)
@@ -90,6 +94,7 @@ def test_figures_are_positive_and_finite(run: tuple[Path, dict[str, Any]]) -> No
         assert row["mean_tokens"] < row["context_length"] and _positive(row["speedup"])
 
 
+@pytest.mark.slow
 def test_goals_report_and_plots(run: tuple[Path, dict[str, Any]]) -> None:
     out, res = run
     assert res["goals"] and all(g["status"] in ("met", "MISSED", "not measured") for g in res["goals"])
@@ -106,6 +111,7 @@ def test_goals_report_and_plots(run: tuple[Path, dict[str, Any]]) -> None:
         assert f"({png.name})" in report
 
 
+@pytest.mark.unit
 def test_cli_parses_bench() -> None:
     args = build_parser().parse_args(["bench", "--full", "--device", "cpu", "--out", "x"])
     assert (args.profile, args.device, args.out) == ("full", "cpu", "x")

@@ -33,6 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from assetlens.engine.generate import load_gallery
 
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

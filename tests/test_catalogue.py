@@ -100,6 +100,7 @@ def test_split_holds_out_pairs_disjointly() -> None:
     assert all(it.pair in train for it in cat.sample_items(500, seed=0, pairs=train))
 
 
+@pytest.mark.slow
 def test_held_out_definition() -> None:
     train, held = split()
     bench = HeldOut.build()

@@ -14,6 +14,8 @@ from PIL import Image
 from assetlens.catalogue import Item
 from assetlens.cli import main
 
+pytestmark = [pytest.mark.store]
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
@@ -167,6 +169,8 @@ def test_stats(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
     assert stats["search_copy"] == {"state": "current", "rows": 60, "graph": False}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_demo_command_in_a_subprocess(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "assetlens", "demo", "--out", str(tmp_path / "demo"), "--count", "40"],

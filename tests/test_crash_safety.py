@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_process import Backend, assert_no_traceback, cli_env, run_cli
+from helpers import Snapshot, library_snapshot
 
 from assetlens.engine.library import Library
-from assetlens.engine.store import AssetRow, MilvusStore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.store, pytest.mark.slow]
 
 MODEL = "demo"
 BATCH = 8
@@ -75,17 +77,6 @@ else:
 sys.exit(main(sys.argv[3:]))
 """
 
-Snapshot = dict[str, tuple[AssetRow, np.ndarray]]
-
-
-def snapshot(uri: str) -> Snapshot:
-    """Every row and vector by path, after checking there are no duplicates."""
-    with MilvusStore(uri) as store:
-        rows = list(store.rows())
-        assert store.count() == len(rows) == len({r.path for r in rows})
-        found = store.get([r.id for r in rows], with_vectors=True) if rows else []
-    return {row.path: (row, vec) for row, vec in found}  # type: ignore[misc]
-
 
 def assert_part_of(snap: Snapshot, reference: Snapshot) -> None:
     """Each row in ``snap`` is the reference's row for that path, whole: metadata and vector."""
@@ -102,7 +93,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> 
     with Library(db, model=MODEL, device="cpu") as lib:
         report = lib.index(catalogue_dir, batch_size=BATCH)
     assert report.encoded == 60 and not report.failed
-    return snapshot(db)
+    return library_snapshot(db)
 
 
 def kill_when_paused(argv: list[str], where: str, marker: Path) -> None:
@@ -136,7 +127,7 @@ def test_kill_mid_batch_then_rerun(backend: Backend, catalogue_dir: Path, refere
     kill_when_paused(argv, "upsert:3", tmp_path / "paused")
 
     # What survived the kill: two whole batches and half of the third, every row whole.
-    partial = snapshot(backend.uri)
+    partial = library_snapshot(backend.uri)
     assert len(partial) == 2 * BATCH + BATCH // 2
     assert_part_of(partial, reference)
 
@@ -148,7 +139,7 @@ def test_kill_mid_batch_then_rerun(backend: Backend, catalogue_dir: Path, refere
         f"{60 - done} indexed, {done} unchanged, 0 moved or copied (vector reused), "
         "0 touched (metadata updated), 0 failed" in result.stdout
     )
-    final = snapshot(backend.uri)
+    final = library_snapshot(backend.uri)
     assert set(final) == set(reference)
     assert_part_of(final, reference)
 
@@ -162,7 +153,7 @@ def test_kill_between_creating_the_collection_and_its_index(
     result = run_cli(*argv)
     assert result.returncode == 0, result.stderr
     assert "60 indexed" in result.stdout
-    final = snapshot(backend.uri)
+    final = library_snapshot(backend.uri)
     assert set(final) == set(reference)
     assert_part_of(final, reference)
     hit = run_cli("search", "a red mug", *backend.args, "--device", "cpu", "-k", "1", "--json")
@@ -187,8 +178,8 @@ def test_kill_while_a_moved_file_is_recorded(backend: Backend, catalogue_dir: Pa
     uninterrupted = str(tmp_path / "uninterrupted.db")
     with Library(uninterrupted, model=MODEL, device="cpu") as lib:
         lib.index(photos)
-    expected = snapshot(uninterrupted)
-    final = snapshot(backend.uri)
+    expected = library_snapshot(uninterrupted)
+    final = library_snapshot(backend.uri)
     assert set(final) == set(expected)
     assert_part_of(final, expected)
 
@@ -199,8 +190,9 @@ def test_kill_while_a_moved_file_is_recorded(backend: Backend, catalogue_dir: Pa
 WRITER = """
 import sys
 import numpy as np
-from assetlens.engine.store import AssetRow, MilvusStore, path_id
+from assetlens.engine.store import MilvusStore
 sys.path.insert(0, sys.argv[3])
+from helpers import asset_row
 from test_crash_safety import DIM, KEYS, row_vector
 
 uri, first = sys.argv[1], int(sys.argv[2])
@@ -209,8 +201,7 @@ with MilvusStore(uri) as store:
     store.ensure("crash-test", "crash-test", "fp32", DIM)
     for version in range(first, first + 100000):
         keys = sorted({int(k) for k in rng.integers(0, KEYS, 40)})
-        rows = [AssetRow(path_id(f"/p/{k}.jpg"), f"/p/{k}.jpg", "/p", f"{k}.jpg", k, float(version), "h", 1, 1)
-                for k in keys]
+        rows = [asset_row(f"/p/{k}.jpg", size=k, mtime=float(version)) for k in keys]
         store.upsert(rows, np.stack([row_vector(k, version) for k in keys]))
         print(version, *keys, flush=True)
 """
@@ -248,10 +239,7 @@ def test_writer_killed_at_arbitrary_moments_leaves_only_whole_acknowledged_rows(
                 version, *keys = map(int, line.split())
                 acknowledged.update(dict.fromkeys(keys, version))
 
-        with MilvusStore(db) as store:
-            rows = list(store.rows())
-            assert store.count() == len(rows) == len({r.id for r in rows})
-            found = {row.size: (row, vec) for row, vec in store.get([r.id for r in rows], with_vectors=True)}
+        found = {row.size: (row, vec) for row, vec in library_snapshot(db).values()}
         for key, (row, vec) in found.items():  # every row whole, acknowledged or not
             np.testing.assert_allclose(vec, row_vector(key, int(row.mtime)), atol=1e-6)
         for key, version in acknowledged.items():  # a later, unacknowledged write may have landed too

@@ -28,6 +28,8 @@ from assetlens.export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
 from assetlens.export.onnx_export import export_model, quantize_export  # noqa: E402
 from assetlens.export.quantize import INT16_MAX, int16_pair_sum, integer_matmul_weights  # noqa: E402
 
+pytestmark = [pytest.mark.parity, pytest.mark.slow]
+
 GOLDEN = "a golden watch on a red table"
 GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

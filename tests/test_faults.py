@@ -14,15 +14,14 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from cli_process import assert_no_traceback, assert_one_sentence, needs_permissions, run_cli, warnings_in
+from helpers import DIM, rows_and_vectors, write_as_another_program
 from pymilvus import MilvusClient
-from test_store import rows_and_vectors
 
 from assetlens.engine.errors import LibraryDamagedError, LibraryVersionError, ReadOnlyLibraryError
 from assetlens.engine.library import Library
@@ -31,7 +30,6 @@ from assetlens.engine.store import CACHE_DIR, META_PROPERTY, SCHEMA_VERSION, Col
 
 pytestmark = [pytest.mark.store]
 
-DIM = 16
 COLLECTION = "assets"
 PARTITION = Path("collections") / COLLECTION / "partitions" / "_default"
 
@@ -372,10 +370,7 @@ def test_a_write_by_another_program_that_keeps_the_count_makes_the_copy_stale(tm
         store.flush()
         assert saved_copy_state(store, 20) == SearchCopy(CopyState.CURRENT, 20, graph=False)
     changed = -vecs[3]
-    client = MilvusClient(str(db))  # another program: plain pymilvus, no AssetLens generation
-    client.load_collection(COLLECTION)
-    client.upsert(COLLECTION, [{**asdict(rows[3]), "vector": changed.tolist()}])
-    client.close()
+    write_as_another_program(db, rows[3:4], changed[None], COLLECTION)
     with MilvusStore(str(db), collection=COLLECTION) as store:
         assert store.count() == 20
         assert saved_copy_state(store, 20) == SearchCopy(CopyState.STALE, 20, graph=False)

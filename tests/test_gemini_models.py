@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
+from app_driver import start
 from gemini_stub import GeminiStub
+from helpers import quick
 from PIL import Image
-from streamlit.testing.v1 import AppTest
-from test_generate import quick
 
 from assetlens.cli import main
 from assetlens.engine.errors import GenerationError, ModelNotFoundError, UsageError
@@ -20,8 +19,6 @@ from assetlens.engine.generate import Generation, Generator, load_gallery
 from assetlens.engine.library import Library
 
 pytestmark = [pytest.mark.unit]
-
-APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 
 
 def images(folder: Path, n: int) -> list[Path]:
@@ -150,20 +147,11 @@ def test_generate_and_add_indexes_the_outputs_or_says_where_they_are(gemini: Gem
 # -- the app's model choice -------------------------------------------------------------
 
 
-def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *extra: str) -> AppTest:
-    """The app on a new library (demo model), with extra app arguments."""
-    argv = [APP, "--db", str(tmp_path / "lib.db"), "--out", str(tmp_path / "gen"), "--model", "demo", "--device", "cpu"]
-    monkeypatch.setattr(sys, "argv", [*argv, *extra])
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-@pytest.mark.slow
+@pytest.mark.store
 def test_app_offers_the_models_in_a_selectbox_with_their_sizes(
     gemini: GeminiStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    at = start(monkeypatch, tmp_path)
+    at = start(monkeypatch, tmp_path / "lib.db", tmp_path / "gen")
     model = at.selectbox(key="gemini_model")
     assert model.value == "gemini-3.1-flash-image"
     assert model.options == ["gemini-3.1-flash-image (GA)", "gemini-3-pro-image (GA)"]
@@ -183,13 +171,13 @@ def test_app_offers_the_models_in_a_selectbox_with_their_sizes(
     assert gen.model == "gemini-3-pro-image" and gen.image_size == "2K"
 
 
-@pytest.mark.slow
+@pytest.mark.store
 @pytest.mark.parametrize(("started", "expected"), [("../../x", DEFAULT_MODEL), ("gemini-4-flash-image", None)])
 def test_app_started_with_a_model_name(
     gemini: GeminiStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, started: str, expected: str | None
 ) -> None:
     gemini.models.append(("gemini-4-flash-image", ("generateContent",)))
-    at = start(monkeypatch, tmp_path, "--gemini-model", started)
+    at = start(monkeypatch, tmp_path / "lib.db", tmp_path / "gen", "--gemini-model", started)
     model = at.selectbox(key="gemini_model")
     assert model.value == (expected or started)
     assert started not in model.options[1:]  # a bad name is not offered; a good one is offered once, first

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gemini_stub import STUB_KEY, GeminiStub
+from helpers import quick
 from PIL import Image
 
 from assetlens.catalogue import Item
@@ -26,15 +27,12 @@ from assetlens.engine.generate import (
 )
 from assetlens.engine.library import Library
 
+pytestmark = [pytest.mark.unit]
+
 
 @pytest.fixture
 def refs(catalogue: list[tuple[Path, Item]]) -> list[Path]:
     return [catalogue[0][0], catalogue[1][0]]
-
-
-def quick(**kwargs: object) -> Generator:
-    """A generator that skips its backoff sleeps."""
-    return Generator(sleep=lambda s: None, **kwargs)  # type: ignore[arg-type]
 
 
 def recording(**kwargs: object) -> tuple[Generator, list[float]]:
@@ -231,18 +229,10 @@ def test_gallery_skips_stray_and_orphaned_sidecars(gemini: GeminiStub, refs: lis
 # -- the CLI ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Path:
-    db = tmp_path_factory.mktemp("genlib") / "lib.db"
-    with Library(db, model="demo", device="cpu") as lib:
-        lib.index(catalogue_dir)
-    return db
-
-
 def test_cli_generate_from_search_and_add_to_library(
-    gemini: GeminiStub, library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    gemini: GeminiStub, catalogue_library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Library(library, device="cpu") as lib:
+    with Library(catalogue_library, device="cpu") as lib:
         expected = [(r.path, r.score) for r in lib.search("a gold watch", k=2)]
         count = lib.stats().count
     out_dir = tmp_path / "gen"
@@ -257,7 +247,7 @@ def test_cli_generate_from_search_and_add_to_library(
             "--out",
             str(out_dir),
             "--db",
-            str(library),
+            str(catalogue_library),
             "--add-to-library",
             "--device",
             "cpu",
@@ -272,7 +262,7 @@ def test_cli_generate_from_search_and_add_to_library(
     ]
     assert "added to the library: 1 indexed" in err
     assert len(gemini.requests[0].images) == 2
-    with Library(library, device="cpu") as lib:
+    with Library(catalogue_library, device="cpu") as lib:
         assert lib.stats().count == count + 1
         hits = lib.similar(expected[0][0], k=60)
         [mine] = [h for h in hits if h.path == printed]

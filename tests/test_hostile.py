@@ -27,19 +27,16 @@ from cli_process import (
     run_cli,
     warnings_in,
 )
+from helpers import clip_image_facts, library_snapshot
 from PIL import Image
 
 from assetlens.catalogue import Item, render
 from assetlens.engine.indexer import path_text
-from assetlens.engine.models import ImageFacts
 from assetlens.engine.preprocess import clip_pixels, decode
-from assetlens.engine.store import MilvusStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "demo"
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def shot(color: str, seed: int, size: int = 96) -> Image.Image:
@@ -54,8 +51,7 @@ def index(folder: Path, db: Path, *extra: str) -> subprocess.CompletedProcess[st
 
 
 def stored_paths(db: Path) -> set[str]:
-    with MilvusStore(str(db), create=False) as store:
-        return {row.path for row in store.rows()}
+    return set(library_snapshot(db))
 
 
 # -- decoding: memory per decode ----------------------------------------------------------
@@ -170,7 +166,7 @@ def test_high_depth_conversion_keeps_the_model_input(tmp_path: Path, mode: str) 
     full = decode(path).image
     assert full.size == (2000, 1500)
     np.testing.assert_array_equal(np.asarray(full)[..., 0], expected)
-    facts = ImageFacts("image.onnx", "pixel_values", "image_embeds", 224, 224, MEAN, STD)
+    facts = clip_image_facts(224)
     reduced = decode(path, min_side=224)
     assert min(reduced.image.size) < 1500 and min(reduced.image.size) >= 224
     assert (reduced.width, reduced.height) == (2000, 1500)
@@ -331,17 +327,6 @@ def test_pillow_log_records_are_not_fatal_looking_errors(tmp_path: Path) -> None
 # -- arguments ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("hostile-args")
-    (base / "photos").mkdir()
-    for i, color in enumerate(("red", "blue", "green")):
-        shot(color, i).save(base / "photos" / f"{color}.png")
-    db = base / "lib.db"
-    index(base / "photos", db)
-    return db
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -362,27 +347,27 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["generate", "a mug", "--timeout", "-5"], "--timeout must be a positive number of seconds, not -5"),
     ],
 )
-def test_bad_arguments_get_one_sentence(library: Path, argv: list[str], message: str) -> None:
-    argv = [str(library.parent / "photos") if a == "PHOTOS" else a for a in argv]
-    assert_one_sentence(run_cli(*argv, "--db", library, "--device", "cpu"), 2, message)
+def test_bad_arguments_get_one_sentence(mug_library: Path, argv: list[str], message: str) -> None:
+    argv = [str(mug_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
+    assert_one_sentence(run_cli(*argv, "--db", mug_library, "--device", "cpu"), 2, message)
 
 
 @needs_permissions
-def test_grid_in_a_folder_that_cannot_be_written(library: Path, tmp_path: Path) -> None:
+def test_grid_in_a_folder_that_cannot_be_written(mug_library: Path, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        result = run_cli("search", "a mug", "--db", library, "--grid", locked / "sheet.png")
+        result = run_cli("search", "a mug", "--db", mug_library, "--grid", locked / "sheet.png")
     finally:
         locked.chmod(0o755)
     assert_one_sentence(result, 2, f"--grid {locked / 'sheet.png'} cannot be written: permission denied.")
     assert result.stdout == ""
 
 
-def test_output_into_a_closed_pipe_ends_quietly(library: Path) -> None:
+def test_output_into_a_closed_pipe_ends_quietly(mug_library: Path) -> None:
     """``assetlens search ... | head -0``: the reader is gone before the first line is written."""
-    argv = [*DROP_DAC, sys.executable, "-m", "assetlens", "search", "a mug", "--db", str(library), "--json"]
+    argv = [*DROP_DAC, sys.executable, "-m", "assetlens", "search", "a mug", "--db", str(mug_library), "--json"]
     with subprocess.Popen(argv, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
@@ -391,10 +376,10 @@ def test_output_into_a_closed_pipe_ends_quietly(library: Path) -> None:
     assert err == "" and code == 1, (code, err)
 
 
-def test_remove_counts_the_rows_it_removed(library: Path, tmp_path: Path) -> None:
+def test_remove_counts_the_rows_it_removed(mug_library: Path, tmp_path: Path) -> None:
     db = tmp_path / "copy.db"
-    index(library.parent / "photos", db)
-    red = library.parent / "photos" / "red.png"
+    index(mug_library.parent / "photos", db)
+    red = mug_library.parent / "photos" / "red.png"
     result = run_cli("remove", red, red, tmp_path / "never-indexed.png", "--db", db)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "removed 1 image(s) from the library (files untouched)"

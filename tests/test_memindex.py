@@ -3,19 +3,19 @@ saved beside a Milvus Lite library and never trusted when stale."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pymilvus import MilvusClient
-from test_store import rows_and_vectors
+from helpers import DIM, make_rows, rows_and_vectors, write_as_another_program
 
 from assetlens.engine.library import Library
 from assetlens.engine.memindex import CopyState, MemoryIndex, Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.search import Filter
-from assetlens.engine.store import AssetRow, MilvusStore, path_id
+from assetlens.engine.store import AssetRow, MilvusStore
 
-DIM = 16
+pytestmark = [pytest.mark.store]
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -25,12 +25,8 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def rows_for(vectors: np.ndarray, start: int = 0) -> list[AssetRow]:
-    out = []
-    for i in range(start, start + len(vectors)):
-        path = f"/lib/f{i % 4}/img_{i}.png"
-        out.append(AssetRow(path_id(path), path, f"/lib/f{i % 4}", f"img_{i}.png", i, float(i), f"{i:064x}", 8, 8))
-    return out
+def rows_for(vectors: np.ndarray) -> list[AssetRow]:
+    return make_rows(len(vectors), "/lib", groups=4, suffix=".png")
 
 
 def exact_ids(index: MemoryIndex, q: np.ndarray, k: int) -> list[str]:
@@ -73,7 +69,7 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
         assert len(mirror.index()) == 150
         # a second run: new rows, a changed image, a touched file (same vector, new mtime), a deletion
         changed = clustered(1, DIM, seed=9)
-        touched = AssetRow(**{**rows[5].__dict__, "mtime": 99.0})
+        touched = dataclasses.replace(rows[5], mtime=99.0)
         store.upsert(rows[150:], vecs[150:], new=True)
         store.upsert([rows[3], touched], np.stack([changed[0], vecs[5]]))
         store.delete([rows[7].id, rows[8].id])
@@ -111,9 +107,9 @@ def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
     assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(after, truth, strict=True)]) >= 0.98
     assert index.search(queries[0], 1)[0].row == moved
     # filtered searches scan exactly
-    flt = Filter("/lib/f2/")
+    flt = Filter("/lib/sub2/")
     hits = index.search(queries[3], 10, flt)
-    assert all(h.row.folder == "/lib/f2" for h in hits) and len(hits) == 10
+    assert all(h.row.folder == "/lib/sub2" for h in hits) and len(hits) == 10
 
 
 def test_dead_positions_are_compacted(tmp_path: Path) -> None:
@@ -169,13 +165,7 @@ def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
         assert len(Mirror(store).index()) == 58 and len(calls) == 2
 
     # written by another program (no generation change): the row count gives it away
-    client = MilvusClient(str(tmp_path / "lib.db"))
-    client.insert("assets", [{**r.__dict__, "vector": v.tolist()} for r, v in zip(rows[58:], vecs[58:], strict=True)])
-    client.flush("assets")
-    client.close()
-    from milvus_lite.server_manager import server_manager_instance
-
-    server_manager_instance.release_server(str((tmp_path / "lib.db").resolve()))
+    write_as_another_program(tmp_path / "lib.db", rows[58:], vecs[58:])
     with MilvusStore(str(tmp_path / "lib.db")) as store:
         assert len(Mirror(store).index()) == 60 and len(calls) == 3
     with MilvusStore(str(tmp_path / "lib.db")) as store:
@@ -205,8 +195,7 @@ def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tm
         assert report.encoded == 60
         first = lib.search("a red mug", k=5)
     with Library(db, device="cpu", create=False) as lib, Library(db, device="cpu", memory_index=False) as milvus:
-        saved = lib._mirror.index() if lib._mirror else None
-        assert saved is not None and len(saved) == 60
+        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 60, graph=False)
         for query in ("a red mug", "a golden watch", "a blue chair on a wooden table"):
             ours = lib.search(query, k=8)
             assert [(r.path, round(r.score, 4)) for r in ours] == [
@@ -219,8 +208,10 @@ def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tm
         q = lib.query_vector("a red mug")[0]
         by_vector = lib.search(vector=q * 3.0, k=5)  # any length: normalised
         assert [r.path for r in by_vector] == [r.path for r in lib.search("a red mug", k=5)]
+        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 59, graph=False)
     with Library(db, device="cpu", create=False) as lib:
-        assert lib._mirror is not None and len(lib._mirror.index()) == 59
+        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 59, graph=False)
+        assert len(lib.search("a red mug", k=100)) == 59
 
 
 def test_library_from_before_generations_gets_its_copy_saved_once(
@@ -228,10 +219,10 @@ def test_library_from_before_generations_gets_its_copy_saved_once(
 ) -> None:
     vecs = clustered(40, DIM)
     rows = rows_for(vecs)
-    with lite(tmp_path) as store:  # rows written by an AssetLens that kept no generation
-        store._client.insert("assets", [{**r.__dict__, "vector": v.tolist()} for r, v in zip(rows, vecs, strict=True)])
-        store._client.flush("assets")
-        assert store.generation() == ""
+    lite(tmp_path).close()
+    write_as_another_program(tmp_path / "lib.db", rows, vecs)  # as an AssetLens that kept no generation wrote them
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        assert store.count() == 40 and store.generation() == ""
     builds: list[int] = []
     original = MilvusStore.rows_and_vectors
     monkeypatch.setattr(MilvusStore, "rows_and_vectors", lambda self: builds.append(1) or original(self))

@@ -7,20 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import clip_image_facts
 from PIL import Image
 
 from assetlens.engine.errors import ImageDecodeError
-from assetlens.engine.models import ImageFacts
 from assetlens.engine.preprocess import clip_pixels, decode
+from assetlens.engine.registry import OPENAI_MEAN, OPENAI_STD
 
 transformers = pytest.importorskip("transformers")
 
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def facts(size: int) -> ImageFacts:
-    return ImageFacts("image.onnx", "pixel_values", "image_embeds", size, size, MEAN, STD)
+pytestmark = [pytest.mark.unit]
 
 
 def varied_images() -> list[Image.Image]:
@@ -37,12 +33,15 @@ def varied_images() -> list[Image.Image]:
 @pytest.mark.parametrize("size", [224, 64])
 def test_matches_clip_image_processor(size: int) -> None:
     processor = transformers.CLIPImageProcessor(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, image_mean=MEAN, image_std=STD
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        image_mean=OPENAI_MEAN,
+        image_std=OPENAI_STD,
     )
     for img in varied_images():
         if min(img.size) < size:
             continue  # HF pads differently below the crop size; covered by test_small_image_is_padded
-        ours = clip_pixels(img, facts(size))
+        ours = clip_pixels(img, clip_image_facts(size))
         theirs = processor(images=img, return_tensors="np")["pixel_values"][0]
         assert ours.shape == theirs.shape == (3, size, size)
         assert ours.dtype == np.float32
@@ -51,10 +50,10 @@ def test_matches_clip_image_processor(size: int) -> None:
 
 def test_small_image_is_padded_to_crop() -> None:
     img = Image.new("RGB", (50, 40), (255, 0, 0))
-    out = clip_pixels(img, facts(64))
+    out = clip_pixels(img, clip_image_facts(64))
     assert out.shape == (3, 64, 64)
     # resized to 64 on the short side -> 80x64, crop keeps the centre: all red
-    red = (1.0 - MEAN[0]) / STD[0]
+    red = (1.0 - OPENAI_MEAN[0]) / OPENAI_STD[0]
     np.testing.assert_allclose(out[0], red, atol=1e-5)
 
 
@@ -153,10 +152,10 @@ def test_draft_mode_keeps_embedding_input_close() -> None:
     """Large JPEGs decode at reduced scale; the model input barely changes."""
     img = varied_images()[-1]  # 2048x1536
     data = save(img, "JPEG", quality=92)
-    full = clip_pixels(decode(data).image, facts(224))
+    full = clip_pixels(decode(data).image, clip_image_facts(224))
     fast_img = decode(data, min_side=224).image
     assert fast_img.size[1] < 1536  # draft really reduced the decode
-    fast = clip_pixels(fast_img, facts(224))
+    fast = clip_pixels(fast_img, clip_image_facts(224))
     cos = float((full * fast).sum() / np.linalg.norm(full) / np.linalg.norm(fast))
     assert cos > 0.999
     assert decode(data, min_side=224).width == 2048  # the file's real size is reported

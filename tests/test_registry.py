@@ -191,18 +191,17 @@ def test_a_short_name_is_recorded_as_its_hf_id(monkeypatch: pytest.MonkeyPatch, 
 # ------------------------------------------------------------------ export
 
 
-def test_export_resolves_a_short_name_to_its_hf_id(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_resolves_a_short_name_to_its_hf_id(cache: Path) -> None:
     onnx_export = pytest.importorskip("assetlens.export.onnx_export")
-    loaded: list[tuple[str, bool]] = []
+    said: list[str] = []
 
-    def load(source: str, is_local: bool) -> None:
-        loaded.append((source, is_local))
+    def stop_before_loading(message: str) -> None:
+        said.append(message)
         raise ExportError("stop before loading")
 
-    monkeypatch.setattr(onnx_export, "_load", load)
     with pytest.raises(ExportError, match="stop before loading"):
-        onnx_export.export_model(BASE, precision="fp16")
-    assert loaded == [(DEFAULT_MODEL, False)]
+        onnx_export.export_model(BASE, precision="fp16", progress=stop_before_loading)
+    assert said == [f"Loading {DEFAULT_MODEL}"]
 
 
 @pytest.mark.parametrize(

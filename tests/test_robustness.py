@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_process import assert_no_traceback, assert_one_sentence, needs_permissions, run_cli, warnings_in
+from helpers import library_snapshot
 from PIL import Image, ImageOps
 
 from assetlens.catalogue import Item, render
 from assetlens.engine.indexer import path_text
 from assetlens.engine.store import MilvusStore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "demo"
 NON_UTF8_DIR = os.fsdecode(b"d\xe9j\xe0 vu")  # Latin-1 names, not valid UTF-8
@@ -152,10 +155,7 @@ def stored(root: Path, names: dict[str, tuple[int, int]]) -> dict[str, tuple[int
 
 
 def library_sizes(db: Path) -> dict[str, tuple[int, int]]:
-    with MilvusStore(str(db), create=False) as store:
-        rows = list(store.rows())
-        assert store.count() == len(rows)
-    return {row.path: (row.width, row.height) for row in rows}
+    return {path: (row.width, row.height) for path, (row, _) in library_snapshot(db).items()}
 
 
 @dataclass(frozen=True)
@@ -301,18 +301,6 @@ def test_unreadable_folder_is_named_and_the_rest_indexed(tmp_path: Path) -> None
 # -- bad arguments --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def small_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("small")
-    (base / "photos").mkdir()
-    for i, color in enumerate(("red", "blue", "green")):
-        shot("mug", color, (96, 96), i).save(base / "photos" / f"{color}.png")
-    db = base / "lib.db"
-    result = run_cli("index", base / "photos", "--db", db, "--model", MODEL, "--device", "cpu")
-    assert result.returncode == 0, result.stderr
-    return db
-
-
 @pytest.mark.parametrize(
     "argv, code, message",
     [
@@ -327,55 +315,55 @@ def small_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["search", "a mug", "--uri", "http://localhost:port"], 1, "http://localhost:port is not a valid Milvus URI"),
     ],
 )
-def test_bad_arguments_get_one_sentence(small_library: Path, argv: list[str], code: int, message: str) -> None:
-    argv = [str(small_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
-    assert_one_sentence(run_cli(*argv, "--db", small_library, "--device", "cpu"), code, message)
+def test_bad_arguments_get_one_sentence(mug_library: Path, argv: list[str], code: int, message: str) -> None:
+    argv = [str(mug_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
+    assert_one_sentence(run_cli(*argv, "--db", mug_library, "--device", "cpu"), code, message)
 
 
 @pytest.mark.parametrize("argv", [["index", "PHOTOS", "--batch-size", "0"], ["search", "a mug", "-k", "many"]])
-def test_malformed_options_get_usage_and_exit_2(small_library: Path, argv: list[str]) -> None:
-    argv = [str(small_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
-    result = run_cli(*argv, "--db", small_library)
+def test_malformed_options_get_usage_and_exit_2(mug_library: Path, argv: list[str]) -> None:
+    argv = [str(mug_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
+    result = run_cli(*argv, "--db", mug_library)
     assert result.returncode == 2
     assert_no_traceback(result)
     assert result.stderr.startswith("usage: assetlens") and "error: argument" in result.stderr
 
 
-def test_silent_server_is_one_sentence_not_a_hang(small_library: Path) -> None:
+def test_silent_server_is_one_sentence_not_a_hang(mug_library: Path) -> None:
     """A port that accepts connections and never answers (bounded by the client's own timeout)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        result = run_cli("index", small_library.parent / "photos", "--uri", uri, "--model", MODEL, timeout=120)
+        result = run_cli("index", mug_library.parent / "photos", "--uri", uri, "--model", MODEL, timeout=120)
     assert_one_sentence(result, 1, f"No Milvus server answers at {uri}")
 
 
 @needs_permissions
-def test_library_in_a_read_only_folder(small_library: Path, tmp_path: Path) -> None:
+def test_library_in_a_read_only_folder(mug_library: Path, tmp_path: Path) -> None:
     folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        result = run_cli("index", small_library.parent / "photos", "--db", folder / "lib.db", "--model", MODEL)
+        result = run_cli("index", mug_library.parent / "photos", "--db", folder / "lib.db", "--model", MODEL)
         assert_one_sentence(result, 1, f"Cannot write the library {folder / 'lib.db'}: its folder is not writable.")
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
 
 
-def test_library_path_that_is_a_file(small_library: Path, tmp_path: Path) -> None:
+def test_library_path_that_is_a_file(mug_library: Path, tmp_path: Path) -> None:
     (tmp_path / "lib.db").write_text("not a library")
     result = run_cli("search", "a mug", "--db", tmp_path / "lib.db")
     assert_one_sentence(result, 1, f"{tmp_path / 'lib.db'} exists but is not a Milvus Lite library (it is a file).")
 
 
 @pytest.mark.parametrize("argv", [["search", "a mug"], ["index", "PHOTOS", "--model", MODEL], ["stats"]])
-def test_library_in_use_by_another_process(small_library: Path, tmp_path: Path, argv: list[str]) -> None:
+def test_library_in_use_by_another_process(mug_library: Path, tmp_path: Path, argv: list[str]) -> None:
     """Milvus Lite allows one process per library: the second one gets one sentence, at once."""
-    argv = [str(small_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
-    (tmp_path / "assetlens.db").symlink_to(small_library)  # the default library of a CLI run in tmp_path
-    with MilvusStore(str(small_library)):
+    argv = [str(mug_library.parent / "photos") if a == "PHOTOS" else a for a in argv]
+    (tmp_path / "assetlens.db").symlink_to(mug_library)  # the default library of a CLI run in tmp_path
+    with MilvusStore(str(mug_library)):
         result = run_cli(*argv, cwd=tmp_path, timeout=120)
     assert_one_sentence(
         result,

@@ -1,7 +1,7 @@
 """The same index, search and incremental behaviour on Milvus Lite and on a real Milvus server.
 
 Every test here that takes ``backend`` runs twice: on a Milvus Lite file (``--db``) and on the
-session's Milvus server (``--uri``, started by ``tests/milvus_server.py``), through the same code.
+session's Milvus server (``--uri``, started by ``assetlens.benchmarks.milvus_server``), through the same code.
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_process import Backend, assert_no_traceback, assert_one_sentence, run_cli
+from helpers import asset_row, library_snapshot
 from PIL import Image, ImageOps
 
 from assetlens.benchmarks.milvus_server import MilvusServer, infix_like
 from assetlens.catalogue import Item
 from assetlens.engine.indexer import file_digest
 from assetlens.engine.library import Library
-from assetlens.engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
+from assetlens.engine.store import MilvusStore, contains_filter, prefix_filter
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "demo"
 ODD_FOLDER = "sub_dir 100% é"  # "_" and "%" are wildcards of Milvus' like; é is not ASCII
@@ -42,10 +45,7 @@ def search(backend: Backend, *argv: str) -> list[dict[str, object]]:
 
 def library_rows(uri: str) -> dict[str, tuple[object, ...]]:
     """Path -> (size, mtime, hash, width, height) of every row; no duplicates."""
-    with MilvusStore(uri) as store:
-        rows = list(store.rows())
-        assert store.count() == len(rows) == len({r.path for r in rows})
-    return {r.path: (r.size, r.mtime, r.hash, r.width, r.height) for r in rows}
+    return {path: (r.size, r.mtime, r.hash, r.width, r.height) for path, (r, _) in library_snapshot(uri).items()}
 
 
 def test_index_search_and_incremental_runs(
@@ -127,10 +127,9 @@ ODD_NAMES = ("my_dir", "myXdir", "100%", "1000", "a\\b", 'q"uote', "q'uote", "ca
 
 def test_store_filters_match_odd_names_exactly(backend: Backend) -> None:
     rows = [
-        AssetRow(path_id(p), p, f"/lib/{name}", f"img {name} {i}.jpg", i, 1.0, f"{name}{i}", 1, 1)
+        asset_row(f"/lib/{name}/img {name} {i}.jpg", size=i, digest=f"{name}{i}")
         for name in ODD_NAMES
         for i in range(2)
-        for p in [f"/lib/{name}/img {name} {i}.jpg"]
     ]
     vectors = np.random.default_rng(0).normal(size=(len(rows), 4)).astype(np.float32)
     with MilvusStore(backend.uri) as store:

@@ -9,34 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DIM, rows_and_vectors
 
 from assetlens.benchmarks.milvus_server import infix_like
 from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError
-from assetlens.engine.store import AssetRow, MilvusStore, contains_filter, path_id, prefix_filter
+from assetlens.engine.store import MilvusStore, contains_filter, prefix_filter
 
-DIM = 16
+pytestmark = [pytest.mark.store]
 
 
-@pytest.fixture(params=["lite", "server"])
+@pytest.fixture(params=["lite", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "server":
         return str(request.getfixturevalue("server_uri"))
     return str(tmp_path / "lib.db")
-
-
-def rows_and_vectors(n: int, folder: str = "/photos", seed: int = 0) -> tuple[list[AssetRow], np.ndarray]:
-    rng = np.random.default_rng(seed)
-    vecs = rng.normal(size=(n, DIM)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    rows = []
-    for i in range(n):
-        path = f"{folder}/sub{i % 3}/img_{i}.jpg"
-        rows.append(
-            AssetRow(
-                path_id(path), path, f"{folder}/sub{i % 3}", f"img_{i}.jpg", 1000 + i, 1.5 * i, f"{i:064x}", 640, 480
-            )
-        )
-    return rows, vecs
 
 
 def test_meta_is_recorded_and_survives_reopen(store_uri: str) -> None:

@@ -13,6 +13,8 @@ from tokenizers import Tokenizer  # noqa: E402
 
 from assetlens.export.clip_tokenizer import CONTEXT_LENGTH, VOCAB_SIZE, write_clip_tokenizer  # noqa: E402
 
+pytestmark = [pytest.mark.parity]
+
 GOLDEN = "a golden watch on a red table"
 GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
 LONG = " ".join(f"word{i} and more" for i in range(100))  # 300 words

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.store]
+
 BLOCKER = """
 import sys
 class _Block:

@@ -44,7 +44,9 @@ def shown_text(at: AppTest) -> str:
     return " ".join(str(getattr(e, "value", "")) for kind in kinds for e in at.get(kind))
 
 
-def test_text_search_grid_scores_and_more_like_this(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+def test_text_search_grid_scores_and_more_like_this(
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
+) -> None:
     want = expected(catalogue_library, text="a gold watch", k=12)
     like = expected(catalogue_library, like=want[0].path, k=12)
     at = start(app_env, catalogue_library, tmp_path)
@@ -64,7 +66,9 @@ def test_text_search_grid_scores_and_more_like_this(app_env: pytest.MonkeyPatch,
     assert card_names(at) == [r.filename for r in want]
 
 
-def test_min_score_and_paging_reuse_one_model(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+def test_min_score_and_paging_reuse_one_model(
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
+) -> None:
     page2 = expected(catalogue_library, text="a red mug", k=12, offset=12)
     loaded: list[str] = []
 
@@ -132,7 +136,6 @@ def test_index_a_folder_with_progress_stats_and_failures(
     at.text_input(key="index_folder").input(str(tmp_path / "nowhere")).run()
     at.button(key="index_go").click().run()
     assert "does not exist" in at.error[0].value
-    st.cache_resource.clear()
 
 
 def test_without_a_key_search_works_and_generate_says_how(
@@ -193,7 +196,9 @@ def test_generate_from_picked_references_with_session_key(
         lib.remove([gen.image])
 
 
-def test_generation_error_keeps_prompt_and_references(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+def test_generation_error_keeps_prompt_and_references(
+    app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
+) -> None:
     want = expected(catalogue_library, text="a red mug", k=3)
     out = tmp_path / "gen"
     with GeminiStub() as stub:
