@@ -96,16 +96,21 @@ def reference(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> 
     return library_snapshot(db)
 
 
-def kill_when_paused(argv: list[str], where: str, marker: Path) -> None:
-    """Run the pausing CLI, SIGKILL it once it has paused at ``where``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PAUSING_CLI, str(marker), where, *argv],
+def python(code: str, *args: str) -> subprocess.Popen[str]:
+    """``python -c CODE ARGS`` started in the background, its output piped back as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
         env=cli_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def kill_when_paused(argv: list[str], where: str, marker: Path) -> None:
+    """Run the pausing CLI, SIGKILL it once it has paused at ``where``."""
+    proc = python(PAUSING_CLI, str(marker), where, *argv)
     try:
         deadline = time.monotonic() + DEADLINE_S
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -220,14 +225,7 @@ def test_writer_killed_at_arbitrary_moments_leaves_only_whole_acknowledged_rows(
     moments = random.Random(7)
     acknowledged: dict[int, int] = {}  # key -> latest acknowledged version
     for run in range(5):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, db, str(run * 100000), str(Path(__file__).parent)],
-            env=cli_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = python(WRITER, db, str(run * 100000), str(Path(__file__).parent))
         assert proc.stdout is not None
         first = proc.stdout.readline()  # one batch is in
         time.sleep(moments.uniform(0.0, 0.5))

@@ -202,14 +202,19 @@ def test_prune_keeps_rows_of_an_unreadable_folder_and_drops_a_broken_link(tmp_pa
     assert "1 indexed image(s) under" in result.stderr and "they are kept" in result.stderr
 
 
-@needs_permissions
-def test_prune_removes_nothing_under_a_root_that_cannot_be_read(tmp_path: Path) -> None:
-    folder = tmp_path / "share"
+def two_mugs_indexed(folder: Path) -> tuple[Path, Path]:
+    """``folder`` with a red and a blue mug, indexed into ``lib.db`` beside it: (folder, library)."""
     folder.mkdir()
     for i, color in enumerate(("red", "blue")):
         shot(color, i).save(folder / f"{color}.png")
-    db = tmp_path / "lib.db"
+    db = folder.parent / "lib.db"
     index(folder, db)
+    return folder, db
+
+
+@needs_permissions
+def test_prune_removes_nothing_under_a_root_that_cannot_be_read(tmp_path: Path) -> None:
+    folder, db = two_mugs_indexed(tmp_path / "share")
     folder.chmod(0)
     try:
         result = index(folder, db, "--prune")
@@ -225,12 +230,7 @@ def test_prune_removes_nothing_under_a_root_that_cannot_be_read(tmp_path: Path) 
 
 def test_prune_removes_nothing_under_a_root_that_lists_empty(tmp_path: Path) -> None:
     """An unmounted drive's mount point is an empty folder: its images are not gone."""
-    folder = tmp_path / "mnt"
-    folder.mkdir()
-    for i, color in enumerate(("red", "blue")):
-        shot(color, i).save(folder / f"{color}.png")
-    db = tmp_path / "lib.db"
-    index(folder, db)
+    folder, db = two_mugs_indexed(tmp_path / "mnt")
     for file in folder.iterdir():
         file.rename(tmp_path / file.name)
     result = index(folder, db, "--prune")
