@@ -159,6 +159,7 @@ def test_python_api(backend: Backend, catalogue: list[tuple[Path, Item]], catalo
     assert str(first) not in library_rows(backend.uri)
 
 
+@pytest.mark.server
 def test_same_library_and_answers_on_lite_and_server(
     server_uri: str, catalogue: list[tuple[Path, Item]], catalogue_dir: Path, tmp_path: Path
 ) -> None:
@@ -182,6 +183,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServ
     server.stop()
 
 
+@pytest.mark.server
 def test_token(auth_server: MilvusServer, catalogue_dir: Path) -> None:
     uri = auth_server.uri
     result = run_cli("index", catalogue_dir, "--uri", uri, "--token", auth_server.token, "--model", MODEL)
