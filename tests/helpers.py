@@ -1,6 +1,6 @@
-"""Builders and readers the tests share: library rows and vectors made up for a store, a library read back
-whole, a write by a program that is not AssetLens, CLIP's image preprocessing facts, and a Gemini
-generator that does not sleep."""
+"""Builders and readers the tests share: the command run in this process, library rows and vectors made up
+for a store, a library read back whole, a write by a program that is not AssetLens, CLIP's image
+preprocessing facts, and a Gemini generator that does not sleep."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 from milvus_lite.server_manager import server_manager_instance
 from pymilvus import MilvusClient
 
+from assetlens.cli import main
 from assetlens.engine.generate import Generator
 from assetlens.engine.models import ImageFacts
 from assetlens.engine.registry import OPENAI_MEAN, OPENAI_STD
@@ -22,6 +24,13 @@ DIM = 16
 
 #: Every row of a library and its vector, by path.
 Snapshot = dict[str, tuple[AssetRow, np.ndarray]]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``assetlens ARGV`` in this process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def asset_row(

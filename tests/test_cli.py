@@ -9,18 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_main
 from PIL import Image
 
 from assetlens.catalogue import Item
 from assetlens.cli import main
 
 pytestmark = [pytest.mark.store]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +28,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, catalogue_dir: Path) -> Pa
 def test_index_summary_and_reindex_is_incremental(
     capsys: pytest.CaptureFixture[str], indexed: Path, catalogue_dir: Path
 ) -> None:
-    code, out, err = run(capsys, "index", str(catalogue_dir), "--db", str(indexed))
+    code, out, err = run_main(capsys, "index", str(catalogue_dir), "--db", str(indexed))
     assert code == 0
     assert "0 indexed, 60 unchanged" in out
     assert ": 60 images" in out
@@ -45,7 +40,7 @@ def test_search_json_finds_the_described_product(
 ) -> None:
     items = {str(p): item for p, item in catalogue}
     target = catalogue[0][1]
-    code, out, _ = run(capsys, "search", target.caption(), "--db", str(indexed), "-k", "3", "--json")
+    code, out, _ = run_main(capsys, "search", target.caption(), "--db", str(indexed), "-k", "3", "--json")
     assert code == 0
     hits = json.loads(out)
     assert [h["rank"] for h in hits] == [1, 2, 3]
@@ -56,7 +51,7 @@ def test_search_json_finds_the_described_product(
 
 def test_search_text_output_and_grid(capsys: pytest.CaptureFixture[str], indexed: Path, tmp_path: Path) -> None:
     grid = tmp_path / "hits.png"
-    code, out, err = run(capsys, "search", "a gold watch", "--db", str(indexed), "-k", "4", "--grid", str(grid))
+    code, out, err = run_main(capsys, "search", "a gold watch", "--db", str(indexed), "-k", "4", "--grid", str(grid))
     assert code == 0
     lines = out.strip().splitlines()
     assert len(lines) == 4 and lines[0].split()[0] == "1"
@@ -69,11 +64,11 @@ def test_image_query_leaves_itself_out(
     capsys: pytest.CaptureFixture[str], indexed: Path, catalogue: list[tuple[Path, Item]]
 ) -> None:
     path = str(catalogue[5][0])
-    code, out, _ = run(capsys, "search", "--image", path, "--db", str(indexed), "-k", "5", "--json")
+    code, out, _ = run_main(capsys, "search", "--image", path, "--db", str(indexed), "-k", "5", "--json")
     assert code == 0
     hits = json.loads(out)
     assert len(hits) == 5 and path not in [h["path"] for h in hits]
-    code, out, _ = run(capsys, "search", "--like", path, "--db", str(indexed), "-k", "5", "--json")
+    code, out, _ = run_main(capsys, "search", "--like", path, "--db", str(indexed), "-k", "5", "--json")
     assert [h["path"] for h in json.loads(out)] == [h["path"] for h in hits]
 
 
@@ -86,7 +81,7 @@ def test_bad_files_are_skipped_and_counted(
         shutil.copy(p, folder / p.name)
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "page.png").write_text("<html>not an image</html>")
-    code, out, err = run(capsys, "index", str(folder), "--db", str(tmp_path / "m.db"), "--model", "demo")
+    code, out, err = run_main(capsys, "index", str(folder), "--db", str(tmp_path / "m.db"), "--model", "demo")
     assert code == 0
     assert "5 indexed" in out and "2 failed" in out
     assert "empty.jpg" in err and "page.png" in err
@@ -105,7 +100,7 @@ def test_bad_files_are_skipped_and_counted(
 def test_bad_arguments_get_one_sentence(
     capsys: pytest.CaptureFixture[str], indexed: Path, argv: list[str], message: str
 ) -> None:
-    code, _, err = run(capsys, *argv, "--db", str(indexed))
+    code, _, err = run_main(capsys, *argv, "--db", str(indexed))
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and err.startswith("error: ")
@@ -114,7 +109,7 @@ def test_bad_arguments_get_one_sentence(
 def test_file_instead_of_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     f = tmp_path / "x.jpg"
     f.write_bytes(b"")
-    code, _, err = run(capsys, "index", str(f), "--db", str(tmp_path / "l.db"), "--model", "demo")
+    code, _, err = run_main(capsys, "index", str(f), "--db", str(tmp_path / "l.db"), "--model", "demo")
     assert code == 2 and "is a file, not a folder" in err
 
 
@@ -122,7 +117,7 @@ def test_unexported_model_says_how_to_export(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, catalogue_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ASSETLENS_CACHE", str(tmp_path / "cache"))
-    code, _, err = run(
+    code, _, err = run_main(
         capsys, "index", str(catalogue_dir), "--db", str(tmp_path / "l.db"), "--model", "openai/clip-vit-base-patch32"
     )
     assert code == 1
@@ -132,21 +127,24 @@ def test_unexported_model_says_how_to_export(
 
 
 def test_mixing_models_is_refused(capsys: pytest.CaptureFixture[str], indexed: Path, catalogue_dir: Path) -> None:
-    code, _, err = run(capsys, "index", str(catalogue_dir), "--db", str(indexed), "--precision", "int8")
+    code, _, err = run_main(capsys, "index", str(catalogue_dir), "--db", str(indexed), "--precision", "int8")
     assert code == 1
     assert "was indexed with demo (fp32), not demo (int8)" in err
 
 
 def test_search_without_a_library(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run(capsys, "search", "a mug", "--db", str(tmp_path / "none.db"))
+    code, _, err = run_main(capsys, "search", "a mug", "--db", str(tmp_path / "none.db"))
     assert code == 1 and "There is no library at" in err
     assert not (tmp_path / "none.db").exists()
 
 
 def test_search_on_empty_library(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    assert run(capsys, "index", str(tmp_path / "empty"), "--db", str(tmp_path / "empty.db"), "--model", "demo")[0] == 0
-    code, _, err = run(capsys, "search", "a mug", "--db", str(tmp_path / "empty.db"))
+    assert (
+        run_main(capsys, "index", str(tmp_path / "empty"), "--db", str(tmp_path / "empty.db"), "--model", "demo")[0]
+        == 0
+    )
+    code, _, err = run_main(capsys, "search", "a mug", "--db", str(tmp_path / "empty.db"))
     assert code == 2 and "has no images yet" in err
 
 
@@ -155,12 +153,12 @@ def test_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str], 
 
     if cuda_available():
         pytest.skip("this machine has CUDA")
-    code, _, err = run(capsys, "search", "a mug", "--db", str(indexed), "--device", "cuda")
+    code, _, err = run_main(capsys, "search", "a mug", "--db", str(indexed), "--device", "cuda")
     assert code == 1 and "no CUDA device is usable" in err
 
 
 def test_stats(capsys: pytest.CaptureFixture[str], indexed: Path) -> None:
-    code, out, _ = run(capsys, "stats", "--db", str(indexed), "--json")
+    code, out, _ = run_main(capsys, "stats", "--db", str(indexed), "--json")
     stats = json.loads(out)
     assert code == 0
     assert stats["count"] == 60 and stats["model"] == "demo" and stats["precision"] == "fp32"
@@ -212,9 +210,9 @@ def test_minus_steers_away(
     """The catalogue (seed 1) holds several gold products; subtracting "gold" pushes them down."""
     items = {str(p): item for p, item in catalogue}
     assert sum(i.color == "gold" for i in items.values()) >= 3
-    base = json.loads(run(capsys, "search", "something gold", "--db", str(indexed), "-k", "3", "--json")[1])
+    base = json.loads(run_main(capsys, "search", "something gold", "--db", str(indexed), "-k", "3", "--json")[1])
     steered = json.loads(
-        run(
+        run_main(
             capsys,
             "search",
             "something gold",
