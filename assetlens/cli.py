@@ -147,7 +147,7 @@ def _library(
         device=args.device,
         threads=args.threads,
         create=create,
-        memory_index=None if writes else False,
+        search_copy=None if writes else False,
     )
 
 

@@ -15,9 +15,9 @@ from assetlens.benchmarks.images import make_folders
 from assetlens.benchmarks.models import BenchModel, build_checkpoint, export
 from assetlens.benchmarks.profiles import Profile
 from assetlens.benchmarks.timing import Clock
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.models import load_facts
-from assetlens.engine.preprocess import clip_batch, decode
+from assetlens.engine.preprocess import decode, model_batch
 
 #: A named step of the run: the progress bar shows the name while the function measures.
 Task = tuple[str, Callable[[], object]]
@@ -54,7 +54,7 @@ class Context:
     results: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     clock: Clock = field(default_factory=Clock)
-    _encoders: dict[tuple[str, str], ClipEncoder] = field(default_factory=dict)
+    _encoders: dict[tuple[str, str], Encoder] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -74,7 +74,7 @@ class Context:
     def export_dir(self, precision: str) -> Path:
         return export(self.model, precision)
 
-    def encoder(self, precision: str, device: str = "cpu") -> ClipEncoder:
+    def encoder(self, precision: str, device: str = "cpu") -> Encoder:
         """An encoder per (precision, device); ``int8-static`` is the static QDQ int8 image tower on int8's text
         tower."""
         key = (precision, device)
@@ -82,9 +82,9 @@ class Context:
             if precision == "int8-static":
                 facts = load_facts(self.export_dir("int8"))
                 image = dataclasses.replace(facts.image, file=str(self.model.static_int8_path))
-                self._encoders[key] = ClipEncoder(dataclasses.replace(facts, image=image), device, self.threads)
+                self._encoders[key] = Encoder(dataclasses.replace(facts, image=image), device, self.threads)
             else:
-                self._encoders[key] = ClipEncoder.load(self.export_dir(precision), precision, device, self.threads)
+                self._encoders[key] = Encoder.load(self.export_dir(precision), precision, device, self.threads)
         return self._encoders[key]
 
     def release_encoders(self) -> None:
@@ -102,7 +102,7 @@ class Context:
         files = sorted(self.folders["jpeg"].iterdir()) + sorted(self.folders["png"].iterdir())
         want = max(self.profile.image_batches)
         images = [decode(f, min_side=facts.resize_shortest_edge).image for f in files[:want]]
-        batch = clip_batch(images, facts)
+        batch = model_batch(images, facts)
         return np.resize(batch, (want, *batch.shape[1:])).astype(np.float32)
 
     def queries(self, n: int) -> list[str]:

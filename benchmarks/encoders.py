@@ -20,7 +20,7 @@ import numpy as np
 from assetlens.benchmarks.context import QUERIES, Context, Task
 from assetlens.benchmarks.models import build_static_int8, text_gflops
 from assetlens.benchmarks.timing import measure
-from assetlens.engine.encoders import ClipEncoder, normalize
+from assetlens.engine.encoders import Encoder, normalize
 from assetlens.export.quantize import int16_pair_sum
 
 
@@ -31,7 +31,7 @@ class Backend(Protocol):
 
 
 class OnnxBackend:
-    def __init__(self, encoder: ClipEncoder) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         self.enc = encoder
 
     def image(self, pixels: np.ndarray) -> np.ndarray:
@@ -63,15 +63,15 @@ class TorchBackend:
         return normalize(out.float().cpu().numpy())
 
 
-def run_text(enc: ClipEncoder, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The text tower on given token ids (``ClipEncoder.encode_texts`` without its tokeniser)."""
+def run_text(enc: Encoder, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The text tower on given token ids (``Encoder.encode_texts`` without its tokeniser)."""
     names = enc.facts.text.input_names
     feeds = {k: v for k, v in {"input_ids": ids, "attention_mask": mask}.items() if k in names}
     (out,) = enc.text_session.run([enc.facts.text.output_name], feeds)
     return normalize(out)
 
 
-def pad_to_context(enc: ClipEncoder, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pad_to_context(enc: Encoder, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pad token ids to the model's full context (77 for CLIP), as a fixed-shape export would need."""
     length = enc.facts.text.context_length
     padded = np.full((ids.shape[0], length), enc.facts.text.pad_token_id, dtype=ids.dtype)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assetlens.engine.models import MANIFEST_FILE, cache_root, load_facts
-from assetlens.engine.preprocess import clip_batch
+from assetlens.engine.preprocess import model_batch
 
 SEED = 0
 # Bumped when the exporter's output changes, so cached exports are redone.
@@ -183,7 +183,7 @@ def build_static_int8(model: BenchModel) -> Path:
     work.mkdir(parents=True)
     prepared = work / "image.prepared.onnx"
     prepare_int8(facts.path(facts.image.file), prepared)
-    feeds = [{facts.image.input_name: p[None]} for p in clip_batch(calibration_images(), facts.image)]
+    feeds = [{facts.image.input_name: p[None]} for p in model_batch(calibration_images(), facts.image)]
     partial = work / "image.partial.onnx"
     quantize_int8(prepared, partial, STATIC_INT8, feeds)
     prepared.unlink()

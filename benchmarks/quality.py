@@ -14,7 +14,7 @@ import numpy as np
 
 from assetlens.benchmarks.context import Context, Task
 from assetlens.catalogue import HeldOut
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import AssetLensError
 from assetlens.engine.models import DEMO_MODEL, PRECISIONS
 
@@ -38,7 +38,7 @@ def tasks(ctx: Context) -> list[Task]:
             if precision == "fp16" and not ctx.cuda:
                 continue
             try:
-                enc = ClipEncoder.load(DEMO_MODEL, precision, "cuda" if precision == "fp16" else "cpu", ctx.threads)
+                enc = Encoder.load(DEMO_MODEL, precision, "cuda" if precision == "fp16" else "cpu", ctx.threads)
                 image_emb = enc.encode_images(held.images)
                 text_emb, short_emb = enc.encode_texts(held.texts), enc.encode_texts(held.short_texts)
             except AssetLensError as exc:

@@ -37,7 +37,7 @@ from assetlens.benchmarks.context import QUERIES, Context, Task
 from assetlens.benchmarks.milvus_server import MilvusServer
 from assetlens.benchmarks.timing import PeakRss, measure, stats
 from assetlens.engine.library import MAX_CANDIDATES, Library
-from assetlens.engine.memindex import GRAPH_MIN_ROWS, MemoryIndex
+from assetlens.engine.search_copy import GRAPH_MIN_ROWS, CopyIndex
 from assetlens.engine.store import AssetRow, path_id
 
 K = 10
@@ -238,7 +238,7 @@ def fill_library(lib: Library, vs: VectorSet) -> dict[str, Any]:
 def rebuild_copy_s(lib: Library) -> float:
     """Seconds to rebuild the in-memory copy from Milvus: what the first search pays when the saved copy is stale."""
     t0 = time.perf_counter()
-    MemoryIndex(*lib.store.rows_and_vectors())
+    CopyIndex(*lib.store.rows_and_vectors())
     return time.perf_counter() - t0
 
 

@@ -17,7 +17,7 @@ from pymilvus.exceptions import MilvusException
 from assetlens.engine import litefiles
 from assetlens.engine.errors import AssetLensError, StoreError, StoreLockedError
 from assetlens.engine.indexer import IndexReport
-from assetlens.engine.memindex import CopyState, saved_copy_state
+from assetlens.engine.search_copy import CopyState, copy_status
 from assetlens.engine.store import (
     META_PROPERTY,
     ROW_FIELDS,
@@ -106,7 +106,7 @@ def _check_collection(store: MilvusStore) -> list[Finding]:
     if count:
         store.search(np.ones((1, meta.dim), np.float32), 1)
         out.append(Finding(True, "Its vector index answers a search."))
-    copy = saved_copy_state(store, count)
+    copy = copy_status(store, count)
     if copy.state is CopyState.STALE:
         out.append(Finding(True, "The saved search copy is stale: the next search rebuilds it from Milvus."))
     elif copy.state is CopyState.CURRENT:

@@ -100,7 +100,7 @@ def check_threshold(threshold: float) -> None:
 
 def similar_pairs(vectors: np.ndarray, threshold: float, chunk: int = QUERY_CHUNK) -> np.ndarray:
     """Every pair ``(i, j)``, ``i < j``, of unit vectors whose inner product exceeds ``threshold``, as (pairs, 2)."""
-    import faiss  # as in engine.memindex: loaded only when needed
+    import faiss  # as in engine.search_copy: loaded only when needed
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = faiss.IndexFlatIP(vectors.shape[1])

@@ -30,7 +30,7 @@ from assetlens.engine import tokens
 from assetlens.engine.cpu import CpuInfo, this_cpu
 from assetlens.engine.errors import DeviceUnavailableError, ModelLoadError
 from assetlens.engine.models import ModelFacts, load_facts, resolve_model_dir
-from assetlens.engine.preprocess import clip_batch
+from assetlens.engine.preprocess import model_batch
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def warn_if_degraded(facts: ModelFacts, cpu: CpuInfo | None = None) -> bool:
     return True
 
 
-class ClipEncoder:
+class Encoder:
     """A CLIP-family model (CLIP or SigLIP) exported by AssetLens: ``encode_images`` and ``encode_texts``."""
 
     def __init__(
@@ -132,7 +132,7 @@ class ClipEncoder:
         precision: str = "fp32",
         device: str = "auto",
         threads: int | None = None,
-    ) -> ClipEncoder:
+    ) -> Encoder:
         """Load by name (``demo``, a HF id exported before) or by directory."""
         return cls(load_facts(resolve_model_dir(model, precision)), device=device, threads=threads)
 
@@ -180,7 +180,7 @@ class ClipEncoder:
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """RGB PIL images -> (N, dim) float32 unit vectors."""
         out = [
-            self.encode_pixels(clip_batch(list(images[i : i + batch_size]), self.facts.image))
+            self.encode_pixels(model_batch(list(images[i : i + batch_size]), self.facts.image))
             for i in range(0, len(images), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import ImageDecodeError, UsageError
 from assetlens.engine.manifest import ImageFacts
-from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, clip_pixels, decode
+from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode, model_pixels
 from assetlens.engine.scan import iter_images
 from assetlens.engine.store import AssetRow, MilvusStore, path_id
 
@@ -134,7 +134,7 @@ def load_file(path: Path, facts: ImageFacts, max_megapixels: float = DEFAULT_MAX
     """
     data = path.read_bytes()
     img = decode(data, min_side=facts.resize_shortest_edge, max_megapixels=max_megapixels, name=os.fspath(path))
-    return LoadedFile(file_digest(data), clip_pixels(img.image, facts), img.width, img.height)
+    return LoadedFile(file_digest(data), model_pixels(img.image, facts), img.width, img.height)
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Indexer:
     def __init__(
         self,
         store: MilvusStore,
-        encoder: ClipEncoder,
+        encoder: Encoder,
         batch_size: int = 32,
         workers: int | None = None,
         max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,

@@ -27,15 +27,15 @@ from assetlens.engine.duplicates import (
     collapse,
     find_duplicates,
 )
-from assetlens.engine.encoders import ClipEncoder, normalize
+from assetlens.engine.encoders import Encoder, normalize
 from assetlens.engine.errors import ModelMismatchError, UsageError
 from assetlens.engine.handoff import CopyReport, Pick, copy_picks
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
-from assetlens.engine.memindex import Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
 from assetlens.engine.registry import canonical_name, find_model
 from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
+from assetlens.engine.search_copy import CopyStatus, SearchCopy, copy_status
 from assetlens.engine.store import (
     DEFAULT_COLLECTION,
     AssetRow,
@@ -60,7 +60,7 @@ class LibraryStats:
     index_type: str | None
     uri: str
     collection: str
-    search_copy: SearchCopy
+    search_copy: CopyStatus
     read_only: bool = False
 
     def lines(self) -> list[str]:
@@ -107,14 +107,14 @@ class Library:
         device: str = "auto",
         threads: int | None = None,
         create: bool = True,
-        memory_index: bool | None = None,
+        search_copy: bool | None = None,
         store: MilvusStore | None = None,
-        encoder: ClipEncoder | None = None,
+        encoder: Encoder | None = None,
     ) -> None:
         """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
 
-        ``memory_index``: search an in-memory copy of the collection, kept in step with every write
-        and saved inside the Milvus Lite folder (``engine.memindex``); by default on for Milvus Lite,
+        ``search_copy``: search an in-memory copy of the collection, kept in step with every write
+        and saved inside the Milvus Lite folder (``engine.search_copy``); by default on for Milvus Lite,
         where it turns hundreds of milliseconds per query into about one. Off, searches ask Milvus
         (a server's own HNSW is fast; a one-shot search need not load the copy).
 
@@ -127,8 +127,8 @@ class Library:
         if encoder is not None and (model is not None or precision is not None):
             raise UsageError("Give a Library either an encoder or a model/precision to load, not both.")
         self.store = store or MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
-        self.memory_index = self.store.local if memory_index is None else memory_index
-        self._mirror = Mirror(self.store) if self.memory_index else None
+        keep_copy = self.store.local if search_copy is None else search_copy
+        self._copy = SearchCopy(self.store) if keep_copy else None
         self._model = model
         self._precision = precision
         self._encoder = encoder
@@ -180,7 +180,7 @@ class Library:
         return meta.model_name, meta.precision
 
     @property
-    def encoder(self) -> ClipEncoder:
+    def encoder(self) -> Encoder:
         """The collection's model, loaded on first use (an injected one is checked against the collection)."""
         if self._encoder_given and not self._encoder_checked:
             self.model_choice()
@@ -188,7 +188,7 @@ class Library:
         if self._encoder is None:
             name, precision = self.model_choice()
             facts = load_facts(resolve_model_dir(name, precision))
-            self._encoder = ClipEncoder(facts, device=self.device, threads=self.threads)
+            self._encoder = Encoder(facts, device=self.device, threads=self.threads)
         return self._encoder
 
     def runtime(self) -> Runtime:
@@ -198,7 +198,7 @@ class Library:
 
     # -- indexing -------------------------------------------------------------------
 
-    def _writer(self) -> ClipEncoder:
+    def _writer(self) -> Encoder:
         """The encoder to write with; creates the collection for it if needed."""
         name, precision = self.model_choice()
         enc = self.encoder
@@ -387,9 +387,9 @@ class Library:
         )
 
     def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
-        if self._mirror is None:
+        if self._copy is None:
             return self.store.search(query[None], limit, flt.expr())[0]
-        return self._mirror.search(query, limit, flt)
+        return self._copy.search(query, limit, flt)
 
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""
@@ -407,11 +407,9 @@ class Library:
 
     def _rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
         """Every row and its vector: from the search copy when this library keeps one, else from Milvus."""
-        if self._mirror is None:
+        if self._copy is None:
             return self.store.rows_and_vectors()
-        index = self._mirror.index()
-        alive = np.flatnonzero(index.alive())
-        return [index.rows[p] for p in alive], index.vectors[alive]  # type: ignore[misc]
+        return self._copy.snapshot()
 
     @staticmethod
     def copy_hits(results: Sequence[SearchResult], folder: str | os.PathLike[str]) -> CopyReport:
@@ -454,7 +452,7 @@ class Library:
             index_type=meta.index_type if meta else None,
             uri=self.store.uri,
             collection=self.store.collection,
-            search_copy=saved_copy_state(self.store, count),
+            search_copy=copy_status(self.store, count),
             read_only=self.store.read_only,
         )
 

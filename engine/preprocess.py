@@ -1,6 +1,6 @@
 """Image decoding and model-input preprocessing in numpy and Pillow (no torch).
 
-``clip_pixels`` reproduces Hugging Face ``CLIPImageProcessor`` (shortest side
+``model_pixels`` reproduces Hugging Face ``CLIPImageProcessor`` (shortest side
 to ``resize_shortest_edge``, centre crop) or ``SiglipImageProcessor`` (squash
 to the square), then rescales to [0, 1] and applies per-channel mean/std, all
 as the model's manifest says; parity tests hold it to both.
@@ -194,7 +194,7 @@ def center_crop(arr: np.ndarray, crop: int) -> np.ndarray:
     return arr[top : top + crop, left : left + crop]
 
 
-def clip_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
+def model_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
     """One image -> float32 array (3, crop, crop), the vision tower's input as the manifest describes it:
     CLIPImageProcessor's recipe (``shortest-edge-crop``) or SiglipImageProcessor's (``squash``)."""
     rgb = img.convert("RGB")
@@ -209,6 +209,6 @@ def clip_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
     return pixels
 
 
-def clip_batch(images: list[Image.Image], facts: ImageFacts) -> np.ndarray:
+def model_batch(images: list[Image.Image], facts: ImageFacts) -> np.ndarray:
     """Stack preprocessed images into an (N, 3, crop, crop) float32 batch."""
-    return np.stack([clip_pixels(img, facts) for img in images]).astype(np.float32, copy=False)
+    return np.stack([model_pixels(img, facts) for img in images]).astype(np.float32, copy=False)

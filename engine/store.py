@@ -135,7 +135,7 @@ class Hit:
 
 
 class WriteObserver(Protocol):
-    """Told about every write through a store (``engine.memindex.Mirror`` keeps its search copy with it)."""
+    """Told about every write through a store (``engine.search_copy.SearchCopy`` keeps its search copy with it)."""
 
     def before_write(self) -> None:
         """The first write since the last flush is about to happen (the generation is still the old one)."""

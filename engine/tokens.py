@@ -1,6 +1,6 @@
 """Text tokens as an exported text tower takes them: ids and an attention mask per batch.
 
-The runtime encoder (``ClipEncoder.tokenize``) and the demo model's training
+The runtime encoder (``Encoder.tokenize``) and the demo model's training
 (export/train_demo.py) both tokenise here, so the model is trained on exactly
 the tokens it is queried with. How a model pads and whether its queries are
 lower-cased come from its manifest (``TextFacts``).

@@ -645,13 +645,13 @@ class _ParityCheck:
         cls, facts: ModelFacts, images: Sequence[Image.Image] | None, texts: Sequence[str] | None
     ) -> _ParityCheck:
         """The inputs as the runtime prepares them; the reference is the fp32 export's own output."""
-        from assetlens.engine.encoders import ClipEncoder
-        from assetlens.engine.preprocess import clip_batch
+        from assetlens.engine.encoders import Encoder
+        from assetlens.engine.preprocess import model_batch
 
         images = list(images) if images else synthetic_images()
         texts = list(texts) if texts else list(DEFAULT_CAPTIONS)
-        encoder = ClipEncoder(facts, device="cpu")
-        pixel_values = clip_batch([im.convert("RGB") for im in images], facts.image)
+        encoder = Encoder(facts, device="cpu")
+        pixel_values = model_batch([im.convert("RGB") for im in images], facts.image)
         check = cls(
             feeds={"image": {facts.image.input_name: pixel_values}, "text": encoder.text_feeds(texts)},
             reference={},

@@ -19,7 +19,7 @@ of the same quality but different bits):
    object) pairs (``assetlens.catalogue.split``; held-out pairs are never
    rendered here), each rendered at 256 px, saved as JPEG or PNG bytes and
    read back through the runtime's own ``engine.preprocess.decode`` and
-   ``clip_pixels`` (64 px, CLIP mean/std), as the indexer does. Random
+   ``model_pixels`` (64 px, CLIP mean/std), as the indexer does. Random
    horizontal flips. The pool is cached under ``--work`` (keyed by its items
    and the pixels of its first pictures, so any change to drawing or
    preprocessing re-renders it).
@@ -54,7 +54,7 @@ of the same quality but different bits):
    (default: a folder in the system temp dir, never shipped) and exported with
    ``export.onnx_export.export_model`` to ``<out>/fp32`` and ``<out>/int8``;
    the exported models are then scored through the runtime
-   (``engine.encoders.ClipEncoder``).
+   (``engine.encoders.Encoder``).
 
 One thread is the default because it is what the shipped model was trained
 with (and on a shared two-core machine it is also the fastest); ``--threads 2``
@@ -81,9 +81,9 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from assetlens import catalogue as cat
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.models import ImageFacts
-from assetlens.engine.preprocess import clip_pixels, decode
+from assetlens.engine.preprocess import decode, model_pixels
 from assetlens.engine.tokens import load_tokenizer, tokenize
 from assetlens.export.clip_tokenizer import write_clip_tokenizer
 from assetlens.export.onnx_export import export_model
@@ -169,10 +169,10 @@ def model_config() -> CLIPConfig:
 
 
 def pixels_for(img: Image.Image, fmt: str, quality: int, draft: bool) -> np.ndarray:
-    """A picture through the runtime's path: file bytes -> decode -> clip_pixels."""
+    """A picture through the runtime's path: file bytes -> decode -> model_pixels."""
     data = cat.encode(img, fmt, quality=quality)
     decoded = decode(data, min_side=IMAGE_SIZE if draft else None).image
-    return clip_pixels(decoded, FACTS)
+    return model_pixels(decoded, FACTS)
 
 
 def _render_train(job: tuple[int, int, str, str, str]) -> np.ndarray:
@@ -309,7 +309,7 @@ class Evaluation:
     @cached_property
     def pixels(self) -> np.ndarray:
         """The gallery through the runtime's preprocessing, for the torch model."""
-        return np.stack([clip_pixels(img, FACTS) for img in self.held.images])
+        return np.stack([model_pixels(img, FACTS) for img in self.held.images])
 
     @cached_property
     def all_texts(self) -> list[str]:
@@ -511,7 +511,7 @@ def save_checkpoint(model: CLIPModel, hf_dir: Path) -> None:
 
 
 def score_exported(directory: Path, ev: Evaluation) -> dict[str, float]:
-    enc = ClipEncoder.load(directory, device="cpu")
+    enc = Encoder.load(directory, device="cpu")
     image = enc.encode_images(ev.held.images)
     texts = (ev.held.texts, ev.held.short_texts, ev.all_texts)
     return ev.score(image, *(enc.encode_texts(t) for t in texts))

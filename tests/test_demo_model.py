@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from assetlens.catalogue import HeldOut
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.models import load_facts, resolve_model_dir
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
@@ -43,7 +43,7 @@ MIN_RECALL_AT_5 = 0.9
 MIN_RECALL_AT_1 = 0.75
 MIN_SHORT_RECALL_AT_5 = 0.9
 
-Embeddings = dict[str, tuple[ClipEncoder, np.ndarray, np.ndarray, np.ndarray]]
+Embeddings = dict[str, tuple[Encoder, np.ndarray, np.ndarray, np.ndarray]]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def held() -> HeldOut:
 def embeddings(held: HeldOut) -> Embeddings:
     out = {}
     for precision in ("fp32", "int8"):
-        enc = ClipEncoder.load("demo", precision=precision, device="cpu")
+        enc = Encoder.load("demo", precision=precision, device="cpu")
         out[precision] = (
             enc,
             enc.encode_images(held.images),
@@ -102,7 +102,7 @@ def test_training_tokenises_as_the_runtime_does() -> None:
     """The demo model is trained on the runtime's own tokens (engine.tokens) and learns which ids it saw."""
     from assetlens.export.train_demo import EOS_ID, Tokens
 
-    enc = ClipEncoder.load("demo", precision="fp32", device="cpu")
+    enc = Encoder.load("demo", precision="fp32", device="cpu")
     texts = ["a red mug", "green sunglasses on a wooden table", "a " + "very " * 100 + "long query"]
     tokens = Tokens(enc.facts.path(enc.facts.text.tokenizer_file))
     ids, mask = tokens(texts)

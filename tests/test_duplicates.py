@@ -232,11 +232,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("memory_index", [True, False])
+@pytest.mark.parametrize("search_copy", [True, False])
 def test_library_groups_copies_with_the_keeper_first(
-    small_set: Path, catalogue: list[tuple[Path, Item]], memory_index: bool, tmp_path: Path
+    small_set: Path, catalogue: list[tuple[Path, Item]], search_copy: bool, tmp_path: Path
 ) -> None:
-    with Library(tmp_path / "lib.db", model="demo", device="cpu", memory_index=memory_index) as lib:
+    with Library(tmp_path / "lib.db", model="demo", device="cpu", search_copy=search_copy) as lib:
         lib.index(small_set)
         report = lib.duplicates()
     first, second = catalogue[0][0].name, catalogue[1][0].name

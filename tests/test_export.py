@@ -316,19 +316,19 @@ def test_checkpoint_without_tokenizer_gets_openai_tokenizer(tiny_clip: Path, tmp
 
 def test_static_int8_image_tower_is_qdq_and_close_to_fp32(fp32_dir: Path, tmp_path: Path) -> None:
     """The benchmarks' static alternative to the exported int8, calibrated as they calibrate it."""
-    from assetlens.engine.preprocess import clip_batch
+    from assetlens.engine.preprocess import model_batch
     from assetlens.export.onnx_export import calibration_images
     from assetlens.export.quantize import STATIC_INT8, prepare_int8, quantize_int8
 
     facts = load_facts(fp32_dir).image
     prepared, static_path = tmp_path / "prepared.onnx", tmp_path / "static.onnx"
     prepare_int8(fp32_dir / "image.onnx", prepared)
-    feeds = [{"pixel_values": p[None]} for p in clip_batch(calibration_images(), facts)]
+    feeds = [{"pixel_values": p[None]} for p in model_batch(calibration_images(), facts)]
     quantize_int8(prepared, static_path, STATIC_INT8, feeds)
     ops = {node.op_type for node in onnx.load(str(static_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
     assert _assert_saturation_safe(static_path) == 13  # the same arithmetic on every CPU, so the bound below holds
-    pixels = clip_batch(onnx_export.synthetic_images(4, seed=3), facts)
+    pixels = model_batch(onnx_export.synthetic_images(4, seed=3), facts)
     (static,) = _session(static_path).run(None, {"pixel_values": pixels})
     (fp32,) = _session(fp32_dir / "image.onnx").run(None, {"pixel_values": pixels})
     assert np.min(np.sum(static * fp32, axis=1)) > 0.99

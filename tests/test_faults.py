@@ -25,7 +25,7 @@ from pymilvus import MilvusClient
 
 from assetlens.engine.errors import LibraryDamagedError, LibraryVersionError, ReadOnlyLibraryError
 from assetlens.engine.library import Library
-from assetlens.engine.memindex import CopyState, Mirror, SearchCopy, saved_copy_state
+from assetlens.engine.search_copy import CopyState, CopyStatus, SearchCopy, copy_status
 from assetlens.engine.store import CACHE_DIR, META_PROPERTY, SCHEMA_VERSION, CollectionMeta, MilvusStore
 
 pytestmark = [pytest.mark.store]
@@ -277,12 +277,12 @@ def test_a_search_copy_that_cannot_be_saved_is_a_warning(
             report = lib.index(catalogue_dir)
             assert report.encoded == 60 - len(list((catalogue_dir / "watch").iterdir()))
             assert lib.search("a watch", k=100)[59].rank == 60  # the copy in memory holds every row
-            assert lib.stats().search_copy == SearchCopy(CopyState.NOT_SAVED)
+            assert lib.stats().search_copy == CopyStatus(CopyState.NOT_SAVED)
     saved = [r.getMessage() for r in caplog.records if "Could not save the search copy" in r.getMessage()]
     assert len(saved) == 1 and "No space left on device" in saved[0]
     with Library(db) as lib:  # rebuilt, then saved, where there is room
         assert len(lib.search("a watch", k=100)) == 60
-        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 60, graph=False)
+        assert lib.stats().search_copy == CopyStatus(CopyState.CURRENT, 60, graph=False)
 
 
 # -- a read-only library ----------------------------------------------------------------------
@@ -364,17 +364,17 @@ def test_a_write_by_another_program_that_keeps_the_count_makes_the_copy_stale(tm
     db = tmp_path / "lib.db"
     rows, vecs = rows_and_vectors(20)
     with MilvusStore(str(db), collection=COLLECTION) as store:
-        Mirror(store)
+        SearchCopy(store)
         store.ensure("m:fp32:abc", "demo", "fp32", DIM)
         store.upsert(rows, vecs, new=True)
         store.flush()
-        assert saved_copy_state(store, 20) == SearchCopy(CopyState.CURRENT, 20, graph=False)
+        assert copy_status(store, 20) == CopyStatus(CopyState.CURRENT, 20, graph=False)
     changed = -vecs[3]
     write_as_another_program(db, rows[3:4], changed[None], COLLECTION)
     with MilvusStore(str(db), collection=COLLECTION) as store:
         assert store.count() == 20
-        assert saved_copy_state(store, 20) == SearchCopy(CopyState.STALE, 20, graph=False)
-        hit = Mirror(store).search(changed, 1)[0]
+        assert copy_status(store, 20) == CopyStatus(CopyState.STALE, 20, graph=False)
+        hit = SearchCopy(store).search(changed, 1)[0]
         assert hit.row.id == rows[3].id and hit.score == pytest.approx(1.0, abs=1e-5)
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 from assetlens.catalogue import Item, render
 from assetlens.engine.indexer import path_text
-from assetlens.engine.preprocess import clip_pixels, decode
+from assetlens.engine.preprocess import decode, model_pixels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -170,7 +170,7 @@ def test_high_depth_conversion_keeps_the_model_input(tmp_path: Path, mode: str) 
     reduced = decode(path, min_side=224)
     assert min(reduced.image.size) < 1500 and min(reduced.image.size) >= 224
     assert (reduced.width, reduced.height) == (2000, 1500)
-    a, b = clip_pixels(full, facts), clip_pixels(reduced.image, facts)
+    a, b = model_pixels(full, facts), model_pixels(reduced.image, facts)
     assert float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b)) > 0.999
 
 

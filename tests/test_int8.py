@@ -16,10 +16,10 @@ from PIL import Image
 
 from assetlens.catalogue import Item
 from assetlens.engine.cpu import CpuInfo, this_cpu
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import DEMO_ROOT, load_facts
-from assetlens.engine.preprocess import clip_batch
+from assetlens.engine.preprocess import model_batch
 
 onnx = pytest.importorskip("onnx")
 
@@ -102,7 +102,7 @@ def test_avx2_emulation_old_recipe_saturates_new_does_not(catalogue: list[tuple[
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     facts = load_facts(DEMO_ROOT / "fp32")
-    pixels = clip_batch([Image.open(path).convert("RGB") for path, _ in catalogue[:6]], facts.image)
+    pixels = model_batch([Image.open(path).convert("RGB") for path, _ in catalogue[:6]], facts.image)
     prepared, full_range = tmp_path / "prepared.onnx", tmp_path / "full-range.onnx"
     prepare_int8(facts.path(facts.image.file), prepared)
     quantize_dynamic(
@@ -149,8 +149,8 @@ def test_unmarked_int8_warns_once_on_saturating_cpu(
     unmarked_int8: Path, caplog: pytest.LogCaptureFixture, cpu: CpuInfo
 ) -> None:
     facts = load_facts(unmarked_int8)
-    ClipEncoder(facts, device="cpu", cpu=cpu)
-    ClipEncoder(facts, device="cpu", cpu=cpu)
+    Encoder(facts, device="cpu", cpu=cpu)
+    Encoder(facts, device="cpu", cpu=cpu)
     messages = _warnings(caplog)
     assert len(messages) == 1
     assert "'old-clip'" in messages[0] and "without VNNI" in messages[0] and "--precision fp32" in messages[0]
@@ -161,13 +161,13 @@ def test_unmarked_int8_warns_once_on_saturating_cpu(
 def test_unmarked_int8_is_quiet_where_it_computes_exactly_or_cannot_tell(
     unmarked_int8: Path, caplog: pytest.LogCaptureFixture, cpu: CpuInfo
 ) -> None:
-    ClipEncoder(load_facts(unmarked_int8), device="cpu", cpu=cpu)
+    Encoder(load_facts(unmarked_int8), device="cpu", cpu=cpu)
     assert _warnings(caplog) == []
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_shipped_demo_is_quiet_on_avx2(caplog: pytest.LogCaptureFixture, precision: str) -> None:
-    ClipEncoder(load_facts(DEMO_ROOT / precision), device="cpu", cpu=AVX2)
+    Encoder(load_facts(DEMO_ROOT / precision), device="cpu", cpu=AVX2)
     assert _warnings(caplog) == []
 
 

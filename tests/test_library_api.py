@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import ModelMismatchError, UsageError
 from assetlens.engine.library import Library
 from assetlens.engine.models import load_facts, resolve_model_dir
@@ -16,8 +16,8 @@ from assetlens.engine.store import AssetRow, MilvusStore, path_id
 pytestmark = [pytest.mark.store]
 
 
-def demo_encoder(precision: str = "fp32") -> ClipEncoder:
-    return ClipEncoder(load_facts(resolve_model_dir("demo", precision)), device="cpu")
+def demo_encoder(precision: str = "fp32") -> Encoder:
+    return Encoder(load_facts(resolve_model_dir("demo", precision)), device="cpu")
 
 
 def test_a_library_given_its_store_and_encoder_indexes_and_is_reopened_by_name(

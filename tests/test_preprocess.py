@@ -11,7 +11,7 @@ from helpers import clip_image_facts
 from PIL import Image
 
 from assetlens.engine.errors import ImageDecodeError
-from assetlens.engine.preprocess import clip_pixels, decode
+from assetlens.engine.preprocess import decode, model_pixels
 from assetlens.engine.registry import OPENAI_MEAN, OPENAI_STD
 
 transformers = pytest.importorskip("transformers")
@@ -41,7 +41,7 @@ def test_matches_clip_image_processor(size: int) -> None:
     for img in varied_images():
         if min(img.size) < size:
             continue  # HF pads differently below the crop size; covered by test_small_image_is_padded
-        ours = clip_pixels(img, clip_image_facts(size))
+        ours = model_pixels(img, clip_image_facts(size))
         theirs = processor(images=img, return_tensors="np")["pixel_values"][0]
         assert ours.shape == theirs.shape == (3, size, size)
         assert ours.dtype == np.float32
@@ -50,7 +50,7 @@ def test_matches_clip_image_processor(size: int) -> None:
 
 def test_small_image_is_padded_to_crop() -> None:
     img = Image.new("RGB", (50, 40), (255, 0, 0))
-    out = clip_pixels(img, clip_image_facts(64))
+    out = model_pixels(img, clip_image_facts(64))
     assert out.shape == (3, 64, 64)
     # resized to 64 on the short side -> 80x64, crop keeps the centre: all red
     red = (1.0 - OPENAI_MEAN[0]) / OPENAI_STD[0]
@@ -152,10 +152,10 @@ def test_draft_mode_keeps_embedding_input_close() -> None:
     """Large JPEGs decode at reduced scale; the model input barely changes."""
     img = varied_images()[-1]  # 2048x1536
     data = save(img, "JPEG", quality=92)
-    full = clip_pixels(decode(data).image, clip_image_facts(224))
+    full = model_pixels(decode(data).image, clip_image_facts(224))
     fast_img = decode(data, min_side=224).image
     assert fast_img.size[1] < 1536  # draft really reduced the decode
-    fast = clip_pixels(fast_img, clip_image_facts(224))
+    fast = model_pixels(fast_img, clip_image_facts(224))
     cos = float((full * fast).sum() / np.linalg.norm(full) / np.linalg.norm(fast))
     assert cos > 0.999
     assert decode(data, min_side=224).width == 2048  # the file's real size is reported

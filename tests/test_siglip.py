@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.manifest import ImageFacts
 from assetlens.engine.models import load_facts
-from assetlens.engine.preprocess import clip_pixels
+from assetlens.engine.preprocess import model_pixels
 
 pytestmark = [pytest.mark.parity]
 
@@ -127,8 +127,8 @@ def fp32_dir(tiny_siglip: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def encoder(fp32_dir: Path) -> ClipEncoder:
-    return ClipEncoder(load_facts(fp32_dir), device="cpu")
+def encoder(fp32_dir: Path) -> Encoder:
+    return Encoder(load_facts(fp32_dir), device="cpu")
 
 
 def torch_text(model, ids: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ def test_squash_preprocessing_matches_siglip_image_processor(size: int, resample
     facts = ImageFacts("image.onnx", "pixel_values", "image_embeds", size, size, (0.5,) * 3, (0.5,) * 3, name, "squash")
     for image in varied_images():
         want = processor(images=image, return_tensors="np")["pixel_values"][0]
-        got = clip_pixels(image, facts)
+        got = model_pixels(image, facts)
         assert got.shape == want.shape == (3, size, size), image.mode
         np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{image.mode} {image.size}")
 
@@ -199,7 +199,7 @@ def test_manifest_and_graphs_carry_siglip_rules(fp32_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_token_ids_equal_hf_tokenizer(encoder: ClipEncoder, hf_tokenizer) -> None:
+def test_token_ids_equal_hf_tokenizer(encoder: Encoder, hf_tokenizer) -> None:
     ids, _ = encoder.tokenize(QUERIES)
     want = hf_tokenizer(
         [q.lower() for q in QUERIES], padding="max_length", max_length=CONTEXT, truncation=True, return_tensors="np"
@@ -220,7 +220,7 @@ def test_token_ids_equal_hf_tokenizer(encoder: ClipEncoder, hf_tokenizer) -> Non
 
 @pytest.mark.slow
 def test_text_embedding_matches_torch_only_with_max_length_padding(
-    encoder: ClipEncoder, torch_siglip, hf_tokenizer
+    encoder: Encoder, torch_siglip, hf_tokenizer
 ) -> None:
     query = "a red chair"
     reference = torch_text(
@@ -238,7 +238,7 @@ def test_text_embedding_matches_torch_only_with_max_length_padding(
 
 
 @pytest.mark.slow
-def test_image_embedding_matches_torch(encoder: ClipEncoder, torch_siglip, tiny_siglip: Path) -> None:
+def test_image_embedding_matches_torch(encoder: Encoder, torch_siglip, tiny_siglip: Path) -> None:
     processor = transformers.SiglipImageProcessor.from_pretrained(tiny_siglip)
     images = [image.convert("RGB") for image in varied_images()]
     got = encoder.encode_images(images)
@@ -263,7 +263,7 @@ def test_int8_export_is_close_and_saturation_safe(
     assert all(int16_pair_sum(out / name) <= INT16_MAX for name in ("image.onnx", "text.onnx"))
     assert set(facts.parity.int8_recipes) == {"image", "text"}
     assert (facts.text.padding, facts.text.input_names, facts.image.resize) == ("max-length", ("input_ids",), "squash")
-    int8, fp32 = ClipEncoder(facts, device="cpu"), ClipEncoder(load_facts(fp32_dir), device="cpu")
+    int8, fp32 = Encoder(facts, device="cpu"), Encoder(load_facts(fp32_dir), device="cpu")
     assert cosines(int8.encode_texts(QUERIES), fp32.encode_texts(QUERIES)).min() >= REDUCED_MIN_COSINE
     images = [image.convert("RGB") for image in varied_images()]
     assert cosines(int8.encode_images(images), fp32.encode_images(images)).min() >= REDUCED_MIN_COSINE

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import assetlens.engine.library
 from assetlens.catalogue import Item
-from assetlens.engine.encoders import ClipEncoder
+from assetlens.engine.encoders import Encoder
 from assetlens.engine.generate import TEMPLATES, Generator, load_gallery
 from assetlens.engine.library import Library
 from assetlens.engine.search import SearchResult
@@ -72,12 +72,12 @@ def test_min_score_and_paging_reuse_one_model(
     page2 = expected(catalogue_library, text="a red mug", k=12, offset=12)
     loaded: list[str] = []
 
-    class CountingEncoder(assetlens.engine.library.ClipEncoder):  # type: ignore[name-defined,misc]
+    class CountingEncoder(assetlens.engine.library.Encoder):  # type: ignore[name-defined,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             loaded.append("encoder")
             super().__init__(*args, **kwargs)
 
-    app_env.setattr(assetlens.engine.library, "ClipEncoder", CountingEncoder)
+    app_env.setattr(assetlens.engine.library, "Encoder", CountingEncoder)
     at = start(app_env, catalogue_library, tmp_path)
     at.text_input(key="query").input("a red mug").run()
     assert at.button(key="page_prev").disabled and not at.button(key="page_next").disabled
@@ -232,9 +232,9 @@ class Gate:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, n: int, crash: bool = False) -> None:
         self.n, self.crash, self.calls = n, crash, 0
         self.entered, self.release = threading.Event(), threading.Event()
-        original = ClipEncoder.encode_pixels
+        original = Encoder.encode_pixels
 
-        def encode_pixels(encoder: ClipEncoder, pixels: Any) -> Any:
+        def encode_pixels(encoder: Encoder, pixels: Any) -> Any:
             self.calls += 1
             if self.calls == self.n:
                 self.entered.set()
@@ -243,7 +243,7 @@ class Gate:
                     raise RuntimeError("the encoder crashed")
             return original(encoder, pixels)
 
-        monkeypatch.setattr(ClipEncoder, "encode_pixels", encode_pixels)
+        monkeypatch.setattr(Encoder, "encode_pixels", encode_pixels)
 
 
 def start_indexing(at: AppTest, folder: Path, gate: Gate) -> None:

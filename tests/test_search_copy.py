@@ -1,4 +1,4 @@
-"""The in-memory search copy (engine.memindex): same answers as Milvus, kept in step with writes,
+"""The in-memory search copy (engine.search_copy): same answers as Milvus, kept in step with writes,
 saved beside a Milvus Lite library and never trusted when stale."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from helpers import DIM, make_rows, rows_and_vectors, write_as_another_program
 
 from assetlens.engine.library import Library
-from assetlens.engine.memindex import CopyState, MemoryIndex, Mirror, SearchCopy, saved_copy_state
 from assetlens.engine.search import Filter
+from assetlens.engine.search_copy import CopyIndex, CopyState, CopyStatus, SearchCopy, copy_status
 from assetlens.engine.store import AssetRow, MilvusStore
 
 pytestmark = [pytest.mark.store]
@@ -29,7 +29,7 @@ def rows_for(vectors: np.ndarray) -> list[AssetRow]:
     return make_rows(len(vectors), "/lib", groups=4, suffix=".png")
 
 
-def exact_ids(index: MemoryIndex, q: np.ndarray, k: int) -> list[str]:
+def exact_ids(index: CopyIndex, q: np.ndarray, k: int) -> list[str]:
     alive = [(i, r) for i, r in enumerate(index.rows) if r is not None]
     scores = index.vectors[[i for i, _ in alive]] @ q
     return [alive[j][1].id for j in np.argsort(-scores, kind="stable")[:k]]
@@ -44,7 +44,7 @@ def lite(tmp_path: Path) -> MilvusStore:
 def test_copy_answers_as_milvus_flat_with_and_without_filters(tmp_path: Path) -> None:
     rows, vecs = rows_and_vectors(120)
     with lite(tmp_path) as store:
-        mirror = Mirror(store)
+        copy = SearchCopy(store)
         store.upsert(rows, vecs)
         store.flush()
         rng = np.random.default_rng(3)
@@ -53,7 +53,7 @@ def test_copy_answers_as_milvus_flat_with_and_without_filters(tmp_path: Path) ->
             for _ in range(5):
                 q = rng.normal(size=DIM).astype(np.float32)
                 q /= np.linalg.norm(q)
-                ours = mirror.index().search(q, 12, flt)
+                ours = copy.index().search(q, 12, flt)
                 theirs = store.search(q[None], 12, flt.expr())[0]
                 assert [h.row for h in ours] == [h.row for h in theirs]
                 np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-5)
@@ -63,10 +63,10 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
     vecs = clustered(200, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
-        mirror = Mirror(store)
+        copy = SearchCopy(store)
         store.upsert(rows[:150], vecs[:150], new=True)
         store.flush()
-        assert len(mirror.index()) == 150
+        assert len(copy.index()) == 150
         # a second run: new rows, a changed image, a touched file (same vector, new mtime), a deletion
         changed = clustered(1, DIM, seed=9)
         touched = dataclasses.replace(rows[5], mtime=99.0)
@@ -74,11 +74,11 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
         store.upsert([rows[3], touched], np.stack([changed[0], vecs[5]]))
         store.delete([rows[7].id, rows[8].id])
         store.upsert([rows[8]], vecs[8:9])  # deleted, then written again
-        index = mirror.index()
+        index = copy.index()
         assert len(index) == 150, "changes wait for the flush"
         store.flush()
-        index = mirror.index()
-        rebuilt = MemoryIndex(*store.rows_and_vectors())
+        index = copy.index()
+        rebuilt = CopyIndex(*store.rows_and_vectors())
         assert sorted((r.id, r.mtime) for r in index.rows if r) == sorted((r.id, r.mtime) for r in rebuilt.rows if r)
         assert len(index) == 199 and rows[7].id not in index.position
         np.testing.assert_array_equal(index.vectors[index.position[rows[3].id]], changed[0])
@@ -90,7 +90,7 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
 def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
     vecs = clustered(3000, 32)
     rows = rows_for(vecs)
-    index = MemoryIndex(rows, vecs, graph_min_rows=1000)
+    index = CopyIndex(rows, vecs, graph_min_rows=1000)
     assert index.graph is not None and index.vectors.shape == (3000, 32)
     queries = clustered(50, 32, seed=1)
     found = [[h.row.id for h in index.search(q, 10)] for q in queries]
@@ -115,7 +115,7 @@ def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
 def test_dead_positions_are_compacted(tmp_path: Path) -> None:
     vecs = clustered(100, DIM)
     rows = rows_for(vecs)
-    index = MemoryIndex(rows, vecs)
+    index = CopyIndex(rows, vecs)
     index.apply({}, {r.id for r in rows[:30]})
     assert index.dead == 0 and len(index.rows) == 70, "30% dead is over the limit: compacted"
     assert index.search(vecs[50], 3)[0].row == rows[50]
@@ -127,7 +127,7 @@ def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
     vecs = clustered(60, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
-        Mirror(store)
+        SearchCopy(store)
         store.upsert(rows[:50], vecs[:50], new=True)
         store.flush()
         folder = store.cache_folder()
@@ -146,7 +146,7 @@ def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
 
     calls = rebuilt_copies(monkeypatch)
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        index = Mirror(store).index()
+        index = SearchCopy(store).index()
         assert len(index) == 50 and not calls, "the saved copy is loaded, not rebuilt"
         assert index.search(vecs[4], 1)[0].row == rows[4]
 
@@ -155,35 +155,35 @@ def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
         store.upsert(rows[50:55], vecs[50:55], new=True)
         store.flush()
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        assert len(Mirror(store).index()) == 55 and len(calls) == 1
+        assert len(SearchCopy(store).index()) == 55 and len(calls) == 1
 
     # killed mid-run: rows written, never flushed by us (Milvus Lite persists them on close)
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        Mirror(store)
+        SearchCopy(store)
         store.upsert(rows[55:58], vecs[55:58], new=True)
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        assert len(Mirror(store).index()) == 58 and len(calls) == 2
+        assert len(SearchCopy(store).index()) == 58 and len(calls) == 2
 
     # written by another program (no generation change): the row count gives it away
     write_as_another_program(tmp_path / "lib.db", rows[58:], vecs[58:])
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        assert len(Mirror(store).index()) == 60 and len(calls) == 3
+        assert len(SearchCopy(store).index()) == 60 and len(calls) == 3
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        assert len(Mirror(store).index()) == 60 and len(calls) == 3, "the rebuilt copy was saved"
+        assert len(SearchCopy(store).index()) == 60 and len(calls) == 3, "the rebuilt copy was saved"
 
 
 def test_damaged_copy_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     vecs = clustered(30, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
-        Mirror(store)
+        SearchCopy(store)
         store.upsert(rows, vecs, new=True)
         store.flush()
         folder = store.cache_folder()
     assert folder is not None
     (folder / "rows.json").write_text("[[1, 2")
     with MilvusStore(str(tmp_path / "lib.db")) as store:
-        index = Mirror(store).index()
+        index = SearchCopy(store).index()
         assert len(index) == 30 and index.search(vecs[9], 1)[0].row == rows[9]
     assert "unreadable" in caplog.text
 
@@ -194,8 +194,8 @@ def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tm
         report = lib.index(catalogue_dir)
         assert report.encoded == 60
         first = lib.search("a red mug", k=5)
-    with Library(db, device="cpu", create=False) as lib, Library(db, device="cpu", memory_index=False) as milvus:
-        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 60, graph=False)
+    with Library(db, device="cpu", create=False) as lib, Library(db, device="cpu", search_copy=False) as milvus:
+        assert lib.stats().search_copy == CopyStatus(CopyState.CURRENT, 60, graph=False)
         for query in ("a red mug", "a golden watch", "a blue chair on a wooden table"):
             ours = lib.search(query, k=8)
             assert [(r.path, round(r.score, 4)) for r in ours] == [
@@ -208,9 +208,9 @@ def test_library_keeps_its_copy_through_index_and_remove(catalogue_dir: Path, tm
         q = lib.query_vector("a red mug")[0]
         by_vector = lib.search(vector=q * 3.0, k=5)  # any length: normalised
         assert [r.path for r in by_vector] == [r.path for r in lib.search("a red mug", k=5)]
-        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 59, graph=False)
+        assert lib.stats().search_copy == CopyStatus(CopyState.CURRENT, 59, graph=False)
     with Library(db, device="cpu", create=False) as lib:
-        assert lib.stats().search_copy == SearchCopy(CopyState.CURRENT, 59, graph=False)
+        assert lib.stats().search_copy == CopyStatus(CopyState.CURRENT, 59, graph=False)
         assert len(lib.search("a red mug", k=100)) == 59
 
 
@@ -228,7 +228,7 @@ def test_library_from_before_generations_gets_its_copy_saved_once(
     monkeypatch.setattr(MilvusStore, "rows_and_vectors", lambda self: builds.append(1) or original(self))
     for _ in range(2):
         with MilvusStore(str(tmp_path / "lib.db")) as store:
-            assert Mirror(store).search(vecs[17], 1)[0].row == rows[17]
+            assert SearchCopy(store).search(vecs[17], 1)[0].row == rows[17]
     assert builds == [1], "built once, then loaded"
 
 
@@ -236,15 +236,15 @@ def test_stats_tell_whether_the_saved_copy_is_current(tmp_path: Path) -> None:
     vecs = clustered(30, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
-        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.NOT_SAVED)
-        Mirror(store)
+        assert copy_status(store, store.count()) == CopyStatus(CopyState.NOT_SAVED)
+        SearchCopy(store)
         store.upsert(rows[:20], vecs[:20], new=True)
         store.flush()
-        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.CURRENT, 20, graph=False)
+        assert copy_status(store, store.count()) == CopyStatus(CopyState.CURRENT, 20, graph=False)
     with MilvusStore(str(tmp_path / "lib.db")) as store:  # no copy kept by this writer
         store.upsert(rows[20:], vecs[20:], new=True)
         store.flush()
-        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.STALE, 20, graph=False)
-        index = Mirror(store, graph_min_rows=25).index()
+        assert copy_status(store, store.count()) == CopyStatus(CopyState.STALE, 20, graph=False)
+        index = SearchCopy(store, graph_min_rows=25).index()
         assert index.graph is not None
-        assert saved_copy_state(store, store.count()) == SearchCopy(CopyState.CURRENT, 30, graph=True)
+        assert copy_status(store, store.count()) == CopyStatus(CopyState.CURRENT, 30, graph=True)

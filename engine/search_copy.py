@@ -7,7 +7,7 @@ plus an HNSW graph (faiss, which Milvus Lite itself depends on) once the collect
 that the product would cost more than encoding the query. Filtered searches and long candidate
 lists always scan exactly.
 
-Milvus stays the system of record. ``Mirror`` watches the store's writes (``engine.store.WriteObserver``)
+Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``)
 and applies them to the copy at each flush, then saves the copy in the Milvus Lite folder stamped with
 the collection's ``Version``: the write generation, which the store changes before the first write after
 every flush, and Milvus Lite's write mark, which any write changes, another program's included. A copy
@@ -74,7 +74,7 @@ class Version:
         return cls(str(stamp.get("generation")), str(stamp.get("mark")))
 
 
-class MemoryIndex:
+class CopyIndex:
     """Rows and unit vectors by position, an optional HNSW graph over the same positions.
 
     A deleted or replaced row leaves a dead position (``rows[i] is None``) that no search returns,
@@ -127,7 +127,7 @@ class MemoryIndex:
     # -- changes ----------------------------------------------------------------------
 
     def apply(self, upserts: dict[str, tuple[AssetRow, np.ndarray]], deletes: set[str]) -> None:
-        """Bring the copy up to date with rows upserted and ids deleted (``Mirror`` keeps only each id's
+        """Bring the copy up to date with rows upserted and ids deleted (``SearchCopy`` keeps only each id's
         last write, so an id in both was deleted and then written again)."""
         self._alive = None
         for row_id in deletes - upserts.keys():
@@ -255,7 +255,7 @@ class MemoryIndex:
     @classmethod
     def load(
         cls, folder: Path, version: Version, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
-    ) -> tuple[MemoryIndex, int] | None:
+    ) -> tuple[CopyIndex, int] | None:
         """The copy saved in ``folder`` and its recorded row count, if it was saved at ``version``."""
         if not (folder / "stamp.json").is_file():
             return None
@@ -289,7 +289,7 @@ class CopyState(str, Enum):
 
 
 @dataclass(frozen=True)
-class SearchCopy:
+class CopyStatus:
     """The saved search copy of a collection, as read from its stamp (nothing loaded)."""
 
     state: CopyState
@@ -306,23 +306,23 @@ class SearchCopy:
         }[self.state]
 
 
-def saved_copy_state(store: MilvusStore, count: int) -> SearchCopy:
+def copy_status(store: MilvusStore, count: int) -> CopyStatus:
     """The search copy saved for ``store``'s collection of ``count`` rows."""
     folder = store.cache_folder()
     if folder is None:
-        return SearchCopy(CopyState.NONE)
+        return CopyStatus(CopyState.NONE)
     try:
         stamp = json.loads((folder / "stamp.json").read_text())
     except (OSError, ValueError):
-        return SearchCopy(CopyState.NOT_SAVED)
+        return CopyStatus(CopyState.NOT_SAVED)
     rows, graph = stamp.get("rows"), bool(stamp.get("graph"))
     if Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
-        return SearchCopy(CopyState.STALE, rows, graph)
-    return SearchCopy(CopyState.CURRENT, rows, graph)
+        return CopyStatus(CopyState.STALE, rows, graph)
+    return CopyStatus(CopyState.CURRENT, rows, graph)
 
 
-class Mirror:
-    """Keeps a ``MemoryIndex`` in step with one store (an ``engine.store.WriteObserver``).
+class SearchCopy:
+    """Keeps a ``CopyIndex`` in step with one store (an ``engine.store.WriteObserver``).
 
     The copy is loaded from its saved snapshot or built from Milvus when a search first needs it;
     writes are collected as they happen and applied at the store's flush, then the copy is saved
@@ -337,14 +337,14 @@ class Mirror:
         self.store = store
         self.graph_min_rows = graph_min_rows
         self.folder = store.cache_folder()
-        self._index: MemoryIndex | None = None
+        self._index: CopyIndex | None = None
         self._tracking = False
         self._upserts: dict[str, tuple[AssetRow, np.ndarray]] = {}
         self._deletes: set[str] = set()
         self._lock = threading.RLock()
         store.observer = self
 
-    def index(self) -> MemoryIndex:
+    def index(self) -> CopyIndex:
         """The copy, up to date with Milvus as of the last flush (loaded or built on first use)."""
         with self._lock:
             if self._index is None:
@@ -355,14 +355,22 @@ class Mirror:
         with self._lock:
             return self.index().search(query, limit, flt)
 
+    def snapshot(self) -> tuple[list[AssetRow], np.ndarray]:
+        """Every live row and its vector, taken in one turn (a flush cannot change them halfway)."""
+        with self._lock:
+            index = self.index()
+            alive = np.flatnonzero(index.alive())
+            rows = [index.rows[p] for p in alive]
+            return [r for r in rows if r is not None], index.vectors[alive]
+
     def _dim(self) -> int:
         meta = self.store.meta()
         return meta.dim if meta else 0
 
-    def _load(self) -> MemoryIndex | None:
+    def _load(self) -> CopyIndex | None:
         if self.folder is None:
             return None
-        loaded = MemoryIndex.load(self.folder, Version.of_store(self.store), self._dim(), self.graph_min_rows)
+        loaded = CopyIndex.load(self.folder, Version.of_store(self.store), self._dim(), self.graph_min_rows)
         if loaded is None:
             return None
         index, rows = loaded
@@ -370,13 +378,13 @@ class Mirror:
             return None
         return index
 
-    def _build(self) -> MemoryIndex:
+    def _build(self) -> CopyIndex:
         rows, vectors = self.store.rows_and_vectors()
-        index = MemoryIndex(rows, vectors, graph_min_rows=self.graph_min_rows)
+        index = CopyIndex(rows, vectors, graph_min_rows=self.graph_min_rows)
         self._save(index)
         return index
 
-    def _save(self, index: MemoryIndex) -> None:
+    def _save(self, index: CopyIndex) -> None:
         """Save the copy if it can be: it is optional, so a failure is a warning and the next process rebuilds it."""
         # While writes are unflushed, the generation already names the state after them: do not stamp it.
         if self.folder is None or self.store.dirty or self.store.read_only:
@@ -398,7 +406,7 @@ class Mirror:
                 self._index = self._load()
                 if self._index is None and self.store.count() == 0:
                     empty = np.zeros((0, self._dim()), np.float32)
-                    self._index = MemoryIndex([], empty, graph_min_rows=self.graph_min_rows)
+                    self._index = CopyIndex([], empty, graph_min_rows=self.graph_min_rows)
             self._tracking = self._index is not None
             self._upserts.clear()
             self._deletes.clear()
