@@ -21,7 +21,7 @@ from tokenizers import Tokenizer  # noqa: E402
 from assetlens.cli import main  # noqa: E402
 from assetlens.engine.cpu import this_cpu  # noqa: E402
 from assetlens.engine.errors import ExportError  # noqa: E402
-from assetlens.engine.manifest import ModelManifest  # noqa: E402
+from assetlens.engine.manifest import VERSION, ModelManifest  # noqa: E402
 from assetlens.engine.models import load_facts  # noqa: E402
 from assetlens.export import onnx_export  # noqa: E402
 from assetlens.export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
@@ -100,7 +100,7 @@ def test_fp32_folder_and_manifest(fp32_dir: Path, tiny_clip: Path) -> None:
     names = {p.name for p in fp32_dir.iterdir()}
     assert names == {"image.onnx", "text.onnx", "tokenizer.json", "manifest.json"}
     manifest = json.loads((fp32_dir / "manifest.json").read_text())
-    assert manifest["format"] == "assetlens-model/2"
+    assert manifest["format"] == f"assetlens-model/{VERSION}"
     assert manifest["name"] == tiny_clip.name
     assert manifest["source"] == str(tiny_clip.resolve())
     assert manifest["precision"] == "fp32"
