@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from tqdm import tqdm
 
@@ -222,11 +223,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             precision=args.precision,
             device=args.device,
             threads=args.threads,
-            batch_size=args.batch_size,
-            prune=args.prune,
-            include_hidden=args.include_hidden,
-            max_megapixels=args.max_megapixels,
             progress=bar,
+            **_index_options(args),
         )
     finally:
         close()
@@ -238,6 +236,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         log.warning("The old vectors' model is unknown or another one; every image was encoded again.")
     print(f"restored {rebuilt.restored} rows with their vectors; {rebuilt.index.summary()}")
     return 0
+
+
+def _index_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Library.index`` options of the ``index`` command."""
+    return {
+        "batch_size": args.batch_size,
+        "prune": args.prune,
+        "include_hidden": args.include_hidden,
+        "max_megapixels": args.max_megapixels,
+    }
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -253,14 +261,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             bar(done, total)
 
         try:
-            report = lib.index(
-                args.folder,
-                batch_size=args.batch_size,
-                prune=args.prune,
-                include_hidden=args.include_hidden,
-                max_megapixels=args.max_megapixels,
-                progress=update,
-            )
+            report = lib.index(args.folder, progress=update, **_index_options(args))
         finally:
             close()
         print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))

@@ -19,6 +19,7 @@ can be salvaged straight from the segments.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,25 +147,23 @@ def salvage(db: Path, collection: str, key: str = "id") -> Salvage:
         listed = sorted(str(p.relative_to(folder)) for p in folder.glob("partitions/*/data/*.parquet"))
         deltas = sorted(str(p.relative_to(folder)) for p in folder.glob("partitions/*/delta/*.parquet"))
     out = Salvage()
+
+    def readable_rows(rels: list[str]) -> Iterator[dict[str, Any]]:
+        for rel in rels:
+            try:
+                table = pq.read_table(folder / rel)
+            except (OSError, ValueError):
+                out.unreadable.append(rel)
+                continue
+            yield from table.to_pylist()
+
     latest: dict[str, dict[str, Any]] = {}
-    for rel in listed:
-        try:
-            table = pq.read_table(folder / rel)
-        except (OSError, ValueError):
-            out.unreadable.append(rel)
-            continue
-        for row in table.to_pylist():
-            if row[key] not in latest or latest[row[key]][SEQ] < row[SEQ]:
-                latest[row[key]] = row
-    for rel in deltas:
-        try:
-            table = pq.read_table(folder / rel)
-        except (OSError, ValueError):
-            out.unreadable.append(rel)
-            continue
-        for row in table.to_pylist():
-            kept = latest.get(row[key])
-            if kept is not None and kept[SEQ] < row[SEQ]:
-                del latest[row[key]]
+    for row in readable_rows(listed):
+        if row[key] not in latest or latest[row[key]][SEQ] < row[SEQ]:
+            latest[row[key]] = row
+    for row in readable_rows(deltas):
+        kept = latest.get(row[key])
+        if kept is not None and kept[SEQ] < row[SEQ]:
+            del latest[row[key]]
     out.rows = [{k: v for k, v in row.items() if k != SEQ} for row in latest.values()]
     return out
