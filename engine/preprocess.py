@@ -6,15 +6,17 @@ to the square), then rescales to [0, 1] and applies per-channel mean/std, all
 as the model's manifest says; parity tests hold it to both.
 ``decode`` turns whatever a folder holds into an upright RGB image:
 EXIF orientation, alpha composited on white, palette, CMYK, 16-bit and
-grayscale images, first frame of animations. Large JPEGs decode in Pillow's
+grayscale images, first frame of animations (the primary picture of a HEIF),
+SVG rasterised (``engine.formats``). Large JPEGs decode in Pillow's
 draft mode (DCT scaling) to no less than the model's input size, which cuts
 decode time several-fold.
 
 Memory per decode is bounded by the megapixel limit: only the formats AssetLens
 indexes are opened (no container format whose inner picture may be larger than
 the size it declares), Pillow's own decompression-bomb guard stays on (at twice
-the call's limit) for what a format decodes inside, and high-bit-depth pictures are
-converted to 8 bits a band of rows at a time.
+the call's limit) for what a format decodes inside, high-bit-depth pictures are
+converted to 8 bits a band of rows at a time, and an SVG renders at the size the
+caller needs, within the limit.
 """
 
 from __future__ import annotations
@@ -27,17 +29,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from assetlens.engine.errors import ImageDecodeError
+from assetlens.engine.formats import HEAD_BYTES, pillow_formats, rasterise_svg, refusal, sniff
 from assetlens.engine.models import ImageFacts
 
 DEFAULT_MAX_MEGAPIXELS = 100.0
-#: What Pillow may open: the formats of ``scan.IMAGE_EXTENSIONS`` (JPEG's opener also reads multi-picture JPEGs).
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
 _BAND_PIXELS = 1 << 20  # pixels converted at once from a high-bit-depth picture
 _RESAMPLE = {
@@ -135,24 +136,17 @@ def decode(
     try:
         with warnings.catch_warnings(), _pillow_guard(max(1, int(min(max_megapixels * 1e6, 2**62)))):
             warnings.simplefilter("ignore")  # EXIF, palette and bomb-guard warnings are noise here
-            fp = io.BytesIO(source) if isinstance(source, bytes) else source
-            with Image.open(fp, formats=FORMATS) as img:
-                width, height = img.size
-                if width * height > max_megapixels * 1e6:
-                    raise ImageDecodeError(
-                        f"{label} declares {width}x{height} pixels "
-                        f"({width * height / 1e6:.3g} MP), over the {max_megapixels:g} MP limit."
-                    )
-                if getattr(img, "is_animated", False):
-                    img.seek(0)
-                orientation = img.getexif().get(0x0112, 1)
-                if min_side and img.format == "JPEG":
-                    img.draft("RGB", (min_side, min_side))
-                img.load()
-                upright = ImageOps.exif_transpose(img) if orientation != 1 else img
-                rgb = _to_rgb(upright, min_side)
-                if rgb is img:
-                    rgb = img.copy()
+            fp: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+            with fp:
+                kind = sniff(fp.read(HEAD_BYTES))
+                fp.seek(0)
+                refused = refusal(kind, label)
+                if refused:
+                    raise ImageDecodeError(refused)
+                if kind == "SVG":
+                    svg = rasterise_svg(fp.read(), min_side=min_side, max_megapixels=max_megapixels, label=label)
+                    return DecodedImage(svg, svg.width, svg.height)
+                return _decode_pillow(fp, label, min_side, max_megapixels)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -165,6 +159,25 @@ def decode(
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageDecodeError(f"{label} cannot be decoded ({reason}).") from None
+
+
+def _decode_pillow(fp: BinaryIO, label: str, min_side: int | None, max_megapixels: float) -> DecodedImage:
+    """``decode`` for what Pillow opens: the declared size meets the limit before any pixel is decoded."""
+    with Image.open(fp, formats=pillow_formats()) as img:
+        width, height = img.size
+        if width * height > max_megapixels * 1e6:
+            raise ImageDecodeError(
+                f"{label} declares {width}x{height} pixels "
+                f"({width * height / 1e6:.3g} MP), over the {max_megapixels:g} MP limit."
+            )
+        orientation = img.getexif().get(0x0112, 1)
+        if min_side and img.format == "JPEG":
+            img.draft("RGB", (min_side, min_side))
+        img.load()
+        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+        rgb = _to_rgb(upright, min_side)
+        if rgb is img:
+            rgb = img.copy()
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return DecodedImage(rgb, width, height)
