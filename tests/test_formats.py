@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_driver import literal, start
 from PIL import Image, features
 
 from assetlens.catalogue import Item, render
@@ -214,3 +215,16 @@ def test_contact_sheet_thumbnail_of_each_format(tmp_path: Path, name: str) -> No
     if name.endswith(".svg"):
         assert thumb.getpixel((10, 16)) == RED and thumb.getpixel((54, 16)) == BLUE
     assert thumbnail(tmp_path / "brand" / ("broken" + Path(name).suffix), 64) is None
+
+
+@pytest.mark.store
+def test_app_takes_each_format_as_an_example_image(
+    app_env: pytest.MonkeyPatch, mug_library: Path, tmp_path: Path
+) -> None:
+    at = start(app_env, mug_library, tmp_path / "out")
+    assert {".heic", ".heif", ".avif", ".svg", ".psd"} <= set(at.file_uploader(key="upload").allowed_type)
+    red = save_as(render(Item("mug", "red", "wooden table"), size=96, seed=5), tmp_path / "query.heic")
+    at.file_uploader(key="upload").set_value((red.name, red.read_bytes(), "image/heic")).run()
+    assert not at.warning, [w.value for w in at.warning]
+    cards = [c.value for c in at.caption if c.value.startswith("**") and "·" in c.value]
+    assert literal(cards[0]).endswith("· red.png")

@@ -41,6 +41,7 @@ from assetlens.engine.grid import thumbnail
 from assetlens.engine.handoff import Pick, zip_picks
 from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
+from assetlens.engine.scan import IMAGE_EXTENSIONS
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION, path_id
 from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, token_matches
@@ -50,6 +51,8 @@ from assetlens.ui.worker import IndexJob, Worker
 PAGE_SIZE = 12
 COLUMNS = 4
 THUMB_SIDE = 320
+#: What the example-image upload accepts: every format a folder is indexed in.
+UPLOAD_TYPES = sorted(ext.removeprefix(".") for ext in IMAGE_EXTENSIONS)
 GALLERY_SIZE = 12
 MAX_GROUPS = 50  # duplicate groups shown at once, largest first
 NO_TEMPLATE = "Write my own"
@@ -164,9 +167,7 @@ def apply_template() -> None:
 def search_panel(lib: Library) -> None:
     left, right = st.columns([3, 2])
     text = left.text_input("Search", key="query", placeholder="a golden watch", on_change=new_query)
-    upload = right.file_uploader(
-        "…or query by example image", type=["png", "jpg", "jpeg", "webp"], key="upload", on_change=new_query
-    )
+    upload = right.file_uploader("…or query by example image", type=UPLOAD_TYPES, key="upload", on_change=new_query)
     min_score = st.slider(
         "Minimum score",
         0.0,
