@@ -65,7 +65,7 @@ def _json(value: object) -> str:
 
 #: Loggers of libraries whose records are dropped: decoder chatter that names no file (the engine's own
 #: warning names the file when a decode fails).
-_DROPPED_LOGGERS = ("PIL",)
+_DROPPED_LOGGERS = ("PIL", "psd_tools")
 
 
 class _TqdmHandler(logging.Handler):

@@ -2,8 +2,9 @@
 
 - HEIC/HEIF: pillow-heif's Pillow opener (libheif), registered on import, so Pillow's size checks apply.
 - AVIF: Pillow's own plugin, where Pillow was built with libavif; otherwise each file is refused in a sentence.
-- PSD: Pillow's plugin reads the flattened composite. PSB (the large document format) is refused:
-  no light library reads it.
+- PSD: Pillow's plugin reads the flattened composite. PSB (the large document format), which Pillow's
+  plugin does not read: psd-tools (numpy and attrs behind it) reads its composite, after its declared
+  size has met the limit.
 - SVG: rasterised by resvg (resvg-py) on white, fitted to the size the caller needs and within the
   megapixel limit, whatever size the file declares. resvg reads no network resource, but it does read
   local files an SVG names; every reference outside the document is removed first, and an embedded
@@ -18,6 +19,7 @@ import io
 import math
 import re
 import xml.etree.ElementTree as ET
+from typing import BinaryIO
 
 import pillow_heif
 import resvg_py
@@ -60,11 +62,39 @@ def sniff(head: bytes) -> str | None:
 
 def refusal(kind: str | None, label: str) -> str | None:
     """The sentence for a file of a format ``decode`` cannot read here, or None."""
-    if kind == "PSB":
-        return f"{label} is a Photoshop large document (PSB), which is not supported; save it as PSD or TIFF."
     if kind == "AVIF" and "AVIF" not in pillow_formats():
         return f"{label} is an AVIF image, and the installed Pillow was built without AVIF support."
     return None
+
+
+def over_limit(label: str, width: int, height: int, max_megapixels: float) -> str | None:
+    """The sentence for a picture whose declared size is over the limit, or None."""
+    if width * height <= max_megapixels * 1e6:
+        return None
+    return (
+        f"{label} declares {width}x{height} pixels ({width * height / 1e6:.3g} MP), "
+        f"over the {max_megapixels:g} MP limit."
+    )
+
+
+def read_psb(fp: BinaryIO, *, max_megapixels: float, label: str) -> Image.Image:
+    """A PSB's flattened composite as psd-tools gives it (any mode), its declared size checked first."""
+    from psd_tools import PSDImage  # imported here: it takes 0.2 s, and only PSB files need it
+
+    try:
+        psb = PSDImage.open(fp)
+        refused = over_limit(label, psb.width, psb.height, max_megapixels)
+        if refused:
+            raise ImageDecodeError(refused)
+        composite: Image.Image | None = psb.topil()
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # psd-tools raises many kinds (struct, value, assertion errors) on a malformed file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageDecodeError(f"{label} cannot be decoded as a Photoshop large document ({reason}).") from None
+    if composite is None:
+        raise ImageDecodeError(f"{label} holds no flattened composite (saved without maximised compatibility).")
+    return composite
 
 
 def _embedded_within(href: str, max_pixels: int, label: str) -> bool:

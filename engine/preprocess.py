@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from assetlens.engine.errors import ImageDecodeError
-from assetlens.engine.formats import HEAD_BYTES, pillow_formats, rasterise_svg, refusal, sniff
+from assetlens.engine.formats import HEAD_BYTES, over_limit, pillow_formats, rasterise_svg, read_psb, refusal, sniff
 from assetlens.engine.models import ImageFacts
 
 DEFAULT_MAX_MEGAPIXELS = 100.0
@@ -146,6 +146,9 @@ def decode(
                 if kind == "SVG":
                     svg = rasterise_svg(fp.read(), min_side=min_side, max_megapixels=max_megapixels, label=label)
                     return DecodedImage(svg, svg.width, svg.height)
+                if kind == "PSB":
+                    psb = read_psb(fp, max_megapixels=max_megapixels, label=label)
+                    return DecodedImage(_to_rgb(psb, min_side), psb.width, psb.height)
                 return _decode_pillow(fp, label, min_side, max_megapixels)
     except ImageDecodeError:
         raise
@@ -165,11 +168,9 @@ def _decode_pillow(fp: BinaryIO, label: str, min_side: int | None, max_megapixel
     """``decode`` for what Pillow opens: the declared size meets the limit before any pixel is decoded."""
     with Image.open(fp, formats=pillow_formats()) as img:
         width, height = img.size
-        if width * height > max_megapixels * 1e6:
-            raise ImageDecodeError(
-                f"{label} declares {width}x{height} pixels "
-                f"({width * height / 1e6:.3g} MP), over the {max_megapixels:g} MP limit."
-            )
+        refused = over_limit(label, width, height, max_megapixels)
+        if refused:
+            raise ImageDecodeError(refused)
         orientation = img.getexif().get(0x0112, 1)
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: What is indexed; PSB files are picked up so that each is refused by name rather than passed over.
+#: What is indexed (``engine.formats`` reads what Pillow alone does not).
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
     | {".heic", ".heif", ".avif", ".svg", ".psd", ".psb"}
