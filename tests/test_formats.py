@@ -237,3 +237,18 @@ def test_photoshop_reader_chatter_stays_off_the_terminal(tmp_path: Path, capsys:
     code, out, err = run_main(capsys, "index", str(folder), "--db", str(tmp_path / "lib.db"), "--model", "demo")
     assert code == 0 and "1 indexed" in out and "0 failed" in out
     assert "ZZZZ" not in err
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!ENTITY a "aaaaaaaaaa">' + "".join(f'<!ENTITY {chr(98 + i)} "{f"&{chr(97 + i)};" * 10}">' for i in range(9)),
+        '<!ENTITY j SYSTEM "file:///etc/hostname">',
+    ],
+    ids=["entity-expansion", "external-entity"],
+)
+def test_svg_entities_are_neither_expanded_without_bound_nor_read_from_files(doctype: str) -> None:
+    svg = f'<?xml version="1.0"?><!DOCTYPE svg [{doctype}]><svg {SVG_NS} width="9" height="9"><text>&j;</text></svg>'
+    with pytest.raises(ImageDecodeError) as err:
+        decode(svg.encode(), name="hostile.svg")
+    assert str(err.value).startswith("hostile.svg is not a well-formed SVG (")
