@@ -14,7 +14,9 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +31,7 @@ from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_models
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
+from assetlens.engine.indexer import IndexReport
 from assetlens.engine.library import Library
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
@@ -36,6 +39,7 @@ from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.registry import RECOMMENDATIONS
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
+from assetlens.engine.watch import WatchBatch
 from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, new_token
 
 log = logging.getLogger("assetlens")
@@ -250,6 +254,8 @@ def _index_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_index(args: argparse.Namespace) -> int:
     if args.rebuild:
+        if args.watch:
+            raise UsageError("--watch cannot be combined with --rebuild; rebuild first, then watch.")
         return cmd_rebuild(args)
     with _library(args, args.model, args.precision, create=True, writes=True) as lib:
         bar, close = _progress("indexing")
@@ -260,14 +266,71 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"model {shown(run.model)} ({run.precision}, {run.dim}-d) on {run.provider}", file=sys.stderr)
             bar(done, total)
 
+        if args.watch:
+            return _watch(args, lib, update, close)
         try:
             report = lib.index(args.folder, progress=update, **_index_options(args))
         finally:
             close()
-        print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))
-        stats = lib.stats()
-        print(f"library {shown(stats.uri)}, collection {stats.collection}: {stats.count} images")
+        _print_index_summary(lib, report)
     return 0
+
+
+def _print_index_summary(lib: Library, report: IndexReport) -> None:
+    print(report.summary() + (f" ({report.images_per_second:.1f} images/s)" if report.encoded else ""))
+    stats = lib.stats()
+    print(f"library {shown(stats.uri)}, collection {stats.collection}: {stats.count} images", flush=True)
+
+
+def _watch(
+    args: argparse.Namespace, lib: Library, progress: Callable[[int, int], None], close: Callable[[], None]
+) -> int:
+    """``index --watch``: the first pass, then one line per batch of changes, until Ctrl-C."""
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C does not wait for the batch
+
+    def ready(report: IndexReport) -> None:
+        close()
+        _print_index_summary(lib, report)
+        if not stop.is_set():
+            print(f"watching {shown(args.folder)} for changes; Ctrl-C stops.", file=sys.stderr, flush=True)
+
+    def batch(done: WatchBatch) -> None:
+        print(_batch_line(done, args.folder), flush=True)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        lib.watch(args.folder, stop=stop, on_batch=batch, on_ready=ready, progress=progress, **_index_options(args))
+    finally:
+        close()
+        signal.signal(signal.SIGINT, previous)
+    print("stopped watching; everything indexed so far is kept.", file=sys.stderr)
+    return 130
+
+
+def _batch_line(batch: WatchBatch, folder: Path, names: int = 3) -> str:
+    """One batch of changes: each kind's count and its first few paths, relative to the watched folder."""
+
+    def name(path: str) -> str:
+        return shown(os.path.relpath(path, folder))
+
+    def listed(kind: str, items: Sequence[str]) -> str | None:
+        if not items:
+            return None
+        more = f" and {len(items) - names} more" if len(items) > names else ""
+        return f"{kind} {len(items)}: {', '.join(items[:names])}{more}"
+
+    parts = [
+        listed("added", [name(p) for p in batch.added]),
+        listed("updated", [name(p) for p in batch.updated]),
+        listed("moved", [f"{name(old)} -> {name(new)}" for old, new in batch.moved]),
+        listed("removed", [name(p) for p in batch.removed]),
+        listed("failed", [name(p) for p, _ in batch.failed]),
+    ]
+    return "; ".join(part for part in parts if part) + f" ({batch.encoded} encoded)"
 
 
 def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
@@ -600,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rebuild",
         action="store_true",
         help="rebuild the collection into a fresh one from its readable rows and FOLDER (see: assetlens doctor)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep the library in step with FOLDER as files are added, changed, moved or deleted "
+        "(Ctrl-C stops)",
     )
     p.set_defaults(func=cmd_index)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from assetlens.engine.store import (
     is_local,
     path_id,
 )
+from assetlens.engine.watch import DEFAULT_DEBOUNCE_S, WatchBatch, Watcher
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
@@ -246,10 +248,49 @@ class Library:
         )
 
     def add(
-        self, paths: Sequence[str | os.PathLike[str]], *, origin: str = "file", progress: Progress | None = None
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        batch_size: int = 32,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+        origin: str = "file",
+        progress: Progress | None = None,
     ) -> IndexReport:
         """Index specific image files (``origin="generated"`` tags generated images)."""
-        return Indexer(self.store, self._writer()).add([Path(p) for p in paths], origin=origin, progress=progress)
+        indexer = Indexer(self.store, self._writer(), batch_size=batch_size, max_megapixels=max_megapixels)
+        return indexer.add([Path(p) for p in paths], origin=origin, progress=progress)
+
+    def watch(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        stop: threading.Event,
+        on_batch: Callable[[WatchBatch], None],
+        on_ready: Callable[[IndexReport], None] | None = None,
+        debounce_s: float = DEFAULT_DEBOUNCE_S,
+        batch_size: int = 32,
+        prune: bool = False,
+        include_hidden: bool = False,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+        progress: Progress | None = None,
+    ) -> None:
+        """Index ``folder``, tell ``on_ready`` how that went, then keep the collection in step with the folder,
+        telling ``on_batch`` of each change written, until ``stop`` is set (``engine.watch``)."""
+        Indexer.check_folder(Path(folder))
+        watcher = Watcher(
+            self, Path(folder), include_hidden=include_hidden, batch_size=batch_size, max_megapixels=max_megapixels
+        )
+        first = partial(
+            self.index,
+            folder,
+            batch_size=batch_size,
+            prune=prune,
+            include_hidden=include_hidden,
+            max_megapixels=max_megapixels,
+            progress=progress,
+            stop=stop,
+        )
+        watcher.run(first, stop, on_batch, on_ready, debounce_s)
 
     def remove(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Remove images from the collection by path (the files are not touched)."""
