@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
+from app_driver import finish_indexing, literal, start
 from cli_process import ROOT, cli_env
 
 from assetlens.catalogue import Item, render
@@ -252,6 +254,38 @@ def test_changes_settle_when_two_looks_agree(tmp_path: Path) -> None:
 def test_watched_follows_the_scan_rules(tmp_path: Path, relative: str, folder: bool, expected: bool) -> None:
     assert watched(tmp_path / relative, tmp_path, folder=folder) is expected
     assert not watched(tmp_path.parent / "elsewhere.png", tmp_path, folder=False)
+
+
+def test_the_app_watches_the_folder_it_indexed(app_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture(folder / "red.png", "red")
+    at = start(app_env, tmp_path / "lib.db", tmp_path / "gen")
+
+    def images() -> str:
+        return str({m.label: m.value for m in at.metric}["Images"])
+
+    def shows(text: str) -> bool:
+        at.run()
+        return text in literal(" ".join(c.value for c in at.caption))
+
+    at.text_input(key="index_folder").input(str(folder)).run()
+    at.checkbox(key="watch").check().run()
+    at.button(key="index_go").click().run()
+    wait_for(lambda: shows("batch(es) of changes indexed so far"), "the app watching the folder")
+    assert images() == "1" and at.button(key="index_go").disabled
+    picture(folder / "blue.png", "blue")
+    picture(folder / "green.png", "green")
+    wait_for(lambda: shows("Watching") and images() == "3", "the app's count growing")
+    at.button(key="index_stop").click().run()
+    finish_indexing()
+    at.run()
+    assert not at.exception
+    assert literal(at.success[0].value).startswith(f"{folder}: 1 indexed, 0 unchanged")
+    assert images() == "3" and not at.button(key="index_go").disabled
+    st.cache_resource.clear()
+    with Library(tmp_path / "lib.db", create=False) as lib:
+        assert sorted(row.filename for row in lib.store.rows()) == ["blue.png", "green.png", "red.png"]
 
 
 @pytest.mark.e2e

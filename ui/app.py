@@ -245,7 +245,7 @@ def result_card(result: SearchResult, similar: int = 0) -> None:
 
 def start_indexing(worker: Worker) -> None:
     try:
-        worker.start(st.session_state.index_folder.strip(), st.session_state.prune)
+        worker.start(st.session_state.index_folder.strip(), st.session_state.prune, st.session_state.watch)
     except AssetLensError as exc:
         st.session_state.index_error = str(exc)
 
@@ -260,6 +260,11 @@ def library_panel(worker: Worker) -> None:
         help="A folder on the machine running AssetLens; sub-folders are included.",
     )
     st.checkbox("Also remove images whose files are gone", key="prune")
+    st.checkbox(
+        "Keep watching the folder",
+        key="watch",
+        help="After indexing, new, changed, moved and deleted files are indexed as they happen, until stopped.",
+    )
     st.button(
         "Index folder",
         key="index_go",
@@ -292,7 +297,9 @@ def library_status(worker: Worker) -> None:
 
 def index_progress(job: IndexJob) -> None:
     where = plain(job.folder)
-    if job.total is None:
+    if job.watching:
+        st.caption(f"Watching {where}: {job.batches} batch(es) of changes indexed so far.")
+    elif job.total is None:
         st.progress(0.0, text=f"Scanning {where}…")
     else:
         fraction = job.done / job.total if job.total else 1.0

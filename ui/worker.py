@@ -17,16 +17,21 @@ from pathlib import Path
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.indexer import Indexer, IndexReport
 from assetlens.engine.library import Library
+from assetlens.engine.watch import WatchBatch
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class IndexJob:
-    """One index run: its progress while it runs, then its report or the sentence that ended it."""
+    """One index run: its progress while it runs, then its report or the sentence that ended it. A run that
+    ``watch``es goes on after its report, applying changes (``batches`` of them so far) until stopped."""
 
     folder: str
     prune: bool
+    watch: bool = False
+    batches: int = 0
+    last_batch: WatchBatch | None = None
     done: int = 0
     total: int | None = None  # None while the folder is being scanned
     report: IndexReport | None = None
@@ -38,8 +43,18 @@ class IndexJob:
     def running(self) -> bool:
         return not self.finished.is_set()
 
+    @property
+    def watching(self) -> bool:
+        return self.running and self.report is not None
+
     def progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
+
+    def ready(self, report: IndexReport) -> None:
+        self.report = report
+
+    def applied(self, batch: WatchBatch) -> None:
+        self.batches, self.last_batch = self.batches + 1, batch
 
 
 class Worker:
@@ -51,13 +66,14 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def start(self, folder: str, prune: bool) -> IndexJob:
-        """Start indexing ``folder``; a bad folder or a run already going raise ``UsageError`` at once."""
+    def start(self, folder: str, prune: bool, watch: bool = False) -> IndexJob:
+        """Start indexing ``folder`` (then watching it, with ``watch``); a bad folder or a run already going
+        raise ``UsageError`` at once."""
         with self._lock:
             if self.job is not None and self.job.running:
                 raise UsageError(f"{self.job.folder} is being indexed; wait for it to finish or stop it first.")
             Indexer.check_folder(Path(folder))
-            job = IndexJob(folder, prune)
+            job = IndexJob(folder, prune, watch)
             self.job = job
             self._thread = threading.Thread(target=self._run, args=(job,), name="assetlens-index", daemon=True)
             self._thread.start()
@@ -65,7 +81,17 @@ class Worker:
 
     def _run(self, job: IndexJob) -> None:
         try:
-            job.report = self.library.index(job.folder, prune=job.prune, progress=job.progress, stop=job.stop)
+            if job.watch:
+                self.library.watch(
+                    job.folder,
+                    stop=job.stop,
+                    on_batch=job.applied,
+                    on_ready=job.ready,
+                    prune=job.prune,
+                    progress=job.progress,
+                )
+            else:
+                job.report = self.library.index(job.folder, prune=job.prune, progress=job.progress, stop=job.stop)
         except AssetLensError as exc:
             job.error = str(exc)
         except Exception as exc:  # the thread is the last place to catch it: the app shows the sentence
