@@ -39,6 +39,7 @@ from assetlens.engine.formats import HEAD_BYTES, over_limit, pillow_formats, ras
 from assetlens.engine.models import ImageFacts
 
 DEFAULT_MAX_MEGAPIXELS = 100.0
+MAX_ASPECT = 8  # a resized long side beyond this many crops is resized in part (``resized_center``)
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
 _BAND_PIXELS = 1 << 20  # pixels converted at once from a high-bit-depth picture
 _RESAMPLE = {
@@ -184,16 +185,27 @@ def _decode_pillow(fp: BinaryIO, label: str, min_side: int | None, max_megapixel
     return DecodedImage(rgb, width, height)
 
 
-def resize_shortest(img: Image.Image, shortest: int, resample: str = "bicubic") -> Image.Image:
-    """Resize so the shortest side is ``shortest`` (as CLIPImageProcessor rounds)."""
+def resized_center(img: Image.Image, shortest: int, crop: int, resample: str = "bicubic") -> np.ndarray:
+    """Resize so the shortest side is ``shortest`` (rounded as CLIPImageProcessor rounds), keeping only the
+    central ``crop`` pixels of the long side, as an array.
+
+    A long side over ``MAX_ASPECT`` times the crop (a 1 x 100000 strip would become a 224 x 22 million
+    pixel intermediate) is not resized whole: Pillow resizes the source ``box`` of the kept part at the
+    full resize's scale, which gives the same pixels up to float rounding (now and then one intensity
+    level). Other images are resized whole, exactly as the reference does.
+    """
     w, h = img.size
-    if w <= h:
-        size = (shortest, int(shortest * h / w))
-    else:
-        size = (int(shortest * w / h), shortest)
+    size = (shortest, int(shortest * h / w)) if w <= h else (int(shortest * w / h), shortest)
     if size == (w, h):
-        return img
-    return img.resize(size, _RESAMPLE[resample])
+        return np.asarray(img)
+    out_w, out_h = size
+    if max(out_w, out_h) <= MAX_ASPECT * crop:
+        return center_crop(np.asarray(img.resize(size, _RESAMPLE[resample])), crop)
+    keep_w, keep_h = min(out_w, crop), min(out_h, crop)
+    left, top = (out_w - keep_w) // 2, (out_h - keep_h) // 2
+    sx, sy = w / out_w, h / out_h
+    box = (left * sx, top * sy, (left + keep_w) * sx, (top + keep_h) * sy)
+    return np.asarray(img.resize((keep_w, keep_h), _RESAMPLE[resample], box=box))
 
 
 def center_crop(arr: np.ndarray, crop: int) -> np.ndarray:
@@ -215,7 +227,9 @@ def model_pixels(img: Image.Image, facts: ImageFacts) -> np.ndarray:
     if facts.resize == "squash":
         arr = np.asarray(rgb.resize((facts.crop_size, facts.crop_size), _RESAMPLE[facts.resample]))
     else:
-        arr = center_crop(np.asarray(resize_shortest(rgb, facts.resize_shortest_edge, facts.resample)), facts.crop_size)
+        arr = center_crop(
+            resized_center(rgb, facts.resize_shortest_edge, facts.crop_size, facts.resample), facts.crop_size
+        )
     scaled = arr.astype(np.float32) * np.float32(1 / 255)
     mean = np.asarray(facts.mean, dtype=np.float32)
     std = np.asarray(facts.std, dtype=np.float32)

@@ -48,6 +48,38 @@ def test_matches_clip_image_processor(size: int) -> None:
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(230, 9000), (12000, 240), (1900, 224)])
+def test_a_very_long_image_matches_clip_image_processor_to_an_intensity_level(size: tuple[int, int]) -> None:
+    processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        image_mean=OPENAI_MEAN,
+        image_std=OPENAI_STD,
+    )
+    rng = np.random.default_rng(1)
+    img = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8), "RGB")
+    ours = model_pixels(img, clip_image_facts(224))
+    theirs = processor(images=img, return_tensors="np")["pixel_values"][0]
+    level = 1 / 255 / min(OPENAI_STD) + 1e-5
+    assert np.abs(ours - theirs).max() <= level
+    assert np.mean(np.abs(ours - theirs) > 1e-5) < 0.02  # float rounding flips a level now and then
+
+
+def test_a_thin_image_is_resized_without_its_full_size_intermediate() -> None:
+    """1 x 100000 pixels: the full resize would be 224 x 22.4 million pixels (15 GB); only the kept part is made."""
+    import tracemalloc
+
+    img = Image.new("RGB", (1, 100_000), (200, 30, 30))
+    tracemalloc.start()
+    pixels = model_pixels(img, clip_image_facts(224))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert pixels.shape == (3, 224, 224)
+    red = (200 / 255 - OPENAI_MEAN[0]) / OPENAI_STD[0]
+    np.testing.assert_allclose(pixels[0], red, atol=1e-5)
+    assert peak < 50e6
+
+
 def test_small_image_is_padded_to_crop() -> None:
     img = Image.new("RGB", (50, 40), (255, 0, 0))
     out = model_pixels(img, clip_image_facts(64))
