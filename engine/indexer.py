@@ -311,7 +311,7 @@ class Indexer:
                     break
             if root is not None and not report.stopped:
                 unlisted = [r for p, r in stored.items() if p not in seen and _under(p, root)]
-                gone = self._gone(unlisted, real_path(root))
+                gone = known_gone(unlisted, real_path(root))
                 if prune:
                     report.removed = self.store.delete(r.id for r in gone)
                 else:
@@ -321,29 +321,6 @@ class Indexer:
                 self.store.flush()
         report.seconds = time.perf_counter() - started
         return report
-
-    @staticmethod
-    def _gone(unlisted: list[AssetRow], root: str) -> list[AssetRow]:
-        """The rows, of those the scan did not list, whose files are known to be gone: stat says there is no
-        such file. A file in a folder that cannot be read, or on a share that does not answer, is not gone;
-        nor is anything under a root that lists as empty, as an unmounted drive's mount point does."""
-        gone: list[AssetRow] = []
-        unknown = 0
-        for row in unlisted:
-            try:
-                os.stat(real_path(row.path))
-            except FileNotFoundError:
-                gone.append(row)
-            except OSError:
-                unknown += 1
-        if unknown:
-            log.warning(
-                f"{unknown} indexed image(s) under {root} cannot be checked (unreadable folders); they are kept."
-            )
-        if gone and _lists_empty(root):
-            log.warning(f"{root} is empty (a drive or share not mounted?); its {len(gone)} indexed image(s) are kept.")
-            return []
-        return gone
 
     def _write(
         self,
@@ -418,3 +395,24 @@ def _lists_empty(folder: str) -> bool:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def known_gone(unlisted: list[AssetRow], root: str) -> list[AssetRow]:
+    """The rows, of those the scan did not list, whose files are known to be gone: stat says there is no
+    such file. A file in a folder that cannot be read, or on a share that does not answer, is not gone;
+    nor is anything under a root that lists as empty, as an unmounted drive's mount point does."""
+    gone: list[AssetRow] = []
+    unknown = 0
+    for row in unlisted:
+        try:
+            os.stat(real_path(row.path))
+        except FileNotFoundError:
+            gone.append(row)
+        except OSError:
+            unknown += 1
+    if unknown:
+        log.warning(f"{unknown} indexed image(s) under {root} cannot be checked (unreadable folders); they are kept.")
+    if gone and _lists_empty(root):
+        log.warning(f"{root} is empty (a drive or share not mounted?); its {len(gone)} indexed image(s) are kept.")
+        return []
+    return gone

@@ -32,7 +32,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from assetlens.engine.errors import AssetLensError, UsageError
-from assetlens.engine.indexer import Indexer, IndexReport, path_text, real_path
+from assetlens.engine.indexer import IndexReport, known_gone, path_text, real_path
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.scan import IMAGE_EXTENSIONS, JUNK_DIRS, is_junk, iter_images
 from assetlens.engine.store import AssetRow, path_id, prefix_filter
@@ -210,7 +210,7 @@ class Watcher:
             report = self.library.add(list(files), batch_size=self.batch_size, max_megapixels=self.max_megapixels)
         after = self._rows([*before, *sources, *texts], [])
         if self.root.is_dir():
-            stale = Indexer._gone([row for path, row in after.items() if path in before], os.fspath(self.root))
+            stale = known_gone([row for path, row in after.items() if path in before], os.fspath(self.root))
             self.library.remove([real_path(row.path) for row in stale])
             for row in stale:
                 after.pop(row.path, None)
