@@ -582,9 +582,8 @@ def _optimise(src: Path, dst: Path) -> None:
 def _quantize_best(
     check: _ParityCheck, work: Path, final: dict[str, Path]
 ) -> tuple[dict[str, float], dict[str, Int8Recipe]]:
-    """Quantise each tower with every recipe; keep the first (fastest) one
-    within ``INT8_TOLERANCE`` of the best min cosine."""
-    from assetlens.export.quantize import INT8_RECIPES, INT8_TOLERANCE, prepare_int8, quantize_int8
+    """Quantise each tower with every recipe; keep the fastest one that is close enough (``choose_recipe``)."""
+    from assetlens.export.quantize import INT8_RECIPES, choose_recipe, prepare_int8, quantize_int8
 
     cosines: dict[str, float] = {}
     chosen: dict[str, Int8Recipe] = {}
@@ -596,8 +595,7 @@ def _quantize_best(
             candidate = work / f"{tower}-int8-{index}.onnx"
             quantize_int8(prepared, candidate, recipe)
             measured.append((check.measure_one(tower, candidate), recipe, candidate))
-        best = max(cosine for cosine, _, _ in measured)
-        cosine, recipe, candidate = next(m for m in measured if m[0] >= best - INT8_TOLERANCE)
+        cosine, recipe, candidate = measured[choose_recipe([m[0] for m in measured])]
         shutil.copyfile(candidate, dst)
         cosines[tower], chosen[tower] = cosine, recipe
     return cosines, chosen

@@ -5,7 +5,7 @@ inputs and outputs stay float32, so the runtime feeds the same arrays for
 every precision. int8 targets CPUs: dynamic quantisation of the weight
 MatMuls. Which int8 recipe is best differs between checkpoints, so the
 exporter measures each of ``INT8_RECIPES`` against PyTorch and keeps the
-fastest one that is about as close as the closest. ``STATIC_INT8`` (QDQ,
+fastest one that is close enough (``choose_recipe``). ``STATIC_INT8`` (QDQ,
 activation ranges calibrated on sample images) is what the benchmarks compare
 against: on the 2-core reference machine, idle, it ran the ViT-B/32 image
 tower at 0.86-0.96x the speed of dynamic int8 and a little less accurately, so the
@@ -31,16 +31,28 @@ from onnx import numpy_helper
 
 from assetlens.engine.manifest import Int8Recipe
 
-# In order of preference (speed). s8 weights use ORT's fast U8S8 kernels, at
-# 7 bits so that they cannot saturate; u8 weights (U8U8, all 8 bits) were
-# ~1.5x slower on ViT-B/32 here, so they win only when clearly more accurate.
+# In order of preference (speed). s8 weights use ORT's fast U8S8 kernels (VNNI where
+# the CPU has it), at 7 bits so that they cannot saturate; u8 weights (U8U8, all 8
+# bits) run on a kernel without VNNI, about half the speed on a VNNI CPU
+# (benchmarks/results), so they win only when the faster recipes fall short.
 INT8_RECIPES = (
     Int8Recipe("QInt8", per_channel=True, reduce_range=True),
     Int8Recipe("QInt8", per_channel=False, reduce_range=True),
     Int8Recipe("QUInt8", per_channel=True),
 )
-# A later recipe must beat an earlier one's min cosine by more than this.
+# The first recipe whose min cosine against the reference reaches INT8_GOOD_COSINE is kept;
+# when none does, the first within INT8_TOLERANCE of the best.
+INT8_GOOD_COSINE = 0.999
 INT8_TOLERANCE = 1e-4
+
+
+def choose_recipe(cosines: Sequence[float]) -> int:
+    """Index into ``INT8_RECIPES`` of the recipe to keep, given each one's measured min cosine."""
+    best = max(cosines)
+    good_enough = min(best - INT8_TOLERANCE, INT8_GOOD_COSINE)
+    return next(i for i, cosine in enumerate(cosines) if cosine >= good_enough)
+
+
 STATIC_INT8 = Int8Recipe("QInt8", per_channel=True, static=True, reduce_range=True)
 INT16_MAX = 32767
 U8_MAX = 255

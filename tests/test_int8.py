@@ -23,7 +23,13 @@ from assetlens.engine.preprocess import model_batch
 
 onnx = pytest.importorskip("onnx")
 
-from assetlens.export.quantize import INT16_MAX, int16_pair_sum, integer_matmul_weights, prepare_int8  # noqa: E402
+from assetlens.export.quantize import (  # noqa: E402
+    INT16_MAX,
+    choose_recipe,
+    int16_pair_sum,
+    integer_matmul_weights,
+    prepare_int8,
+)
 
 pytestmark = [pytest.mark.unit]
 
@@ -189,3 +195,15 @@ def test_cpu_flags_from_cpuinfo(
     assert cpu == CpuInfo("x86_64", expected)
     assert cpu.u8s8_saturates is saturates
     assert this_cpu(tmp_path / "absent").flags is None
+
+
+@pytest.mark.parametrize(
+    ("cosines", "kept"),
+    [
+        ((0.99975, 0.99960, 0.99987), 0),  # the fast 7-bit s8 recipe is good enough: kept over the slower u8
+        ((0.99850, 0.99800, 0.99990), 2),  # the s8 recipes fall short of the floor: u8
+        ((0.99000, 0.99005, 0.98000), 0),  # none reaches the floor: the first within the tolerance of the best
+    ],
+)
+def test_the_fastest_recipe_that_is_good_enough_is_kept(cosines: tuple[float, ...], kept: int) -> None:
+    assert choose_recipe(list(cosines)) == kept
