@@ -5,7 +5,8 @@ preprocessing facts, and a Gemini generator that does not sleep."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -98,3 +99,14 @@ def clip_image_facts(size: int = 224) -> ImageFacts:
 def quick(**kwargs: object) -> Generator:
     """A Gemini generator that skips its backoff sleeps."""
     return Generator(sleep=lambda s: None, **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def read_only_folder(path: Path) -> Iterator[Path]:
+    """A new folder at ``path`` that cannot be written while the block runs (writable again after it)."""
+    path.mkdir()
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)

@@ -27,7 +27,7 @@ from cli_process import (
     run_cli,
     warnings_in,
 )
-from helpers import clip_image_facts, library_snapshot
+from helpers import clip_image_facts, library_snapshot, read_only_folder
 from PIL import Image
 
 from assetlens.catalogue import Item, render
@@ -329,13 +329,8 @@ def test_pillow_log_records_are_not_fatal_looking_errors(tmp_path: Path) -> None
 
 @needs_permissions
 def test_grid_in_a_folder_that_cannot_be_written(mug_library: Path, tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
+    with read_only_folder(tmp_path / "locked") as locked:
         result = run_cli("search", "a mug", "--db", mug_library, "--grid", locked / "sheet.png")
-    finally:
-        locked.chmod(0o755)
     assert_one_sentence(result, 2, f"--grid {locked / 'sheet.png'} cannot be written: permission denied.")
     assert result.stdout == ""
 

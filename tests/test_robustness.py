@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_process import assert_no_traceback, assert_one_sentence, needs_permissions, run_cli, warnings_in
-from helpers import library_snapshot
+from helpers import library_snapshot, read_only_folder
 from PIL import Image, ImageOps
 
 from assetlens.catalogue import Item, render
@@ -364,15 +364,10 @@ def test_silent_server_is_one_sentence_not_a_hang(mug_library: Path) -> None:
 
 @needs_permissions
 def test_library_in_a_read_only_folder(mug_library: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
+    with read_only_folder(tmp_path / "read-only") as folder:
         result = run_cli("index", mug_library.parent / "photos", "--db", folder / "lib.db", "--model", MODEL)
         assert_one_sentence(result, 1, f"Cannot write the library {folder / 'lib.db'}: its folder is not writable.")
         assert list(folder.iterdir()) == []
-    finally:
-        folder.chmod(0o755)
 
 
 def test_library_path_that_is_a_file(mug_library: Path, tmp_path: Path) -> None:

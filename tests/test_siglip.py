@@ -294,16 +294,21 @@ def test_library_ranking_equals_torch_brute_force(
             np.testing.assert_allclose([hit.score for hit in hits], np.sort(scores)[::-1], atol=1e-4)
 
 
+def assert_export_refused(checkpoint: Path, out: Path, reason: str) -> None:
+    """The export of ``checkpoint`` fails with one sentence giving ``reason`` and writes nothing."""
+    with pytest.raises(ExportError) as caught:
+        export_model(checkpoint, out)
+    message = str(caught.value)
+    assert reason in message and "\n" not in message and message.count(". ") == 0
+    assert not out.exists()
+
+
 @pytest.mark.unit
 def test_naflex_siglip2_is_refused_in_one_sentence(tmp_path: Path) -> None:
     checkpoint = tmp_path / "naflex"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text(json.dumps({"model_type": "siglip2"}))
-    with pytest.raises(ExportError) as caught:
-        export_model(checkpoint, tmp_path / "out")
-    message = str(caught.value)
-    assert "NaFlex" in message and "\n" not in message and message.count(". ") == 0
-    assert not (tmp_path / "out").exists()
+    assert_export_refused(checkpoint, tmp_path / "out", "NaFlex")
 
 
 @pytest.mark.slow
@@ -316,11 +321,7 @@ def test_checkpoint_without_fast_tokenizer_is_refused_in_one_sentence(tiny_sigli
         json.dumps({"tokenizer_class": "SiglipTokenizer", "model_max_length": CONTEXT, "pad_token": "</s>"})
     )
     (checkpoint / "spiece.model").write_bytes(b"a sentencepiece model")
-    with pytest.raises(ExportError) as caught:
-        export_model(checkpoint, tmp_path / "out")
-    message = str(caught.value)
-    assert "ships no fast tokenizer" in message and "\n" not in message and message.count(". ") == 0
-    assert not (tmp_path / "out").exists()
+    assert_export_refused(checkpoint, tmp_path / "out", "ships no fast tokenizer")
 
 
 @pytest.mark.unit
