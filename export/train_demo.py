@@ -84,6 +84,7 @@ from assetlens import catalogue as cat
 from assetlens.engine.encoders import Encoder
 from assetlens.engine.models import ImageFacts
 from assetlens.engine.preprocess import decode, model_pixels
+from assetlens.engine.registry import OPENAI_MEAN, OPENAI_STD
 from assetlens.engine.tokens import load_tokenizer, tokenize
 from assetlens.export.clip_tokenizer import write_clip_tokenizer
 from assetlens.export.onnx_export import export_model
@@ -95,16 +96,14 @@ if TYPE_CHECKING:
 
 IMAGE_SIZE = 64
 RENDER_SIZE = 256
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 FACTS = ImageFacts(
     file="image.onnx",
     input_name="pixel_values",
     output_name="image_embeds",
     resize_shortest_edge=IMAGE_SIZE,
     crop_size=IMAGE_SIZE,
-    mean=CLIP_MEAN,
-    std=CLIP_STD,
+    mean=OPENAI_MEAN,
+    std=OPENAI_STD,
     resample="bicubic",
 )
 BOS_ID, EOS_ID, VOCAB_SIZE, CONTEXT_LENGTH = 49406, 49407, 49408, 77
@@ -264,8 +263,8 @@ def recolor(pix: torch.Tensor, r: np.random.Generator) -> torch.Tensor:
     import torch
 
     n = pix.shape[0]
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
     rgb = pix * std + mean
     theta = torch.from_numpy(r.uniform(0, 2 * math.pi, n).astype(np.float32))
     sat = torch.from_numpy(np.where(r.random(n) < 0.25, 0.0, r.uniform(0.4, 1.2, n)).astype(np.float32))
@@ -501,8 +500,8 @@ def save_checkpoint(model: CLIPModel, hf_dir: Path) -> None:
     CLIPImageProcessor(
         size={"shortest_edge": IMAGE_SIZE},
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        image_mean=list(CLIP_MEAN),
-        image_std=list(CLIP_STD),
+        image_mean=list(OPENAI_MEAN),
+        image_std=list(OPENAI_STD),
     ).save_pretrained(hf_dir)
     write_clip_tokenizer(hf_dir)
 
