@@ -340,7 +340,12 @@ def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
     if not results:
         print("no results")
     for r in results:
-        print(f"{r.rank:>3}  {r.score:.4f}  {shown(r.path)}")
+        print(f"{r.rank:>3}  {_scores(r)}  {shown(r.path)}")
+
+
+def _scores(r: SearchResult) -> str:
+    """The cosine score, and the relevance (standard deviations above the library's average) when measured."""
+    return f"{r.score:.4f}" + (f"  {r.relevance:+5.1f} sd" if r.relevance is not None else "")
 
 
 def _print_collapsed(entries: Sequence[Collapsed], as_json: bool) -> None:
@@ -351,7 +356,7 @@ def _print_collapsed(entries: Sequence[Collapsed], as_json: bool) -> None:
         print("no results")
     for e in entries:
         similar = f"  ({len(e.similar)} similar)" if e.similar else ""
-        print(f"{e.hit.rank:>3}  {e.hit.score:.4f}  {shown(e.hit.path)}{similar}")
+        print(f"{e.hit.rank:>3}  {_scores(e.hit)}  {shown(e.hit.path)}{similar}")
 
 
 def _grid_path(text: str) -> Path:
@@ -379,6 +384,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         "k": args.k,
         "offset": args.offset,
         "min_score": args.min_score,
+        "min_relevance": args.min_relevance,
+        "within": args.within,
         "folder": args.folder,
         "filename": args.filename,
         "show_duplicates": args.show_duplicates,
@@ -684,7 +691,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minus-weight", type=float, default=0.5, help="weight of each --minus (default: %(default)s)")
     p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
     p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
-    p.add_argument("--min-score", type=float, help="drop results below this cosine score")
+    p.add_argument("--min-score", type=float, help="drop results below this cosine score (its range differs per model)")
+    p.add_argument(
+        "--min-relevance",
+        type=float,
+        metavar="SD",
+        help="drop results less than SD standard deviations above this library's average score for the query "
+        "(means the same on every model; 3 is strict, 1 loose)",
+    )
+    p.add_argument(
+        "--within",
+        type=float,
+        metavar="SD",
+        help="drop results more than SD standard deviations below the best one (same units as --min-relevance)",
+    )
     p.add_argument("--folder", help="only images under this folder")
     p.add_argument("--filename", help="only images whose file name contains this text")
     p.add_argument("--show-duplicates", action="store_true", help="list byte-identical copies separately")

@@ -35,6 +35,7 @@ from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
 from assetlens.engine.registry import canonical_name, find_model
+from assetlens.engine.relevance import SAMPLE_ROWS, Baseline, check_margin, check_relevance
 from assetlens.engine.search import Filter, SearchResult, check_amount, check_text, combine, shape_results
 from assetlens.engine.search_copy import CopyStatus, SearchCopy, copy_status
 from assetlens.engine.store import (
@@ -379,6 +380,8 @@ class Library:
         k: int = 10,
         offset: int = 0,
         min_score: float | None = None,
+        min_relevance: float | None = None,
+        within: float | None = None,
         folder: str | os.PathLike[str] | None = None,
         filename: str | None = None,
         show_duplicates: bool = False,
@@ -387,13 +390,23 @@ class Library:
         minus_weight: float = MINUS_WEIGHT,
         vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
-        """Search by text, example image, indexed image (``like``), an embedding (``vector``), or a weighted mix."""
+        """Search by text, example image, indexed image (``like``), an embedding (``vector``), or a weighted mix.
+
+        ``min_score`` bounds the cosine score, whose range differs per model; ``min_relevance`` and
+        ``within`` bound the score in standard deviations above the library's average for this query
+        (``engine.relevance``), which mean the same on every model: ``min_relevance`` keeps hits at least
+        that far above average, ``within`` keeps hits at most that far below the best hit. Either one
+        gives each result its ``relevance``."""
         if k < 1:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
             raise UsageError("--offset cannot be negative.")
         if min_score is not None:
             check_amount("--min-score", min_score)
+        if min_relevance is not None:
+            check_relevance("--min-relevance", min_relevance)
+        if within is not None:
+            check_margin("--within", within)
         if self.store.meta() is None:
             raise self._empty()
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight, vector)
@@ -401,25 +414,41 @@ class Library:
             path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
             path_text(filename) if filename else None,
         )
+        baseline = self._baseline(query) if min_relevance is not None or within is not None else None
+        floor = min_score
+        if baseline is not None and min_relevance is not None:
+            floor = max(baseline.score_at(min_relevance), floor or -1.0)
         want = offset + k
         limit = min(MAX_CANDIDATES, 2 * want + len(exclude) + 8)
         while True:
             hits = self._search_vectors(query, limit, flt)
             if not hits and not flt.expr() and self.store.count() == 0:  # counted only when nothing came back
                 raise self._empty()
+            cutoff = floor
+            best = next((h.score for h in hits if h.row.hash not in exclude), None)
+            if baseline is not None and within is not None and best is not None:
+                cutoff = max(best - within * baseline.spread, cutoff if cutoff is not None else -1.0)
             results = shape_results(
                 hits,
                 k=k,
                 offset=offset,
-                min_score=min_score,
+                min_score=cutoff,
                 exclude_hashes=exclude,
                 show_duplicates=show_duplicates,
             )
+            if baseline is not None:
+                results = [replace(r, relevance=baseline.relevance(r.score)) for r in results]
             if len(results) == k or len(hits) < limit or limit >= MAX_CANDIDATES:
                 return results
-            if min_score is not None and hits and hits[-1].score < min_score:
+            if cutoff is not None and hits and hits[-1].score < cutoff:
                 return results
             limit = min(MAX_CANDIDATES, limit * 4)
+
+    def _baseline(self, query: np.ndarray) -> Baseline | None:
+        """The library's score distribution for ``query``, from a fixed sample of its vectors (None when the
+        library is too small for one; relevance bounds then keep every hit)."""
+        sample = self.store.sample_vectors(SAMPLE_ROWS) if self._copy is None else self._copy.sample(SAMPLE_ROWS)
+        return Baseline.measure(sample, query)
 
     def _empty(self) -> UsageError:
         return UsageError(

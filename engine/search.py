@@ -37,6 +37,9 @@ class SearchResult:
     hash: str
     origin: str
     id: str
+    #: Standard deviations above the library's average score for the query (``engine.relevance``); set
+    #: when the search bounded relevance.
+    relevance: float | None = None
 
     @classmethod
     def from_hit(cls, rank: int, hit: Hit) -> SearchResult:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from assetlens.engine.relevance import sample_positions
 from assetlens.engine.search import Filter
 from assetlens.engine.store import AssetRow, Hit, MilvusStore
 
@@ -362,6 +363,13 @@ class SearchCopy:
             alive = np.flatnonzero(index.alive())
             rows = [index.rows[p] for p in alive]
             return [r for r in rows if r is not None], index.vectors[alive]
+
+    def sample(self, n: int) -> np.ndarray:
+        """``n`` live vectors at evenly spaced positions (all when there are fewer), for a score baseline."""
+        with self._lock:
+            index = self.index()
+            alive = np.flatnonzero(index.alive())
+            return index.vectors[alive[sample_positions(len(alive), n)]]
 
     def _dim(self) -> int:
         meta = self.store.meta()

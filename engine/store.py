@@ -647,3 +647,12 @@ def contains_filter(field: str, fragment: str) -> str:
 
 def equals_filter(field: str, value: Any) -> str:
     return f"{field} == {_quote(value) if isinstance(value, str) else value}"
+    def sample_vectors(self, n: int) -> np.ndarray:
+        """Up to ``n`` stored vectors as an (n, dim) float32 matrix: a cheap sample of the collection."""
+        meta = self.meta()
+        if meta is None:
+            return np.zeros((0, 0), np.float32)
+        self._load()
+        res = self._client.query(self.collection, filter="", output_fields=[VECTOR_FIELD], limit=n)
+        return np.asarray([r[VECTOR_FIELD] for r in res], dtype=np.float32).reshape(len(res), meta.dim)
+

@@ -60,16 +60,23 @@ def test_text_search_grid_scores_and_more_like_this(
     at.button(key=f"like-{want[0].id}").click().run()
     assert f"More like **{want[0].filename}**" in [literal(m.value) for m in at.markdown]
     assert card_names(at) == [r.filename for r in like] and want[0].filename not in card_names(at)
-    at.slider(key="min_score").set_value(0.01).run()  # a filter keeps "more like this"
-    assert card_names(at) == [r.filename for r in like if r.score >= 0.01]
-    at.button(key="clear_like").click().run()
-    assert card_names(at) == [r.filename for r in want]
+    strict = expected(catalogue_library, like=want[0].path, k=12, min_relevance=2.0)
+    assert 0 < len(strict) < 12
+    at.slider(key="min_relevance").set_value(2.0).run()  # a filter keeps "more like this"
+    assert card_names(at) == [r.filename for r in strict]
+    assert [c.split("**")[2].split(")")[0] for c in card_captions(at)] == [f" ({r.relevance:+.1f} sd" for r in strict]
+    at.button(key="clear_like").click().run()  # the bound stays on for the text query
+    assert card_names(at) == [
+        r.filename for r in expected(catalogue_library, text="a gold watch", k=12, min_relevance=2.0)
+    ]
 
 
-def test_min_score_and_paging_reuse_one_model(
+def test_relevance_bounds_and_paging_reuse_one_model(
     app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path
 ) -> None:
     page2 = expected(catalogue_library, text="a red mug", k=12, offset=12)
+    near_best = expected(catalogue_library, text="a red mug", k=12, within=1.0)
+    assert 0 < len(near_best) < 12
     loaded: list[str] = []
 
     class CountingEncoder(assetlens.engine.library.Encoder):  # type: ignore[name-defined,misc]
@@ -84,13 +91,12 @@ def test_min_score_and_paging_reuse_one_model(
     at.button(key="page_next").click().run()
     assert at.caption[0].value == "Results 13–24"
     assert card_names(at) == [r.filename for r in page2]
-    cut = page2[0].score
-    at.slider(key="min_score").set_value(round(cut + 0.005, 2)).run()
+    at.slider(key="within").set_value(1.0).run()
     assert at.caption[0].value.startswith("Results 1–")  # a new filter starts again at page 1
-    scores = [float(c.split("**")[1]) for c in card_captions(at)]
-    assert scores and min(scores) >= round(cut + 0.005, 2) - 0.0005 and len(scores) <= 12
-    at.slider(key="min_score").set_value(1.0).run()
-    assert at.info[0].value == "No results above the minimum score."
+    assert card_names(at) == [r.filename for r in near_best]
+    at.slider(key="within").set_value(0.0).run()
+    at.slider(key="min_relevance").set_value(6.0).run()
+    assert at.info[0].value == "No results above the minimum relevance."
     assert loaded == ["encoder"]  # one model load for the whole session: cached across reruns
 
 

@@ -168,15 +168,27 @@ def search_panel(lib: Library) -> None:
     left, right = st.columns([3, 2])
     text = left.text_input("Search", key="query", placeholder="a golden watch", on_change=new_query)
     upload = right.file_uploader("…or query by example image", type=UPLOAD_TYPES, key="upload", on_change=new_query)
-    min_score = st.slider(
-        "Minimum score",
+    strict, near = st.columns(2)
+    min_relevance = strict.slider(
+        "Minimum relevance",
         0.0,
-        1.0,
+        6.0,
         0.0,
-        0.01,
-        key="min_score",
+        0.5,
+        key="min_relevance",
         on_change=first_page,
-        help="Hide results less similar than this (cosine similarity).",
+        help="Hide results less than this many standard deviations above this library's average score for your "
+        "query (0: off). It means the same on every model: 3 is strict, 1 loose.",
+    )
+    within = near.slider(
+        "Close to the best",
+        0.0,
+        4.0,
+        0.0,
+        0.5,
+        key="within",
+        on_change=first_page,
+        help="Hide results more than this many standard deviations below the best result (0: off).",
     )
     collapse = st.checkbox(
         "Collapse near-duplicates",
@@ -201,7 +213,8 @@ def search_panel(lib: Library) -> None:
             "like": like,
             "k": PAGE_SIZE + 1,
             "offset": page * PAGE_SIZE,
-            "min_score": min_score or None,
+            "min_relevance": min_relevance or None,
+            "within": within or None,
         }
         found = lib.search_collapsed(query, **options) if collapse else map(Collapsed, lib.search(query, **options))
         entries = list(found)
@@ -211,7 +224,7 @@ def search_panel(lib: Library) -> None:
     has_more, entries = len(entries) > PAGE_SIZE, entries[:PAGE_SIZE]
     results = [e.hit for e in entries]
     if not results:
-        st.info("No results" + (" above the minimum score." if min_score else "."))
+        st.info("No results" + (" above the minimum relevance." if min_relevance or within else "."))
     else:
         first = page * PAGE_SIZE + 1
         st.caption(
@@ -232,7 +245,8 @@ def search_panel(lib: Library) -> None:
 def result_card(result: SearchResult, similar: int = 0) -> None:
     show_image(result.path)
     tag = (" · generated" if result.origin == "generated" else "") + (f" · {similar} similar" if similar else "")
-    st.caption(f"**{result.score:.3f}** · {plain(result.filename)}{tag}")
+    relevance = f" ({result.relevance:+.1f} sd)" if result.relevance is not None else ""
+    st.caption(f"**{result.score:.3f}**{relevance} · {plain(result.filename)}{tag}")
     st.checkbox(
         "Use as reference",
         key=f"ref-{result.id}",
