@@ -32,7 +32,7 @@ from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_models
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
 from assetlens.engine.indexer import IndexReport
-from assetlens.engine.library import Library
+from assetlens.engine.library import Library, Runtime
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
@@ -259,11 +259,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         return cmd_rebuild(args)
     with _library(args, args.model, args.precision, create=True, writes=True) as lib:
         bar, close = _progress("indexing")
+        new = lib.stats().model is None
 
         def update(done: int, total: int) -> None:
             if done == 0:  # the folder checked out and was scanned: say what will run
                 run = lib.runtime()
                 print(f"model {shown(run.model)} ({run.precision}, {run.dim}-d) on {run.provider}", file=sys.stderr)
+                if new:
+                    _say_nothing_reused(lib, run)
             bar(done, total)
 
         if args.watch:
@@ -274,6 +277,18 @@ def cmd_index(args: argparse.Namespace) -> int:
             close()
         _print_index_summary(lib, report)
     return 0
+
+
+def _say_nothing_reused(lib: Library, run: Runtime) -> None:
+    """A new collection beside others of other models: say that every image is encoded afresh."""
+    others = lib.other_models()
+    if others:
+        held = ", ".join(f"{shown(o.name)} ({shown(o.model)} {o.precision}, {o.count} images)" for o in others)
+        print(
+            f"collection {shown(lib.stats().collection)} is new and bound to {shown(run.model)} ({run.precision}): "
+            f"every image is encoded with it; nothing is reused from {held}, which hold another model's vectors.",
+            file=sys.stderr,
+        )
 
 
 def _print_index_summary(lib: Library, report: IndexReport) -> None:

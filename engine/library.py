@@ -89,6 +89,16 @@ class Runtime:
     provider: str
 
 
+@dataclass(frozen=True)
+class OtherCollection:
+    """A collection beside this one in the same database, holding another model's vectors."""
+
+    name: str
+    model: str
+    precision: str
+    count: int
+
+
 def model_ref(model: str | os.PathLike[str]) -> str:
     """How a model is recorded: local directories by absolute path, registry names by their HF id, others as given."""
     path = Path(model).expanduser()
@@ -193,6 +203,16 @@ class Library:
             facts = load_facts(resolve_model_dir(name, precision))
             self._encoder = Encoder(facts, device=self.device, threads=self.threads)
         return self._encoder
+
+    def other_models(self) -> list[OtherCollection]:
+        """The collections of this database whose vectors come from another model (or precision) than this
+        library's: a collection is bound to its model, so nothing of theirs is reused here (loads the model)."""
+        own = self.encoder.facts.model_id
+        return [
+            OtherCollection(name, meta.model_name, meta.precision, count)
+            for name, meta, count in self.store.others()
+            if meta.model_id != own
+        ]
 
     def runtime(self) -> Runtime:
         """Which model runs, and where (loads it)."""

@@ -402,6 +402,20 @@ class MilvusStore:
             self._meta = CollectionMeta.from_property(str(raw), f"collection {self.collection} in {self.uri}")
         return self._meta
 
+    def others(self) -> list[tuple[str, CollectionMeta, int]]:
+        """The other AssetLens collections in this database: name, what they hold, row count."""
+        self._reading()
+        found = []
+        for name in sorted(self._client.list_collections()):
+            if name == self.collection:
+                continue
+            raw = self._client.describe_collection(name).get("properties", {}).get(META_PROPERTY)
+            if raw is None:
+                continue
+            meta = CollectionMeta.from_property(str(raw), f"collection {name} in {self.uri}")
+            found.append((name, meta, int(self._client.get_collection_stats(name)["row_count"])))
+        return found
+
     def index_type(self) -> str:
         """Vector index per backend: Milvus Lite searches FLAT exactly; a server builds HNSW."""
         return "FLAT" if self.local else "HNSW"
@@ -584,6 +598,15 @@ class MilvusStore:
             chunks.append(flat.reshape(len(batch), dim))
         return rows, (np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32))
 
+    def sample_vectors(self, n: int) -> np.ndarray:
+        """Up to ``n`` stored vectors as an (n, dim) float32 matrix: a cheap sample of the collection."""
+        meta = self.meta()
+        if meta is None:
+            return np.zeros((0, 0), np.float32)
+        self._load()
+        res = self._client.query(self.collection, filter="", output_fields=[VECTOR_FIELD], limit=n)
+        return np.asarray([r[VECTOR_FIELD] for r in res], dtype=np.float32).reshape(len(res), meta.dim)
+
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[tuple[AssetRow, np.ndarray | None]]:
         if not ids:
             return []
@@ -647,12 +670,3 @@ def contains_filter(field: str, fragment: str) -> str:
 
 def equals_filter(field: str, value: Any) -> str:
     return f"{field} == {_quote(value) if isinstance(value, str) else value}"
-    def sample_vectors(self, n: int) -> np.ndarray:
-        """Up to ``n`` stored vectors as an (n, dim) float32 matrix: a cheap sample of the collection."""
-        meta = self.meta()
-        if meta is None:
-            return np.zeros((0, 0), np.float32)
-        self._load()
-        res = self._client.query(self.collection, filter="", output_fields=[VECTOR_FIELD], limit=n)
-        return np.asarray([r[VECTOR_FIELD] for r in res], dtype=np.float32).reshape(len(res), meta.dim)
-
