@@ -1,10 +1,18 @@
 """Near-duplicate groups: the same shot resized, recompressed, lightly cropped, colour-graded or watermarked.
 
-As clip-retrieval deduplicates: a range search on an inner-product index (unit vectors, so cosine)
-finds every pair of images more similar than the threshold, in chunks of queries so that memory
-grows with the pairs found, not with the square of the library; union-find joins the pairs into
-connected components. Byte-identical copies (one content hash) are joined whatever their vectors.
-Each group keeps one member: the most pixels, then the oldest file, then the first path.
+As clip-retrieval deduplicates: every pair of images more similar than the threshold (inner products
+of unit vectors, so cosines), joined into connected components by union-find. Byte-identical copies
+(one content hash) are joined whatever their vectors. Each group keeps one member: the most pixels,
+then the oldest file, then the first path.
+
+Small libraries compare every pair exactly (a range search on a flat index, in chunks of queries so
+that memory grows with the pairs found). From ``CELLS_MIN_ROWS`` rows that costs minutes (N^2 d: 115 s
+at 100k on 2 cores), so the vectors are split into k-means cells and each cell's members are compared,
+in one matrix product, with the rows that have that cell among their ``PROBES`` nearest centroids:
+about PROBES x N^2 / cells products instead of N^2, with cells = sqrt(PROBES x N). Near-duplicates sit
+far closer to each other than to any other image, so a pair above the threshold almost never lands
+in cells that neither probes (the benchmark measures the pair recall against the exact search); the
+cosines of the pairs found are exact.
 """
 
 from __future__ import annotations
@@ -26,6 +34,11 @@ from assetlens.engine.store import AssetRow
 # precision and recall together: 0.998 and 0.989 (0.94: 0.972 and 1.0; 0.96: 0.998 and 0.967).
 DEFAULT_THRESHOLD = 0.95
 QUERY_CHUNK = 4096  # query vectors per range search: bounds the distance block faiss computes at once
+CELLS_MIN_ROWS = 10_000  # from here the cell search is the faster one
+PROBES = 3  # nearest cells each row is compared with
+TRAIN_PER_CELL = 32  # k-means training rows per cell
+KMEANS_ITERATIONS = 10
+BLOCK = 1 << 24  # cosines computed at once by the cell search (64 MB), however uneven the cells
 
 IDENTICAL = "identical"  # every member has the same bytes
 SIMILAR = "similar"  # joined by embedding similarity
@@ -98,8 +111,16 @@ def check_threshold(threshold: float) -> None:
         raise UsageError(f"--threshold must be a cosine similarity above 0 and at most 1, not {threshold:g}.")
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float, chunk: int = QUERY_CHUNK) -> np.ndarray:
-    """Every pair ``(i, j)``, ``i < j``, of unit vectors whose inner product exceeds ``threshold``, as (pairs, 2)."""
+def similar_pairs(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Every pair ``(i, j)``, ``i < j``, of unit vectors whose inner product exceeds ``threshold``, as (pairs, 2):
+    exact below ``CELLS_MIN_ROWS`` rows, by cells from there."""
+    if len(vectors) < CELLS_MIN_ROWS:
+        return exact_pairs(vectors, threshold)
+    return cell_pairs(vectors, threshold)
+
+
+def exact_pairs(vectors: np.ndarray, threshold: float, chunk: int = QUERY_CHUNK) -> np.ndarray:
+    """``similar_pairs`` by comparing every pair (a flat range search, ``chunk`` queries at a time)."""
     import faiss  # as in engine.search_copy: loaded only when needed
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -112,6 +133,40 @@ def similar_pairs(vectors: np.ndarray, threshold: float, chunk: int = QUERY_CHUN
         upper = neighbours > queries  # each pair once, and no image with itself
         found.append(np.stack([queries[upper], neighbours[upper]], axis=1))
     return np.concatenate(found)
+
+
+def cell_pairs(vectors: np.ndarray, threshold: float, probes: int = PROBES, seed: int = 0) -> np.ndarray:
+    """``similar_pairs`` by k-means cells: each row is compared with the members of its ``probes`` nearest cells."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    cells = max(1, min(int(math.sqrt(probes * n)), n // TRAIN_PER_CELL))
+    probes = min(probes, cells)
+    sample = np.random.default_rng(seed).choice(n, min(n, cells * TRAIN_PER_CELL), replace=False)
+    kmeans = faiss.Kmeans(
+        dim, cells, niter=KMEANS_ITERATIONS, spherical=True, seed=seed + 1, min_points_per_centroid=TRAIN_PER_CELL
+    )
+    kmeans.train(vectors[np.sort(sample)])
+    _, nearest = kmeans.index.search(vectors, probes)  # (n, probes) cells, nearest first
+    members = _by_cell(nearest[:, 0], cells)
+    askers = _by_cell(nearest.ravel(), cells)
+    found = [np.zeros((0, 2), np.int64)]
+    for cell in range(cells):
+        home, asking = members[cell], askers[cell] // probes
+        step = max(1, BLOCK // max(1, len(home)))
+        for lo in range(0, len(asking) if len(home) else 0, step):
+            rows = asking[lo : lo + step]
+            q, m = np.nonzero(vectors[rows] @ vectors[home].T > threshold)
+            a, b = rows[q], home[m]
+            found.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[a != b])
+    return np.unique(np.concatenate(found), axis=0)  # a pair of two cells can be found from both
+
+
+def _by_cell(cell_of: np.ndarray, cells: int) -> list[np.ndarray]:
+    """For each cell, the indices into ``cell_of`` that name it, ascending."""
+    order = np.argsort(cell_of, kind="stable")
+    return np.split(order, np.searchsorted(cell_of[order], np.arange(1, cells)))
 
 
 def components(n: int, pairs: np.ndarray) -> list[list[int]]:

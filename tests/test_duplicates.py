@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import streamlit as st
 from app_driver import literal, start
+from helpers import unit_vectors
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from assetlens.catalogue import Item, catalogue_items, render
@@ -20,8 +21,10 @@ from assetlens.engine.duplicates import (
     IDENTICAL,
     SIMILAR,
     DuplicateReport,
+    cell_pairs,
     collapse,
     components,
+    exact_pairs,
     find_duplicates,
     similar_pairs,
 )
@@ -36,11 +39,6 @@ THRESHOLDS = (0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
 SHOTS, WITH_VARIANTS = 80, 30  # distinct catalogue renders; how many of them get the five variants
 
 
-def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
 def row(i: int, *, width: int = 100, height: int = 100, mtime: float = 0.0, digest: str | None = None) -> AssetRow:
     return AssetRow(f"id{i}", f"/p/{i}.jpg", "/p/", f"{i}.jpg", 1000 + i, mtime, digest or f"h{i}", width, height)
 
@@ -51,7 +49,7 @@ def row(i: int, *, width: int = 100, height: int = 100, mtime: float = 0.0, dige
 @pytest.mark.unit
 def test_planted_groups_among_20k_random_vectors_are_found_exactly() -> None:
     n, dim = 20_000, 64
-    vectors = unit_rows(n, dim, seed=7)
+    vectors = unit_vectors(n, dim, seed=7)
     r = np.random.default_rng(8)
     planted: list[list[int]] = []
     spare = iter(r.permutation(n).tolist())
@@ -61,9 +59,38 @@ def test_planted_groups_among_20k_random_vectors_are_found_exactly() -> None:
             noisy = vectors[members[0]] + r.normal(scale=0.02, size=dim).astype(np.float32)
             vectors[m] = noisy / np.linalg.norm(noisy)
         planted.append(members)
-    pairs = similar_pairs(vectors, DEFAULT_THRESHOLD, chunk=3000)
+    pairs = exact_pairs(vectors, DEFAULT_THRESHOLD, chunk=3000)
     assert sorted(sorted(g) for g in components(n, pairs)) == sorted(planted)
     assert len(pairs) == sum(len(g) * (len(g) - 1) // 2 for g in planted)  # each pair once, none with itself
+
+
+def planted_clusters(n: int, dim: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Unit vectors in tight topical clusters (as photos of one subject embed), a quarter of them replaced by
+    near-copies of another row, in groups of 2 to 12, some of whose pairs sit just either side of 0.95."""
+    r = np.random.default_rng(seed)
+    centres = unit_vectors(int(np.sqrt(n)), dim, seed)
+    vectors = centres[r.integers(0, len(centres), n)] + r.normal(scale=0.7 / np.sqrt(dim), size=(n, dim))
+    spare = iter(r.permutation(n).tolist())
+    planted = []
+    while sum(map(len, planted)) < n // 4:
+        members = [next(spare) for _ in range(int(r.integers(2, 13)))]
+        for m in members[1:]:
+            vectors[m] = vectors[members[0]] + r.normal(scale=r.uniform(0.05, 0.3) / np.sqrt(dim), size=dim)
+        planted.append(members)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), planted
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("threshold", [DEFAULT_THRESHOLD, 0.97])
+def test_the_cell_search_finds_the_pairs_and_groups_of_the_exact_search(threshold: float) -> None:
+    vectors, planted = planted_clusters(12_000, 64, seed=5)
+    exact = exact_pairs(vectors, threshold)
+    cells = cell_pairs(vectors, threshold)
+    assert len(exact) > len(planted) and len(np.unique(exact[:, 0])) > 1000  # many pairs, several per group
+    assert cells.tolist() == sorted(exact.tolist())
+    groups = sorted(sorted(g) for g in components(len(vectors), cells))
+    assert groups == sorted(sorted(g) for g in components(len(vectors), exact))
+    assert np.array_equal(similar_pairs(vectors, threshold), cells)  # 12k rows: the cell search is the one used
 
 
 @pytest.mark.unit
@@ -99,7 +126,7 @@ def test_groups_keep_the_most_pixels_then_the_oldest_and_list_the_rest_most_simi
 
 @pytest.mark.unit
 def test_byte_identical_copies_are_a_group_of_their_own_kind() -> None:
-    vectors = unit_rows(4, 8, seed=2)
+    vectors = unit_vectors(4, 8, seed=2)
     vectors[2] = vectors[0]
     rows = [row(0, mtime=9.0, digest="x"), row(1), row(2, mtime=3.0, digest="x"), row(3)]
     report = find_duplicates(rows, vectors)
@@ -136,7 +163,7 @@ def test_collapse_puts_each_hit_under_the_best_ranked_hit_it_is_near() -> None:
 @pytest.mark.parametrize("threshold", [0.0, -0.5, 1.5, float("nan")])
 def test_a_threshold_outside_0_to_1_is_refused(threshold: float) -> None:
     with pytest.raises(UsageError, match="--threshold must be"):
-        find_duplicates([row(0)], unit_rows(1, 4, seed=0), threshold)
+        find_duplicates([row(0)], unit_vectors(1, 4, seed=0), threshold)
 
 
 # -- the default threshold, measured ---------------------------------------------------------
