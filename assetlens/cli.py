@@ -153,7 +153,28 @@ def _library(
         threads=args.threads,
         create=create,
         search_copy=None if writes else False,
+        download=not getattr(args, "no_download", True),  # only index and search have --no-download
+        download_progress=_download_progress(str(model or default_model_name())),
     )
+
+
+def _download_progress(model: str) -> Callable[[int, int], None]:
+    """Progress of an automatic pull: one line when it starts (a log has it too), then a bar on a terminal."""
+    bar, close = _progress(f"downloading {shown(model)}", unit="B")
+    started: list[bool] = []
+
+    def update(done: int, total: int) -> None:
+        if not started:
+            started.append(True)
+            print(
+                f"{shown(model)} is not here yet; downloading it from the Hugging Face Hub ({total / 1e6:.1f} MB)",
+                file=sys.stderr,
+            )
+        bar(done, total)
+        if done >= total:
+            close()
+
+    return update
 
 
 def _import_extra(module: str, extra: str) -> ModuleType:
@@ -211,6 +232,31 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"exports go to {shown(cache_root() / 'models')}; export a model with: assetlens export --model NAME")
     for rec in RECOMMENDATIONS:
         print(f"for {rec.machine}: {rec.model} {rec.precision} ({rec.why})")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from assetlens.engine.hub import pull
+
+    bar, close = _progress(f"downloading {shown(args.name)}", unit="B")
+    try:
+        report = pull(args.name, args.precision, trust_unpinned=args.trust_unpinned, progress=bar)
+    finally:
+        close()
+    if report.already_here:
+        print(f"{shown(args.name)} ({args.precision}) is already here: {shown(report.folder)}")
+        return 0
+    source = report.source
+    print(
+        f"pulled {shown(args.name)} ({args.precision}, {source.layout} layout, {report.downloaded_bytes / 1e6:.1f} MB) "
+        f"into {shown(report.folder)}"
+    )
+    check = "matches the registry's reference" if report.reference_checked else "shapes, values and norms only"
+    print(f"checksums verified; self-check: {check}")
+    if not report.pinned:
+        print("the registry had no pins for these files; the Hub served (record them in engine/registry.py):")
+        for pin in report.pins:
+            print(f"  RepoPin({pin.repo!r}, {pin.revision!r}, {pin.sha256!r})")
     return 0
 
 
@@ -661,6 +707,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="the known models, which are exported here, and which suits which machine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+    pulls = p.add_subparsers(dest="models_command", metavar="pull")
+    q = pulls.add_parser("pull", help="download a model's pre-exported ONNX towers from the Hugging Face Hub")
+    q.add_argument("name", help="a registry name (see: assetlens models)")
+    q.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    q.add_argument(
+        "--trust-unpinned",
+        action="store_true",
+        help="for an entry whose pins were not recorded: take the Hub's current files and print their pins",
+    )
+    q.set_defaults(func=cmd_models_pull)
 
     p = sub.add_parser("index", help="index (or update) a folder of images")
     p.add_argument("folder", type=Path)
@@ -691,6 +747,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after indexing, keep the library in step with FOLDER as files are added, changed, moved or deleted "
         "(Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download a registry model that is not here yet (nor in Hugging Face's offline mode)",
     )
     p.set_defaults(func=cmd_index)
 
@@ -730,6 +791,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--collapse",
         action="store_true",
         help=f"one hit per group of near-identical images and how many are like it (cosine > {DUPLICATE_THRESHOLD})",
+    )
+    p.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download a registry model that is not here yet (nor in Hugging Face's offline mode)",
     )
     p.set_defaults(func=cmd_search)
 

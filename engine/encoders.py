@@ -167,10 +167,12 @@ class Encoder:
         )
 
     def text_feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """The text graph's inputs for ``texts``: the ids, and the attention mask where the graph takes one."""
+        """The text graph's inputs for ``texts``: the ids, and the attention mask where the graph takes one, under
+        the graph's names and in its integer type."""
+        text = self.facts.text
         ids, mask = self.tokenize(texts)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        return {name: feeds[name] for name in self.facts.text.input_names}
+        feeds = {text.ids_input: ids, "attention_mask": mask}
+        return {name: feeds[name].astype(text.token_dtype, copy=False) for name in text.input_names}
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed (N, 3, H, W) float32 pixels -> (N, dim) unit vectors."""

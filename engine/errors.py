@@ -70,3 +70,13 @@ class LibraryVersionError(StoreError):
 
 class ReadOnlyLibraryError(StoreError):
     """A write was asked of a library opened read-only."""
+
+
+class ModelDownloadError(AssetLensError):
+    """A registry model could not be fetched from the Hugging Face Hub (no network, offline mode, a gated
+    repository, a full disk, an interrupted download); nothing was installed."""
+
+
+class ModelVerificationError(ModelDownloadError):
+    """Fetched files are not what the registry pins (revision, sha256, preprocessing, self-check values);
+    nothing was installed."""

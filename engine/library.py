@@ -31,6 +31,7 @@ from assetlens.engine.duplicates import (
 from assetlens.engine.encoders import Encoder, normalize
 from assetlens.engine.errors import ModelMismatchError, UsageError
 from assetlens.engine.handoff import CopyReport, Pick, copy_picks
+from assetlens.engine.hub import ensure_model
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
 from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
@@ -123,6 +124,8 @@ class Library:
         search_copy: bool | None = None,
         store: MilvusStore | None = None,
         encoder: Encoder | None = None,
+        download: bool = False,
+        download_progress: Progress | None = None,
     ) -> None:
         """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
 
@@ -134,6 +137,10 @@ class Library:
         ``store`` and ``encoder`` hand the library an open store and a loaded model instead of
         opening them from ``db``/``uri`` and ``model``/``precision``/``device`` (the library then
         owns the store and closes it). An injected encoder must be the collection's model.
+
+        ``download``: a registry model that is not here yet is pulled from its Hugging Face Hub source
+        when first needed (``engine.hub``; not in Hugging Face's offline mode), reporting its bytes to
+        ``download_progress``.
         """
         if store is not None and (db is not None or uri is not None):
             raise UsageError("Give a Library either a store or a db/uri to open, not both.")
@@ -149,6 +156,8 @@ class Library:
         self._encoder_checked = False
         self.device = device
         self.threads = threads
+        self._download = download
+        self._download_progress = download_progress
 
     def close(self) -> None:
         self.store.close()
@@ -200,7 +209,8 @@ class Library:
             self._encoder_checked = True
         if self._encoder is None:
             name, precision = self.model_choice()
-            facts = load_facts(resolve_model_dir(name, precision))
+            pull = partial(ensure_model, progress=self._download_progress) if self._download else None
+            facts = load_facts((pull or resolve_model_dir)(name, precision))
             self._encoder = Encoder(facts, device=self.device, threads=self.threads)
         return self._encoder
 

@@ -25,7 +25,7 @@ from assetlens.engine.registry import Padding, Resize
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_PREFIX = "assetlens-model/"
-VERSION = 3
+VERSION = 4
 # u8 activations times s8 weights, two products summed in int16 by x86 kernels without VNNI
 # (see engine.cpu): weights within this magnitude can never saturate that sum.
 SATURATION_SAFE_S8 = 32767 // (2 * 255)
@@ -64,6 +64,8 @@ class TextFacts:
     padding: Padding = "longest"
     padding_side: Literal["left", "right"] = "right"  # the checkpoint tokenizer's padding_side
     lowercase: bool = False  # lower-case queries before tokenising (when the tokenizer itself does not)
+    ids_input: str = "input_ids"  # the graph input taking the token ids (immich's towers call it ``text``)
+    token_dtype: Literal["int64", "int32"] = "int64"  # of the ids and mask inputs
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,15 @@ def _from_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _from_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 has no token input name or dtype: every version-3 text graph takes int64 ``input_ids``,
+    which is what those fields default to. The version changed so that an older AssetLens refuses a
+    model pulled from the Hub whose text graph takes other tokens (immich's int32 ``text``)."""
+    return raw
+
+
 # MIGRATIONS[n] turns a version-n body into a version n+1 body.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
 def _migrate(raw: dict[str, Any], path: Path) -> dict[str, Any]:

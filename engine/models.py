@@ -138,6 +138,11 @@ def resolve_model_dir(name: str | os.PathLike[str] | None, precision: str = "fp3
             f"Unknown model {name!r} (not a folder, not exported, not a known name); {hint}"
             "run assetlens models to list the known models."
         )
+    if spec is not None and any(precision in source.precisions for source in spec.sources):
+        raise ModelNotFoundError(
+            f"Model {name} ({precision}) is not here yet; download it with: assetlens models pull {name} "
+            f"--precision {precision} (or export it with: assetlens export --model {name} --precision {precision})."
+        )
     raise ModelNotFoundError(
         f"Model {name} ({precision}) has not been exported yet; run: "
         f"assetlens export --model {name} --precision {precision} (or use --model demo for the shipped demo model)."

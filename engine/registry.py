@@ -19,6 +19,8 @@ from typing import Literal
 Family = Literal["clip", "siglip"]
 Resize = Literal["shortest-edge-crop", "squash"]
 Padding = Literal["longest", "max-length"]
+Layout = Literal["immich", "onnx-community", "fastembed"]
+TokenDtype = Literal["int64", "int32"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -65,6 +67,7 @@ class TextSpec:
     padding: Padding
     pad_token_id: int
     lowercase: bool = True
+    padding_side: Literal["left", "right"] = "right"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,63 @@ class Quality:
     imagenet_top1: float
     coco_text_to_image_r1: float
     source: str
+
+
+@dataclass(frozen=True)
+class RepoPin:
+    """One Hugging Face Hub repository at one commit, with the sha256 of each file taken from it.
+
+    ``revision`` is a full commit hash and ``sha256`` maps repository paths to digests; either being
+    absent means the pin was not recorded, and ``assetlens models pull`` then refuses the files unless
+    told to trust and record what the Hub serves now."""
+
+    repo: str
+    revision: str | None = None
+    sha256: tuple[tuple[str, str], ...] = ()
+
+    def digest(self, path: str) -> str | None:
+        return dict(self.sha256).get(path)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a pulled model's self-check must reproduce: the unit vectors of the fixed image and its mirror
+    (``engine.hub.self_check_image``) and of ``engine.hub.SELF_CHECK_CAPTIONS``, row after row; ``how``
+    says where they were measured."""
+
+    image: tuple[float, ...]
+    text: tuple[float, ...]
+    how: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where pre-exported ONNX towers of an entry are published, and how to run them.
+
+    ``layout`` names the adapter (``engine.sources``) that knows where the repository keeps its files and
+    its preprocessing; ``text_repo`` is the text tower's repository when the towers are split (fastembed).
+    ``image_output``/``text_output`` None: the graph's first output. ``padding`` None: the entry's own rule;
+    ``max-length`` for graphs whose token input has a fixed length. ``normalised``: whether the graphs
+    return unit vectors (None: not checked; the runtime normalises either way). ``reference`` None: none
+    published, and the self-check after a pull only checks shapes, finiteness and normalisation."""
+
+    layout: Layout
+    repo: RepoPin
+    image_input: str
+    image_output: str | None
+    text_input: str
+    text_output: str | None
+    token_dtype: TokenDtype
+    precisions: tuple[str, ...]
+    text_repo: RepoPin | None = None
+    padding: Padding | None = None
+    normalised: bool | None = None
+    reference: Reference | None = None
+    note: str = ""
+
+    @property
+    def repos(self) -> tuple[RepoPin, ...]:
+        return (self.repo,) if self.text_repo is None else (self.repo, self.text_repo)
 
 
 @dataclass(frozen=True)
@@ -91,6 +151,7 @@ class ModelSpec:
     quality: Quality | None = None
     precisions: tuple[str, ...] = PRECISIONS
     shipped: bool = False
+    sources: tuple[Source, ...] = ()  # pre-exported ONNX on the Hub, in order of preference
 
     @property
     def family_label(self) -> str:
@@ -132,6 +193,55 @@ SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1)
 # asks for padding="max_length", max_length=64 and lower-cased text).
 SIGLIP2_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=0)
 
+IMMICH_NOTE = (
+    "immich-app's open_clip exports (machine-learning/export in immich-app/immich): int32 `text` padded to the "
+    "context length; outputs and normalisation not checked here"
+)
+HF_ONNX_NOTE = "transformers.js / optimum exports: Hugging Face IO names; normalisation not checked here"
+
+
+def immich(repo: str | RepoPin, note: str = IMMICH_NOTE) -> Source:
+    """An immich-app repository: ``visual/model.onnx`` takes ``image``, ``textual/model.onnx`` takes int32
+    ``text`` of the fixed context length; fp32 only."""
+    pin = repo if isinstance(repo, RepoPin) else RepoPin(repo)
+    return Source("immich", pin, "image", None, "text", None, "int32", ("fp32",), padding="max-length", note=note)
+
+
+def onnx_community(repo: str | RepoPin, note: str = HF_ONNX_NOTE) -> Source:
+    """An onnx-community or Xenova repository: ``onnx/vision_model*.onnx`` and ``onnx/text_model*.onnx`` with
+    Hugging Face's input and output names, in fp32, fp16 and a quantised variant."""
+    pin = repo if isinstance(repo, RepoPin) else RepoPin(repo)
+    return Source(
+        "onnx-community",
+        pin,
+        "pixel_values",
+        "image_embeds",
+        "input_ids",
+        "text_embeds",
+        "int64",
+        PRECISIONS,
+        note=note,
+    )
+
+
+def fastembed(vision: str | RepoPin, text: str | RepoPin, note: str = HF_ONNX_NOTE) -> Source:
+    """A Qdrant (fastembed) pair: a vision repository and a text repository, each with ``model.onnx``."""
+    image_pin = vision if isinstance(vision, RepoPin) else RepoPin(vision)
+    text_pin = text if isinstance(text, RepoPin) else RepoPin(text)
+    return Source(
+        "fastembed",
+        image_pin,
+        "pixel_values",
+        "image_embeds",
+        "input_ids",
+        "text_embeds",
+        "int64",
+        ("fp32",),
+        text_repo=text_pin,
+        note=note,
+    )
+
+
 MODELS: tuple[ModelSpec, ...] = (
     # Trained by assetlens.export.train_demo on the generated catalogue; its facts are its shipped manifest's.
     ModelSpec(
@@ -148,6 +258,11 @@ MODELS: tuple[ModelSpec, ...] = (
         CLIP_TEXT,
         "MIT",
         Quality(63.3, 30.4, OPEN_CLIP),
+        sources=(
+            immich("immich-app/ViT-B-32__openai"),
+            fastembed("Qdrant/clip-ViT-B-32-vision", "Qdrant/clip-ViT-B-32-text"),
+            onnx_community("Xenova/clip-vit-base-patch32"),
+        ),
     ),
     ModelSpec(
         "clip-vit-b-32-laion2b",
@@ -158,6 +273,7 @@ MODELS: tuple[ModelSpec, ...] = (
         CLIP_TEXT,
         "MIT",
         Quality(66.6, 39.3, OPEN_CLIP),
+        sources=(immich("immich-app/ViT-B-32__laion2b-s34b-b79k"),),
     ),
     ModelSpec(
         "clip-vit-large-patch14",
@@ -168,6 +284,7 @@ MODELS: tuple[ModelSpec, ...] = (
         CLIP_TEXT,
         "MIT",
         Quality(75.5, 36.5, OPEN_CLIP),
+        sources=(immich("immich-app/ViT-L-14__openai"), onnx_community("Xenova/clip-vit-large-patch14")),
     ),
     # SigLIP: hidden_size is the embedding size (config.json); preprocessor_config.json squashes to
     # size {height, width} with mean/std 0.5, resample 3 (bicubic) for SigLIP and 2 (bilinear) for SigLIP 2
@@ -181,6 +298,7 @@ MODELS: tuple[ModelSpec, ...] = (
         SIGLIP_TEXT,
         "Apache-2.0",
         Quality(76.0, 47.8, BIG_VISION),
+        sources=(immich("immich-app/ViT-B-16-SigLIP__webli"), onnx_community("Xenova/siglip-base-patch16-224")),
     ),
     ModelSpec(
         "siglip2-base-patch32-256",
@@ -191,6 +309,7 @@ MODELS: tuple[ModelSpec, ...] = (
         SIGLIP2_TEXT,
         "Apache-2.0",
         Quality(74.0, 47.2, BIG_VISION),
+        sources=(immich("immich-app/ViT-B-32-SigLIP2-256__webli"),),
     ),
     ModelSpec(
         "siglip2-base-patch16-224",
@@ -201,6 +320,7 @@ MODELS: tuple[ModelSpec, ...] = (
         SIGLIP2_TEXT,
         "Apache-2.0",
         Quality(78.2, 52.1, BIG_VISION),
+        sources=(immich("immich-app/ViT-B-16-SigLIP2__webli"),),
     ),
     ModelSpec(
         "siglip2-so400m-patch14-384",
@@ -211,6 +331,7 @@ MODELS: tuple[ModelSpec, ...] = (
         SIGLIP2_TEXT,
         "Apache-2.0",
         Quality(84.1, 55.8, BIG_VISION),
+        sources=(immich("immich-app/ViT-SO400M-14-SigLIP2-384__webli"),),
     ),
 )
 

@@ -59,7 +59,7 @@ def test_round_trip_is_exact(int8_dir: Path, tmp_path: Path) -> None:
     path = changed.save(out)
     assert path == out / MANIFEST_FILE
     raw = json.loads(path.read_text())
-    assert raw["format"] == f"assetlens-model/{VERSION}" == "assetlens-model/3"
+    assert raw["format"] == f"assetlens-model/{VERSION}" == "assetlens-model/4"
     assert raw["parity"]["cpu"] == {"machine": "aarch64", "flags": None}
     assert raw["image"]["mean"] == list(manifest.image.mean)
     loaded = ModelManifest.load(out)
@@ -107,13 +107,26 @@ def test_version_2_is_migrated_as_clip_shaped(int8_dir: Path) -> None:
     )
 
 
+def test_version_3_migrates_to_int64_input_ids(int8_dir: Path) -> None:
+    body = json.loads((int8_dir / MANIFEST_FILE).read_text())
+    for key in ("ids_input", "token_dtype"):
+        body["text"].pop(key, None)
+    _write(int8_dir, {**body, "format": "assetlens-model/3"})
+    text = load_facts(int8_dir).text
+    assert (text.ids_input, text.token_dtype, text.input_names) == (
+        "input_ids",
+        "int64",
+        ("input_ids", "attention_mask"),
+    )
+
+
 def test_newer_version_is_refused(int8_dir: Path) -> None:
     body = json.loads((int8_dir / MANIFEST_FILE).read_text())
-    _write(int8_dir, {**body, "format": "assetlens-model/4"})
+    _write(int8_dir, {**body, "format": f"assetlens-model/{VERSION + 1}"})
     with pytest.raises(ModelLoadError, match="newer AssetLens") as caught:
         ModelManifest.load(int8_dir)
     _one_sentence(str(caught.value))
-    assert "format 4" in str(caught.value) and "up to 3" in str(caught.value)
+    assert f"format {VERSION + 1}" in str(caught.value) and f"up to {VERSION}" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -157,7 +157,7 @@ def test_short_name_and_hf_id_find_the_same_export(cache: Path, name: str) -> No
 def test_unexported_short_name_says_how_to_export(cache: Path) -> None:
     with pytest.raises(ModelNotFoundError) as caught:
         resolve_model_dir("siglip2-base-patch32-256")
-    assert "has not been exported yet" in str(caught.value)
+    assert "is not here yet; download it with: assetlens models pull siglip2-base-patch32-256" in str(caught.value)
     assert "assetlens export --model siglip2-base-patch32-256 --precision fp32" in str(caught.value)
 
 
