@@ -37,7 +37,7 @@ from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.registry import RECOMMENDATIONS
-from assetlens.engine.search import SearchResult
+from assetlens.engine.search import FILE_TYPE_NAMES, ORIENTATIONS, SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
 from assetlens.engine.watch import WatchBatch
 from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, new_token
@@ -401,7 +401,11 @@ def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
     if not results:
         print("no results")
     for r in results:
-        print(f"{r.rank:>3}  {_scores(r)}  {shown(r.path)}")
+        print(f"{r.rank:>3}  {_scores(r)}  {shown(r.path)}{_tags(r)}")
+
+
+def _tags(r: SearchResult) -> str:
+    return f"  [{', '.join(shown(t) for t in r.tags)}]" if r.tags else ""
 
 
 def _scores(r: SearchResult) -> str:
@@ -449,6 +453,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         "within": args.within,
         "folder": args.folder,
         "filename": args.filename,
+        "orientation": args.orientation,
+        "min_width": args.min_width,
+        "min_height": args.min_height,
+        "file_types": args.type,
+        "since": args.since,
+        "before": args.before,
+        "tags": args.tag or (),
         "show_duplicates": args.show_duplicates,
         "text_weight": args.text_weight,
         "image_weight": args.image_weight,
@@ -783,6 +794,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--folder", help="only images under this folder")
     p.add_argument("--filename", help="only images whose file name contains this text")
+    p.add_argument("--orientation", choices=ORIENTATIONS, help="only landscape, portrait or square images")
+    p.add_argument("--min-width", type=_positive_int, metavar="PX", help="only images at least PX pixels wide")
+    p.add_argument("--min-height", type=_positive_int, metavar="PX", help="only images at least PX pixels high")
+    p.add_argument(
+        "--type",
+        metavar="TYPES",
+        help=f"only these file types, e.g. jpeg,png (of {', '.join(sorted(FILE_TYPE_NAMES))})",
+    )
+    p.add_argument("--since", metavar="DATE", help="only images modified on or after DATE (YYYY-MM-DD, local time)")
+    p.add_argument("--before", metavar="DATE", help="only images modified before DATE (YYYY-MM-DD, local time)")
+    p.add_argument("--tag", action="append", metavar="TAG", help="only images tagged TAG (repeatable: all of them)")
     p.add_argument("--show-duplicates", action="store_true", help="list byte-identical copies separately")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--grid", help="also write a contact sheet PNG of the hits")

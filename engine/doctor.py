@@ -21,6 +21,7 @@ from assetlens.engine.search_copy import CopyState, copy_status
 from assetlens.engine.store import (
     META_PROPERTY,
     ROW_FIELDS,
+    V1_FIELDS,
     VECTOR_FIELD,
     AssetRow,
     CollectionMeta,
@@ -150,11 +151,12 @@ def set_aside(folder: Path, collection: str) -> Salvaged:
 
 def restore(store: MilvusStore, rows: Sequence[dict[str, Any]], dim: int) -> int:
     """Write salvaged rows into ``store``'s (new) collection; how many were written."""
-    usable = [r for r in rows if len(r.get(VECTOR_FIELD) or ()) == dim and all(k in r for k in ROW_FIELDS)]
+    usable = [r for r in rows if len(r.get(VECTOR_FIELD) or ()) == dim and all(k in r for k in V1_FIELDS)]
     for start in range(0, len(usable), RESTORE_BATCH):
         batch = usable[start : start + RESTORE_BATCH]
         vectors = np.asarray([r[VECTOR_FIELD] for r in batch], dtype=np.float32)
-        store.upsert([AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch], vectors, new=True)
+        found = [AssetRow(**{k: r[k] for k in ROW_FIELDS if k in r}) for r in batch]  # older rows lack some fields
+        store.upsert(found, vectors, new=True)
     if usable:
         store.flush()
     return len(usable)

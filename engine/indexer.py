@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -345,13 +345,14 @@ class Indexer:
                 if vec is None:  # the twin vanished meanwhile: encode after all
                     vectors.extend(self.encoder.encode_pixels(work.pixels[None]))  # type: ignore[index]
                     report.encoded += 1
+                    rows.append(work.row(origin))
                 else:
                     vectors.append(vec)
                     if twin.path == work.text:
                         report.touched += 1
                     else:
                         report.reused += 1
-                rows.append(work.row(origin))
+                    rows.append(replace(work.row(origin), tags=twin.tags, tagged=twin.tagged))  # the same vector
         # A moved file's old row goes once its file is gone from disk; before the new row is written,
         # so that a run killed in between leaves a file to index again, not a stale row to prune.
         moved = [

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from assetlens.engine.duplicates import (
     find_duplicates,
 )
 from assetlens.engine.encoders import Encoder, normalize
-from assetlens.engine.errors import ModelMismatchError, UsageError
+from assetlens.engine.errors import ModelMismatchError, StoreError, UsageError
 from assetlens.engine.handoff import CopyReport, Pick, copy_picks
 from assetlens.engine.hub import ensure_model
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
@@ -49,10 +52,12 @@ from assetlens.engine.store import (
     is_local,
     path_id,
 )
+from assetlens.engine.tags import Tagger, TagReport, Vocabulary, check_tagging
 from assetlens.engine.watch import DEFAULT_DEBOUNCE_S, WatchBatch, Watcher
 
 MINUS_WEIGHT = 0.5
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
+TAG_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -414,6 +419,13 @@ class Library:
         within: float | None = None,
         folder: str | os.PathLike[str] | None = None,
         filename: str | None = None,
+        orientation: str | None = None,
+        min_width: int | None = None,
+        min_height: int | None = None,
+        file_types: str | Sequence[str] | None = None,
+        since: str | date | datetime | float | None = None,
+        before: str | date | datetime | float | None = None,
+        tags: Sequence[str] = (),
         show_duplicates: bool = False,
         text_weight: float = 1.0,
         image_weight: float = 1.0,
@@ -426,7 +438,12 @@ class Library:
         ``within`` bound the score in standard deviations above the library's average for this query
         (``engine.relevance``), which mean the same on every model: ``min_relevance`` keeps hits at least
         that far above average, ``within`` keeps hits at most that far below the best hit. Either one
-        gives each result its ``relevance``."""
+        gives each result its ``relevance``.
+
+        Filters (all that are given must hold): ``orientation`` (landscape, portrait, square), ``min_width`` and
+        ``min_height`` in pixels, ``file_types`` (``"jpeg,png"`` or a list), the modification time from ``since``
+        (included) to ``before`` (not included) as dates, ISO times (local unless zoned) or epoch seconds, and
+        ``tags`` that each hit must carry (``tag``)."""
         if k < 1:
             raise UsageError("-k must be at least 1.")
         if offset < 0:
@@ -437,13 +454,23 @@ class Library:
             check_relevance("--min-relevance", min_relevance)
         if within is not None:
             check_margin("--within", within)
+        flt = Filter.of(
+            folder_prefix=(
+                path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None
+            ),
+            filename_contains=path_text(filename) if filename else None,
+            orientation=orientation,
+            min_width=min_width,
+            min_height=min_height,
+            file_types=file_types,
+            since=since,
+            before=before,
+            tags=tags,
+        )
         if self.store.meta() is None:
             raise self._empty()
+        self._check_fields(flt)
         query, exclude = self.query_vector(text, image, like, minus, text_weight, image_weight, minus_weight, vector)
-        flt = Filter(
-            path_text(Path(os.path.abspath(folder))).rstrip(os.sep) + os.sep if folder is not None else None,
-            path_text(filename) if filename else None,
-        )
         baseline = self._baseline(query) if min_relevance is not None or within is not None else None
         floor = min_score
         if baseline is not None and min_relevance is not None:
@@ -480,6 +507,18 @@ class Library:
         sample = self.store.sample_vectors(SAMPLE_ROWS) if self._copy is None else self._copy.sample(SAMPLE_ROWS)
         return Baseline.measure(sample, query)
 
+    def _check_fields(self, flt: Filter) -> None:
+        """Refuse, in a sentence, a filter on fields that a collection made by an older AssetLens lacks."""
+        missing = sorted(flt.needs() - set(self.store.fields()))
+        if missing:
+            what = {"file_type": "file types", "tags": "tags"}
+            where = f"--db {self.store.uri}" if self.store.local else f"--uri {self.store.uri}"
+            raise StoreError(
+                f"Collection {self.store.collection} in {self.store.uri} was made by an older AssetLens and stores "
+                f"no {' or '.join(what[m] for m in missing)} yet; tagging upgrades it: "
+                f"assetlens tag {where} --collection {self.store.collection}"
+            )
+
     def _empty(self) -> UsageError:
         return UsageError(
             f"The library {self.store.uri} (collection {self.store.collection}) has no images yet; "
@@ -496,6 +535,68 @@ class Library:
         return self.search(like=path, k=k, **kwargs)  # type: ignore[arg-type]
 
     # -- asset-bank features --------------------------------------------------------
+
+    def tag(
+        self,
+        labels: str | os.PathLike[str] | Vocabulary | None = None,
+        *,
+        top: int = 1,
+        min_score: float | None = None,
+        batch_size: int = TAG_BATCH,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> TagReport:
+        """Tag every image with the best ``top`` labels of each category of the default vocabulary plus
+        ``labels`` (a file, one label a line, or a ``Vocabulary``) whose score reaches ``min_score``
+        (``engine.tags``). Only rows not yet tagged with this vocabulary are written; setting ``stop`` ends
+        the run after the batch in progress, keeping what was tagged."""
+        vocabulary = Vocabulary.default()
+        if labels is not None:
+            vocabulary = vocabulary.plus(labels if isinstance(labels, Vocabulary) else Vocabulary.read(labels))
+        check_tagging(top, min_score, vocabulary)
+        if self.store.meta() is None:
+            raise self._empty()
+        started = time.perf_counter()
+        tagger = Tagger(self._writer(), vocabulary, top, min_score)
+        rows, vectors = self._rows_and_vectors()
+        todo = [i for i, row in enumerate(rows) if row.tagged != tagger.fingerprint]
+        done = 0
+        if progress:
+            progress(0, len(todo))
+        try:
+            for start in range(0, len(todo), batch_size):
+                picked = todo[start : start + batch_size]
+                block = vectors[picked]
+                tagged = [
+                    replace(rows[i], tags=tags, tagged=tagger.fingerprint)
+                    for i, tags in zip(picked, tagger.tags(block), strict=True)
+                ]
+                self.store.upsert(tagged, block)
+                done += len(picked)
+                if progress:
+                    progress(done, len(todo))
+                if stop is not None and stop.is_set() and done < len(todo):
+                    break
+        finally:
+            if self.store.dirty:
+                self.store.flush()
+        return TagReport(
+            tagged=done,
+            unchanged=len(rows) - len(todo),
+            labels=len(vocabulary.labels),
+            categories=len(vocabulary.categories),
+            fingerprint=tagger.fingerprint,
+            seconds=time.perf_counter() - started,
+            stopped=done < len(todo),
+        )
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in the library and how many images carry it, most common first."""
+        if self.store.meta() is None or "tags" not in self.store.fields():
+            return {}
+        rows = self._copy.snapshot()[0] if self._copy is not None else self.store.rows()
+        counts = Counter(tag for row in rows for tag in row.tags)
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> DuplicateReport:
         """Groups of near-identical images over the whole library (``engine.duplicates``)."""

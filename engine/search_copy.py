@@ -37,7 +37,7 @@ from assetlens.engine.store import AssetRow, Hit, MilvusStore
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # rows carry file types and tags
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
 GRAPH_EF_CONSTRUCTION = 80
@@ -189,7 +189,7 @@ class CopyIndex:
     def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
         """The ``limit`` best rows by cosine (unit vectors: inner product), best first."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if flt.folder_prefix or flt.filename_contains:
+        if flt.active:
             candidates = np.fromiter(
                 (i for i, r in enumerate(self.rows) if r is not None and flt.matches(r)), dtype=np.int64
             )

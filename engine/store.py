@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -42,7 +43,7 @@ from assetlens.engine.errors import (
     UsageError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VECTOR_FIELD = "vector"
 META_PROPERTY = "assetlens.meta"
 GENERATION_PROPERTY = "assetlens.generation"
@@ -50,6 +51,32 @@ CACHE_DIR = "assetlens-cache"
 MAX_PATH = 4096
 DEFAULT_COLLECTION = "assets"
 DEFAULT_DB = "assetlens.db"
+MAX_TAGS = 64  # per row
+MAX_TAG_BYTES = 256  # per tag, in UTF-8
+UPGRADE_BATCH = 2000
+
+#: The file type of each extension AssetLens indexes (``scan.IMAGE_EXTENSIONS``), as ``--type`` names it.
+FILE_TYPES: dict[str, str] = {
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".png": "png",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".gif": "gif",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".heic": "heic",
+    ".heif": "heic",
+    ".avif": "avif",
+    ".svg": "svg",
+    ".psd": "psd",
+    ".psb": "psb",
+}
+
+
+def file_type(filename: str) -> str:
+    """The file type of a file name by its extension, whatever its case ("" for an extension not indexed)."""
+    return FILE_TYPES.get(os.path.splitext(filename)[1].lower(), "")
 
 
 @dataclass(frozen=True)
@@ -66,14 +93,43 @@ class AssetRow:
     width: int
     height: int
     origin: str = "file"  # "file" or "generated"
+    file_type: str = ""  # from the file name's extension when not given (``FILE_TYPES``)
+    tags: tuple[str, ...] = ()
+    tagged: str = ""  # the fingerprint of the vocabulary the tags came from ("": never tagged)
+
+    def __post_init__(self) -> None:
+        if not self.file_type:
+            object.__setattr__(self, "file_type", file_type(self.filename))
+        if type(self.tags) is not tuple:  # Milvus and JSON give lists
+            object.__setattr__(self, "tags", tuple(self.tags))
 
 
 ROW_FIELDS = tuple(f.name for f in fields(AssetRow))
+#: The fields of collections made before file types and tags were stored (schema version 1); reading them
+#: works, the first write upgrades them (``MilvusStore.ensure``).
+V1_FIELDS = ROW_FIELDS[: ROW_FIELDS.index("origin") + 1]
+
+
+def record(row: AssetRow) -> dict[str, Any]:
+    """A row as Milvus stores it."""
+    return {**asdict(row), "tags": list(row.tags)}
+
+
+def upgrade_names(collection: str) -> tuple[str, str]:
+    """The collections an upgrade of ``collection`` writes into, and moves the old one to, while it runs."""
+    digest = hashlib.sha1(collection.encode()).hexdigest()[:16]
+    return f"_assetlens_upgrade_{digest}", f"_assetlens_old_{digest}"
 
 
 def _meta_v0_to_v1(old: dict[str, Any]) -> dict[str, Any]:
     """Metadata written before it carried a version: Milvus Lite collections, all FLAT."""
     return {"index_type": "FLAT", **old}
+
+
+def _meta_v1_to_v2(old: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 collections also store each row's file type and tags; the metadata itself is unchanged
+    (which fields a collection has is read from its schema)."""
+    return old
 
 
 @dataclass(frozen=True)
@@ -91,7 +147,7 @@ class CollectionMeta:
     index_type: str
     schema_version: int = SCHEMA_VERSION
 
-    MIGRATIONS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {0: _meta_v0_to_v1}
+    MIGRATIONS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {0: _meta_v0_to_v1, 1: _meta_v1_to_v2}
 
     def to_property(self) -> str:
         return json.dumps(asdict(self))
@@ -270,6 +326,7 @@ class MilvusStore:
         if self._lite_path is not None:
             _lite_users[self._lite_path] += 1
         self._meta: CollectionMeta | None = None
+        self._fields = ROW_FIELDS
         self._loaded = False
         self.observer: WriteObserver | None = None
         self.dirty = False  # written since the last flush
@@ -387,12 +444,15 @@ class MilvusStore:
     # -- collection and its metadata ------------------------------------------------
 
     def exists(self) -> bool:
-        return bool(self._client.has_collection(self.collection))
+        return bool(self._client.has_collection(self.collection)) or self._finish_upgrade()
 
     def meta(self) -> CollectionMeta | None:
         """The collection's recorded model and index, or None when it does not exist."""
         if self._meta is None and self.exists():
-            props = self._client.describe_collection(self.collection).get("properties", {})
+            described = self._client.describe_collection(self.collection)
+            names = {f["name"] for f in described.get("fields", [])}
+            self._fields = tuple(f for f in ROW_FIELDS if f in names)
+            props = described.get("properties", {})
             raw = props.get(META_PROPERTY)
             if raw is None:
                 raise StoreError(
@@ -401,6 +461,14 @@ class MilvusStore:
                 )
             self._meta = CollectionMeta.from_property(str(raw), f"collection {self.collection} in {self.uri}")
         return self._meta
+
+    def fields(self) -> tuple[str, ...]:
+        """The row fields the collection stores (all of ``ROW_FIELDS`` unless it predates some)."""
+        self.meta()
+        return self._fields
+
+    def _row(self, found: dict[str, Any]) -> AssetRow:
+        return AssetRow(**{k: found[k] for k in self._fields})
 
     def others(self) -> list[tuple[str, CollectionMeta, int]]:
         """The other AssetLens collections in this database: name, what they hold, row count."""
@@ -465,8 +533,23 @@ class MilvusStore:
             if not self._client.list_indexes(self.collection):  # a run stopped between creating it and its index
                 with self._writing():
                     self._client.create_index(self.collection, self._index_params(existing.index_type))
+            if self._fields != ROW_FIELDS:
+                self._upgrade(existing)
+            elif self._client.has_collection(upgrade_names(self.collection)[1]):  # killed before its last step
+                with self._writing():
+                    self._client.drop_collection(upgrade_names(self.collection)[1])
             return existing
         meta = CollectionMeta(model_id, model_name, precision, dim, self.index_type())
+        with self._writing():
+            self._create(self.collection, meta, {})
+        self._meta = meta
+        self._fields = ROW_FIELDS
+        self._loaded = True
+        return meta
+
+    def _create(self, name: str, meta: CollectionMeta, properties: dict[str, str]) -> None:
+        """Create collection ``name`` with today's schema and the vector index for ``meta``."""
+        dim = meta.dim
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=40)
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
@@ -479,20 +562,66 @@ class MilvusStore:
         schema.add_field("width", DataType.INT32)
         schema.add_field("height", DataType.INT32)
         schema.add_field("origin", DataType.VARCHAR, max_length=16)
-        index = self._index_params(meta.index_type)
+        schema.add_field("file_type", DataType.VARCHAR, max_length=16)
+        schema.add_field(
+            "tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_TAGS, max_length=MAX_TAG_BYTES
+        )
+        schema.add_field("tagged", DataType.VARCHAR, max_length=64)
         # The meta is a creation property (never a separate call that a crash could skip); Strong
         # consistency makes every read see the writes before it (a server's default, Bounded, does not).
+        self._client.create_collection(
+            name,
+            schema=schema,
+            index_params=self._index_params(meta.index_type),
+            consistency_level="Strong",
+            properties={META_PROPERTY: meta.to_property(), **properties},
+        )
+
+    def _upgrade(self, meta: CollectionMeta) -> None:
+        """Bring a collection made before file types and tags were stored to today's schema.
+
+        Milvus adds no field to a collection (not Milvus Lite, not a 2.3 server): every row and vector is
+        copied into a new collection, which takes the old one's name only once it holds them all; the old one
+        is dropped last. A run killed before the swap leaves the old collection as it was (the partial copy is
+        dropped by the next upgrade); one killed during the swap is completed by ``_finish_upgrade``.
+        """
+        new, old = upgrade_names(self.collection)
+        log.info("Upgrading collection %s in %s to store file types and tags.", self.collection, self.uri)
+        rows, vectors = self.rows_and_vectors()
         with self._writing():
-            self._client.create_collection(
-                self.collection,
-                schema=schema,
-                index_params=index,
-                consistency_level="Strong",
-                properties={META_PROPERTY: meta.to_property()},
-            )
-        self._meta = meta
-        self._loaded = True
-        return meta
+            if self._client.has_collection(new):
+                self._client.drop_collection(new)
+            self._create(new, meta, {GENERATION_PROPERTY: os.urandom(8).hex()})
+            for start in range(0, len(rows), UPGRADE_BATCH):
+                batch = rows[start : start + UPGRADE_BATCH]
+                block = vectors[start : start + UPGRADE_BATCH].tolist()
+                self._client.insert(new, [{**record(r), VECTOR_FIELD: v} for r, v in zip(batch, block, strict=True)])
+            self._client.flush(new)
+            copied = self._client.query(new, filter="", output_fields=["count(*)"])[0]["count(*)"]
+            if copied != len(rows):
+                raise StoreWriteError(
+                    f"Upgrading collection {self.collection} in {self.uri} copied {copied} of {len(rows)} rows; "
+                    "nothing was changed: run the command again."
+                )
+            if self._client.has_collection(old):
+                self._client.drop_collection(old)
+            self._client.rename_collection(self.collection, old)
+            self._client.rename_collection(new, self.collection)
+            self._client.drop_collection(old)
+        self._meta = None
+        self._fields = ROW_FIELDS
+        self._loaded = False
+
+    def _finish_upgrade(self) -> bool:
+        """Complete an upgrade stopped between moving the old collection aside and renaming the new one
+        (the new one is complete by then); whether the collection exists now."""
+        new, old = upgrade_names(self.collection)
+        if not (self._client.has_collection(old) and self._client.has_collection(new)):
+            return False
+        with _quiet("milvus_lite", "pymilvus", "grpc._server"):
+            self._client.rename_collection(new, self.collection)
+            self._client.drop_collection(old)
+        return True
 
     def _index_params(self, index_type: str) -> IndexParams:
         index = self._client.prepare_index_params()
@@ -504,6 +633,7 @@ class MilvusStore:
         """A reopened Milvus Lite collection may be released: load it before reading."""
         self._reading()
         if not self._loaded:
+            self.meta()  # completes an upgrade stopped halfway (``_finish_upgrade``)
             self._client.load_collection(self.collection)
             self._loaded = True
 
@@ -520,7 +650,7 @@ class MilvusStore:
         if not rows:
             return
         self._before_write()
-        data = [{**asdict(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
+        data = [{**record(r), VECTOR_FIELD: v} for r, v in zip(rows, vectors.astype(np.float32).tolist(), strict=True)]
         with self._writing():
             if new and self.local:
                 self._client.insert(self.collection, data)
@@ -583,8 +713,8 @@ class MilvusStore:
 
     def rows(self, filter: str = "") -> Iterator[AssetRow]:
         """Every row's metadata (no vectors)."""
-        for batch in self._scan(list(ROW_FIELDS), filter):
-            yield from (AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch)
+        for batch in self._scan(list(self.fields()), filter):
+            yield from (self._row(r) for r in batch)
 
     def rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
         """All rows with their vectors as one (N, dim) float32 matrix, for an in-memory index."""
@@ -592,8 +722,8 @@ class MilvusStore:
         dim = meta.dim if meta else 0
         rows: list[AssetRow] = []
         chunks: list[np.ndarray] = []
-        for batch in self._scan([*ROW_FIELDS, VECTOR_FIELD]):
-            rows.extend(AssetRow(**{k: r[k] for k in ROW_FIELDS}) for r in batch)
+        for batch in self._scan([*self.fields(), VECTOR_FIELD]):
+            rows.extend(self._row(r) for r in batch)
             flat = np.fromiter((x for r in batch for x in r[VECTOR_FIELD]), np.float32, count=len(batch) * dim)
             chunks.append(flat.reshape(len(batch), dim))
         return rows, (np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32))
@@ -611,11 +741,11 @@ class MilvusStore:
         if not ids:
             return []
         self._load()
-        out_fields = list(ROW_FIELDS) + ([VECTOR_FIELD] if with_vectors else [])
+        out_fields = list(self.fields()) + ([VECTOR_FIELD] if with_vectors else [])
         res = self._client.get(self.collection, ids=list(ids), output_fields=out_fields)
         return [
             (
-                AssetRow(**{k: r[k] for k in ROW_FIELDS}),
+                self._row(r),
                 np.asarray(r[VECTOR_FIELD], dtype=np.float32) if with_vectors else None,
             )
             for r in res
@@ -631,7 +761,7 @@ class MilvusStore:
                     data=np.asarray(vectors, dtype=np.float32).tolist(),
                     limit=k,
                     filter=filter,
-                    output_fields=list(ROW_FIELDS),
+                    output_fields=list(self.fields()),
                     search_params={"metric_type": "COSINE", "params": {"ef": max(64, k)}},
                 )
         except MilvusException as exc:
@@ -641,10 +771,7 @@ class MilvusStore:
                     "that needs Milvus 2.4 or newer."
                 ) from None
             raise StoreError(f"Milvus could not run the search in {self.uri}: {exc.message}.") from None
-        return [
-            [Hit(AssetRow(**{f: h["entity"][f] for f in ROW_FIELDS}), float(h["distance"])) for h in hits]
-            for hits in res
-        ]
+        return [[Hit(self._row(h["entity"]), float(h["distance"])) for h in hits] for hits in res]
 
 
 def _escape_like(value: str) -> str:
@@ -670,3 +797,29 @@ def contains_filter(field: str, fragment: str) -> str:
 
 def equals_filter(field: str, value: Any) -> str:
     return f"{field} == {_quote(value) if isinstance(value, str) else value}"
+
+
+def in_filter(field: str, values: Iterable[str]) -> str:
+    """A Milvus filter expression matching values equal to one of ``values``."""
+    return f"{field} in [{', '.join(_quote(v) for v in sorted(values))}]"
+
+
+def has_tag_filter(field: str, tag: str) -> str:
+    """A Milvus filter expression matching rows whose array ``field`` holds ``tag``."""
+    return f"array_contains({field}, {_quote(tag)})"
+
+
+_COMPARISONS = frozenset({"<", "<=", "==", ">=", ">"})
+
+
+def compare_filter(field: str, op: str, value: float | str) -> str:
+    """``field OP value``: ``value`` a finite number, or another field's name (a checked identifier)."""
+    if op not in _COMPARISONS:
+        raise ValueError(f"Unknown comparison {op!r}.")
+    if isinstance(value, str):
+        if value not in ROW_FIELDS:
+            raise ValueError(f"{value!r} is not a row field.")
+        return f"{field} {op} {value}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number.")
+    return f"{field} {op} {float(value)!r}" if isinstance(value, float) else f"{field} {op} {int(value)}"
