@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -374,7 +375,7 @@ def _url_of(exc: Any) -> str:
 
 def _repo_of(exc: Any) -> str:
     """The repository in a Hub URL (``/api/models/ORG/NAME/...`` or ``/ORG/NAME/resolve/...``)."""
-    parts = _url_of(exc).split("://", 1)[-1].split("/")[1:]
+    parts = urlsplit(_url_of(exc)).path.strip("/").split("/")
     if parts[:2] == ["api", "models"]:
         parts = parts[2:]
     return "/".join(parts[:2]) or "the repository"

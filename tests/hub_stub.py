@@ -1,6 +1,7 @@
 """A stand-in for the Hugging Face Hub's file endpoints on 127.0.0.1, as ``huggingface_hub`` calls them.
 
-- ``GET /api/models/{repo}/revision/{rev}``: the repository at a commit (``sha``) and its files
+- ``GET /api/models/{repo}/revision/{rev}`` (and ``/api/models/{repo}``, its ``main``): the repository
+  at a commit (``sha``) and its files
   (``siblings``: ``rfilename``, ``size``, and ``lfs.sha256`` for the ``.onnx`` files, as the Hub stores
   those in LFS);
 - ``HEAD`` and ``GET /{repo}/resolve/{rev}/{path}``: ``ETag`` (the sha256 for an LFS file, else the
@@ -83,8 +84,8 @@ class HubStub:
         path = unquote(urlsplit(handler.path).path)
         self.log.append((handler.command, path, handler.headers.get("Range")))
         parts = path.strip("/").split("/")
-        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
-            repo = self._repo(handler, "/".join(parts[2:4]), parts[5])
+        if parts[:2] == ["api", "models"] and (len(parts) == 4 or (len(parts) == 6 and parts[4] == "revision")):
+            repo = self._repo(handler, "/".join(parts[2:4]), parts[5] if len(parts) == 6 else "main")
             if repo is not None:
                 self._json(handler, 200, self._info(repo), body)
         elif len(parts) >= 5 and parts[2] == "resolve":

@@ -8,6 +8,7 @@ for real), served by tests/hub_stub.py, pulled, and searched against the export 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import socket
@@ -26,13 +27,17 @@ from test_export import tiny_clip  # noqa: E402, F401  (the fixture)
 from test_siglip import tiny_siglip  # noqa: E402, F401  (the fixture)
 
 from assetlens.engine import registry  # noqa: E402
-from assetlens.engine.hub import self_check_vectors  # noqa: E402
+from assetlens.engine.errors import ModelVerificationError  # noqa: E402
+from assetlens.engine.hub import onnx_opset, pull, self_check_vectors  # noqa: E402
 from assetlens.engine.library import Library  # noqa: E402
-from assetlens.engine.models import ModelManifest, load_facts  # noqa: E402
+from assetlens.engine.models import (  # noqa: E402
+    DEMO_ROOT,
+    ModelManifest,
+    load_facts,
+)
 from assetlens.engine.registry import ImageSpec, ModelSpec, Reference, RepoPin, TextSpec  # noqa: E402
+from assetlens.engine.sources import check_preprocessing  # noqa: E402
 from assetlens.export.onnx_export import export_model, synthetic_images  # noqa: E402
-
-pytestmark = [pytest.mark.slow, pytest.mark.store]
 
 QUERIES = ("a red chair", "a photo of a cat", "blue stripes on a wall")
 LAYOUTS = ("immich-clip", "immich-siglip", "onnx-community-clip", "fastembed-siglip")
@@ -219,6 +224,8 @@ def _installed(spec: ModelSpec, precision: str = "fp32") -> Path:
 # ------------------------------------------------------------------- tests
 
 
+@pytest.mark.slow
+@pytest.mark.store
 @pytest.mark.parametrize("standin", LAYOUTS, indirect=True)
 def test_pull_per_layout_then_search_ranks_as_our_export(
     standin: ModelSpec,
@@ -251,6 +258,7 @@ def test_pull_per_layout_then_search_ranks_as_our_export(
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("standin", ["onnx-community-clip"], indirect=True)
 @pytest.mark.parametrize("wrong", ["onnx/vision_model.onnx", "tokenizer.json"])
 def test_checksum_mismatch_is_refused(
@@ -274,6 +282,7 @@ def test_checksum_mismatch_is_refused(
     assert not _installed(spec).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("standin", ["immich-siglip"], indirect=True)
 def test_interrupted_download_is_resumed_next_time(
     standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -291,6 +300,7 @@ def test_interrupted_download_is_resumed_next_time(
     assert load_facts(_installed(standin)).files["image.onnx"] == standin.sources[0].repo.digest("visual/model.onnx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("standin", ["fastembed-siglip"], indirect=True)
 def test_offline_mode_and_an_unreachable_hub_each_say_so(
     standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -317,6 +327,7 @@ def test_offline_mode_and_an_unreachable_hub_each_say_so(
     assert not _installed(standin).parent.exists() or not _installed(standin).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("standin", ["onnx-community-clip"], indirect=True)
 def test_gated_repository_needs_a_token(
     standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -330,6 +341,8 @@ def test_gated_repository_needs_a_token(
     assert code == 0, err
 
 
+@pytest.mark.slow
+@pytest.mark.store
 @pytest.mark.parametrize("standin", ["immich-clip"], indirect=True)
 def test_index_pulls_a_missing_model_with_progress_unless_told_not_to(
     standin: ModelSpec, hub: HubStub, pictures: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -344,3 +357,131 @@ def test_index_pulls_a_missing_model_with_progress_unless_told_not_to(
     assert f"{standin.name} is not here yet; downloading it from the Hugging Face Hub (" in err
     assert out.startswith("8 indexed, 0 unchanged")
     assert _installed(standin).is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("standin", ["fastembed-siglip"], indirect=True)
+def test_unpinned_entry_is_refused_unless_trusted_and_then_its_pins_are_printed(
+    standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = standin.sources[0]
+    bare = dataclasses.replace(
+        source,
+        repo=RepoPin(source.repo.repo),
+        text_repo=RepoPin(source.text_repo.repo),  # type: ignore[union-attr]
+    )
+    monkeypatch.setattr(registry, "MODELS", (*registry.MODELS[:-1], dataclasses.replace(standin, sources=(bare,))))
+    code, _, err = run_main(capsys, "models", "pull", standin.name)
+    assert code == 1
+    assert "has no recorded pins" in err and "--trust-unpinned" in err
+    assert hub.log == []
+    code, out, err = run_main(capsys, "models", "pull", standin.name, "--trust-unpinned")
+    assert code == 0, err
+    for pin in source.repos:
+        assert f"  RepoPin({pin.repo!r}, {pin.revision!r}, {pin.sha256!r})" in out
+    assert load_facts(_installed(standin)).source.startswith(f"hf://{source.repo.repo}@{source.repo.revision}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("standin", ["immich-clip"], indirect=True)
+def test_a_model_that_misses_its_reference_is_not_installed(
+    standin: ModelSpec, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = standin.sources[0]
+    assert source.reference is not None
+    wrong = dataclasses.replace(source.reference, text=tuple(-v for v in source.reference.text))
+    spec = dataclasses.replace(standin, sources=(dataclasses.replace(source, reference=wrong),))
+    monkeypatch.setattr(registry, "MODELS", (*registry.MODELS[:-1], spec))
+    code, _, err = run_main(capsys, "models", "pull", spec.name)
+    assert code == 1
+    assert "error: The text tower does not reproduce the registry's reference (min cosine -1.0" in err
+    assert not _installed(spec).exists()
+    assert [p.name for p in _installed(spec).parent.iterdir()] == [".pull"]  # the verified files, kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("standin", ["onnx-community-clip"], indirect=True)
+def test_a_revision_the_hub_does_not_have_is_refused(
+    standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = standin.sources[0]
+    moved = dataclasses.replace(source, repo=dataclasses.replace(source.repo, revision="f" * 40))
+    monkeypatch.setattr(registry, "MODELS", (*registry.MODELS[:-1], dataclasses.replace(standin, sources=(moved,))))
+    code, _, err = run_main(capsys, "models", "pull", standin.name)
+    assert (code, err) == (
+        1,
+        f"error: {source.repo.repo} has no commit the registry pins (HTTP 404); nothing was installed.\n",
+    )
+    assert [method for method, _, _ in hub.log] == ["GET"]  # the revision asked, no file
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("standin", ["onnx-community-clip"], indirect=True)
+def test_a_full_disk_is_one_sentence_and_the_next_pull_resumes(
+    standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from huggingface_hub import file_download
+
+    real_get = file_download.http_get
+
+    files = hub.repos[standin.sources[0].repo.repo].files
+
+    def disk_full(url: str, temp_file, **kwargs: object) -> None:
+        """The first 4 KB of the file arrive, then the disk is full."""
+        temp_file.write(next(data for path, data in files.items() if url.endswith(path))[:4096])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_download, "http_get", disk_full)
+    code, _, err = run_main(capsys, "models", "pull", standin.name)
+    assert code == 1
+    assert err.startswith("error: The disk holding ") and err.endswith(
+        " is full; free some space and run the pull again (it resumes).\n"
+    )
+    assert not _installed(standin).exists()
+    monkeypatch.setattr(file_download, "http_get", real_get)
+    code, _, err = run_main(capsys, "models", "pull", standin.name)
+    assert code == 0, err
+    assert hub.gets("onnx/vision_model.onnx") == ["bytes=4096-"]
+
+
+@pytest.mark.unit
+def test_preprocessing_file_that_disagrees_with_the_registry_is_refused(tmp_path: Path) -> None:
+    spec = registry.find_model("siglip2-base-patch16-224")
+    assert spec is not None
+    source = spec.sources[0]
+    cfg = {"size": [224, 224], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "resize_mode": "squash"}
+    path = tmp_path / "preprocess_cfg.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ModelVerificationError) as caught:
+        check_preprocessing(source, spec, path)
+    assert str(caught.value) == (
+        "immich-app/ViT-B-16-SigLIP2__webli's visual/preprocess_cfg.json disagrees with the registry's preprocessing "
+        "for siglip2-base-patch16-224 (resampling bicubic, registry bilinear); nothing was installed."
+    )
+    path.write_text(json.dumps({**cfg, "interpolation": "bilinear"}))
+    check_preprocessing(source, spec, path)
+
+
+@pytest.mark.unit
+def test_shipped_entries_are_unpinned_and_refused_without_asking_the_hub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ASSETLENS_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a request would fail otherwise
+    for spec in registry.MODELS:
+        for source in spec.sources:
+            assert all(pin.revision is None and pin.sha256 == () for pin in source.repos), spec.name
+            assert source.reference is None
+        if spec.sources:
+            with pytest.raises(ModelVerificationError, match="has no recorded pins"):
+                pull(spec.name, spec.sources[0].precisions[0])
+
+
+@pytest.mark.unit
+def test_opset_is_read_from_the_graph_without_onnx() -> None:
+    manifest = ModelManifest.load(DEMO_ROOT / "fp32")
+    assert onnx_opset(DEMO_ROOT / "fp32" / "image.onnx") == manifest.opset == 17
+    assert (
+        onnx_opset(DEMO_ROOT / "fp32" / "text.onnx")
+        == onnx.load(str(DEMO_ROOT / "fp32" / "text.onnx")).opset_import[0].version
+    )
