@@ -229,7 +229,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         print("  ".join(cells).rstrip())
     print("IN-1k, COCO R@1: published zero-shot ImageNet-1k top-1 and COCO text-to-image recall@1 (%)")
-    print(f"exports go to {shown(cache_root() / 'models')}; export a model with: assetlens export --model NAME")
+    print(
+        f"exports go to {shown(cache_root() / 'models')}; export a model with: assetlens export --model NAME, "
+        "or download a published ONNX export of it with: assetlens models pull NAME"
+    )
     for rec in RECOMMENDATIONS:
         print(f"for {rec.machine}: {rec.model} {rec.precision} ({rec.why})")
     return 0

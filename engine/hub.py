@@ -53,7 +53,14 @@ from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, 
 from assetlens.engine.models import load_facts, model_root, resolve_model_dir, slug
 from assetlens.engine.preprocess import model_batch
 from assetlens.engine.registry import ModelSpec, RepoPin, Source, find_model
-from assetlens.engine.sources import RepoFile, SourceFiles, check_context_length, check_preprocessing, source_files
+from assetlens.engine.sources import (
+    RepoFile,
+    SourceFiles,
+    check_context_length,
+    check_preprocessing,
+    pinned,
+    source_files,
+)
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
@@ -113,33 +120,15 @@ def pick_source(spec: ModelSpec, precision: str) -> Source:
     )
 
 
-def can_pull(name: str, precision: str) -> bool:
-    spec = find_model(name)
-    return spec is not None and not spec.shipped and any(precision in s.precisions for s in spec.sources)
-
-
 def ensure_model(name: str | os.PathLike[str] | None, precision: str, progress: Progress | None = None) -> Path:
-    """``resolve_model_dir``, pulling a registry model that is not here yet, when its pins are recorded and
-    Hugging Face's offline mode is off (a refusal then says which)."""
+    """``resolve_model_dir``, pulling a registry model with a Hub source that is not here yet (``pull``
+    refuses, in a sentence, an entry without recorded pins and Hugging Face's offline mode)."""
     try:
         return resolve_model_dir(name, precision)
     except ModelNotFoundError:
         spec = find_model(str(name)) if name is not None else None
-        if spec is None or not can_pull(str(name), precision):
+        if spec is None or spec.shipped or not any(precision in s.precisions for s in spec.sources):
             raise
-        if not _pinned(pick_source(spec, precision), precision):
-            raise ModelNotFoundError(
-                f"Model {name} ({precision}) is not here yet, and the registry has no recorded pins for its Hub "
-                f"files, so it is not downloaded unasked; take the Hub's current files with: assetlens models pull "
-                f"{name} --precision {precision} --trust-unpinned (or export it with: assetlens export --model "
-                f"{name} --precision {precision})."
-            ) from None
-        if hub_offline():
-            raise ModelNotFoundError(
-                f"Model {name} ({precision}) is not here and Hugging Face's offline mode (HF_HUB_OFFLINE) is on; "
-                f"run once with network (assetlens models pull {name}), or copy the model folder, "
-                "or export from a local checkpoint."
-            ) from None
     return pull(str(name), precision, progress=progress).folder
 
 
@@ -156,16 +145,17 @@ def pull(
     source = pick_source(spec, precision)
     root = model_root(spec)
     final = root / precision
+    recorded = pinned(source, precision)
     if (final / MANIFEST_FILE).is_file():
-        return PullReport(final, source, source.repos, 0, _pinned(source, precision), False, already_here=True)
-    files = source_files(source, precision)
-    pinned = _pinned(source, precision)
-    if not pinned and not trust_unpinned:
+        return PullReport(final, source, source.repos, 0, recorded, False, already_here=True)
+    if not recorded and not trust_unpinned:
         raise ModelVerificationError(
-            f"The registry has no recorded pins (commit and sha256) for {spec.name}'s files in "
-            f"{source.repo.repo}; record them with assetlens models pull {spec.name} --trust-unpinned "
-            "on a machine with network, which downloads the Hub's current files and prints their pins."
+            f"{name} ({precision}) is not here yet, and the registry has no recorded pins (commit and sha256) for "
+            f"its files in {source.repo.repo}; take the Hub's current files and print their pins with: "
+            f"assetlens models pull {name} --precision {precision} --trust-unpinned (on a machine with network), "
+            f"or export it with: assetlens export --model {name} --precision {precision}."
         )
+    files = source_files(source, precision)
     if hub_offline():
         raise ModelDownloadError(
             f"Hugging Face's offline mode (HF_HUB_OFFLINE) is on, so {spec.name} cannot be downloaded; "
@@ -188,16 +178,10 @@ def pull(
         shutil.rmtree(_pull_dir(root, pin.repo, commits[pin.repo]), ignore_errors=True)
     with contextlib.suppress(OSError):
         (root / PULL_DIR).rmdir()
-    return PullReport(final, source, seen, sum(sizes.values()), pinned, reference_checked)
+    return PullReport(final, source, seen, sum(sizes.values()), recorded, reference_checked)
 
 
 # ------------------------------------------------------------------------------- Hub
-
-
-def _pinned(source: Source, precision: str) -> bool:
-    return all(
-        f.repo.revision is not None and f.repo.digest(f.path) is not None for f in source_files(source, precision).all
-    )
 
 
 def _api() -> Any:
@@ -581,7 +565,7 @@ def _staging(final: Path) -> Iterator[Path]:
     staging.chmod(0o755)  # mkdtemp's 0700 would make the installed model private
     try:
         yield staging
-        if final.exists():  # another pull finished first: keep its folder, whole
+        if final.exists():  # another pull finished first: replace its folder whole, as an export does
             old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
             final.rename(old)
             shutil.rmtree(old, ignore_errors=True)

@@ -36,6 +36,7 @@ from assetlens.engine.registry import (
     close_matches,
     find_model,
 )
+from assetlens.engine.sources import pinned
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -178,6 +179,16 @@ class ModelRow:
             "folder": str(self.folder),
             "exported": self.exported,
             "size_bytes": self.size_bytes,
+            "sources": [
+                {
+                    "layout": source.layout,
+                    "repos": [pin.repo for pin in source.repos],
+                    "precisions": list(source.precisions),
+                    "pinned": {precision: pinned(source, precision) for precision in source.precisions},
+                    "reference": source.reference is not None,
+                }
+                for source in spec.sources
+            ],
         }
 
 

@@ -5,6 +5,12 @@ embedding size, preprocessing and text rules, licence, published quality); the m
 ``assetlens export`` stays the record the runtime runs from. ``engine.models`` resolves names
 through this registry and finds where each entry is exported.
 
+An entry's ``sources`` say where pre-exported ONNX towers of it are published on the Hub
+(``assetlens models pull``, ``engine.hub``): the layout, the repository, its commit and the sha256 of
+each file, the graphs' input names and token type. The shipped entries' sources name the repositories
+their layouts document; their commits, digests and reference vectors were not recorded (this registry
+was written without network), so a pull of them refuses unless told to trust the Hub's current files.
+
 Preprocessing facts are those of each checkpoint's ``preprocessor_config.json``,
 ``tokenizer_config.json`` and ``config.json`` on the Hugging Face Hub. Models whose licence forbids
 commercial use (jina-clip-v2: CC-BY-NC-4.0; Apple MobileCLIP: research-only) are left out.

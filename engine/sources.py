@@ -160,6 +160,13 @@ def source_files(source: Source, precision: str) -> SourceFiles:
     return LAYOUTS[source.layout].files(source, precision)
 
 
+def pinned(source: Source, precision: str) -> bool:
+    """Whether the registry records the commit and the sha256 of every file ``precision`` takes."""
+    return all(
+        f.repo.revision is not None and f.repo.digest(f.path) is not None for f in source_files(source, precision).all
+    )
+
+
 def check_preprocessing(source: Source, spec: ModelSpec, path: Path) -> None:
     """Refuse, in one sentence, a repository whose own preprocessing file disagrees with the registry's."""
     where = f"{source.repo.repo}'s {LAYOUTS[source.layout].preprocessing}"

@@ -121,7 +121,7 @@ def test_unexported_model_says_how_to_export(
         capsys, "index", str(catalogue_dir), "--db", str(tmp_path / "l.db"), "--model", "openai/clip-vit-base-patch32"
     )
     assert code == 1
-    assert "is not here yet, and the registry has no recorded pins for its Hub files" in err
+    assert "is not here yet, and the registry has no recorded pins (commit and sha256)" in err
     assert "assetlens export --model openai/clip-vit-base-patch32" in err
     assert not (tmp_path / "l.db").exists() or "Traceback" not in err
 

@@ -30,11 +30,7 @@ from assetlens.engine import registry  # noqa: E402
 from assetlens.engine.errors import ModelVerificationError  # noqa: E402
 from assetlens.engine.hub import onnx_opset, pull, self_check_vectors  # noqa: E402
 from assetlens.engine.library import Library  # noqa: E402
-from assetlens.engine.models import (  # noqa: E402
-    DEMO_ROOT,
-    ModelManifest,
-    load_facts,
-)
+from assetlens.engine.models import DEMO_ROOT, ModelManifest, load_facts, model_rows  # noqa: E402
 from assetlens.engine.registry import ImageSpec, ModelSpec, Reference, RepoPin, TextSpec  # noqa: E402
 from assetlens.engine.sources import check_preprocessing  # noqa: E402
 from assetlens.export.onnx_export import export_model, synthetic_images  # noqa: E402
@@ -475,6 +471,15 @@ def test_shipped_entries_are_unpinned_and_refused_without_asking_the_hub(
         if spec.sources:
             with pytest.raises(ModelVerificationError, match="has no recorded pins"):
                 pull(spec.name, spec.sources[0].precisions[0])
+    listed = {row.spec.name: row.to_dict()["sources"] for row in model_rows()}
+    assert listed["clip-vit-base-patch32"][0] == {
+        "layout": "immich",
+        "repos": ["immich-app/ViT-B-32__openai"],
+        "precisions": ["fp32"],
+        "pinned": {"fp32": False},
+        "reference": False,
+    }
+    assert listed["demo"] == []
 
 
 @pytest.mark.unit
