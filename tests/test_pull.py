@@ -33,7 +33,7 @@ from assetlens.engine.library import Library  # noqa: E402
 from assetlens.engine.models import DEMO_ROOT, ModelManifest, load_facts, model_rows  # noqa: E402
 from assetlens.engine.registry import ImageSpec, ModelSpec, Reference, RepoPin, TextSpec  # noqa: E402
 from assetlens.engine.sources import check_preprocessing  # noqa: E402
-from assetlens.export.onnx_export import export_model, synthetic_images  # noqa: E402
+from assetlens.export.onnx_export import export_model, quantize_export, synthetic_images  # noqa: E402
 
 QUERIES = ("a red chair", "a photo of a cat", "blue stripes on a wall")
 LAYOUTS = ("immich-clip", "immich-siglip", "onnx-community-clip", "fastembed-siglip")
@@ -490,3 +490,32 @@ def test_opset_is_read_from_the_graph_without_onnx() -> None:
         onnx_opset(DEMO_ROOT / "fp32" / "text.onnx")
         == onnx.load(str(DEMO_ROOT / "fp32" / "text.onnx")).opset_import[0].version
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("standin", ["onnx-community-clip"], indirect=True)
+def test_int8_is_pulled_from_the_quantised_variant(
+    standin: ModelSpec,
+    hub: HubStub,
+    exports: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    int8 = quantize_export(exports["clip"], tmp_path / "int8")
+    source = standin.sources[0]
+    files = hub.repos[source.repo.repo].files
+    files["onnx/vision_model_quantized.onnx"] = (int8 / "image.onnx").read_bytes()
+    files["onnx/text_model_quantized.onnx"] = (int8 / "text.onnx").read_bytes()
+    digests = tuple(sorted((p, hashlib.sha256(d).hexdigest()) for p, d in files.items()))
+    pin = dataclasses.replace(source.repo, sha256=digests)
+    spec = dataclasses.replace(standin, sources=(dataclasses.replace(source, repo=pin),))
+    monkeypatch.setattr(registry, "MODELS", (*registry.MODELS[:-1], spec))
+    code, out, err = run_main(capsys, "models", "pull", spec.name, "--precision", "int8")
+    assert code == 0, err
+    assert "self-check: matches the registry's reference" in out
+    facts = load_facts(_installed(spec, "int8"))
+    assert facts.precision == "int8"
+    assert facts.files["image.onnx"] == load_facts(int8).files["image.onnx"]
+    assert 0.99 <= facts.parity.image_min_cosine < 1.0
+    assert hub.gets("onnx/vision_model.onnx") == []
