@@ -90,7 +90,15 @@ def _progress(desc: str, unit: str = "img") -> tuple[Callable[[int, int], None],
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
             # disable=None: no bar when stderr is not a terminal (logs, CI), only the summary.
-            bar["bar"] = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=None)
+            bar["bar"] = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=unit == "B",  # downloads in kB, MB
+                dynamic_ncols=True,
+                file=sys.stderr,
+                disable=None,
+            )
         bar["bar"].n = done
         bar["bar"].refresh()
 
