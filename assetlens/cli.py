@@ -513,6 +513,23 @@ def _format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    bar, close = _progress("tagging")
+    with _library(args, writes=True) as lib:
+        try:
+            report = lib.tag(args.labels, top=args.top, min_score=args.min_score, progress=bar)
+        finally:
+            close()
+    if args.json:
+        print(_json(report.to_dict()))
+        return 0
+    print(
+        f"tagged {report.tagged} images, {report.unchanged} already had these tags "
+        f"({report.labels} labels in {report.categories} categories, {report.seconds:.1f} s)"
+    )
+    return 0
+
+
 def cmd_duplicates(args: argparse.Namespace) -> int:
     grid = _grid_path(args.grid) if args.grid else None
     with _library(args) as lib:
@@ -831,6 +848,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="never download a registry model that is not here yet (nor in Hugging Face's offline mode)",
     )
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("tag", help="auto-tag every image: object kind, colour and setting, and labels of your own")
+    _add_store(p)
+    _add_runtime(p)
+    p.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="labels of your own, one a line (a [category] line starts a category), added to the default ones",
+    )
+    p.add_argument("--top", type=_positive_int, default=1, help="labels kept per category (default: %(default)s)")
+    p.add_argument(
+        "--min-score", type=float, help="keep only labels whose cosine score reaches this (its range differs per model)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("duplicates", help="groups of near-identical images and the one to keep of each")
     _add_store(p)

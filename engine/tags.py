@@ -15,8 +15,9 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,3 +178,6 @@ class TagReport:
     fingerprint: str
     seconds: float
     stopped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -14,11 +14,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from app_driver import literal, start
 from cli_process import cli_env
 from helpers import DIM, asset_row, run_main, unit_vectors
 from milvus_lite.server_manager import server_manager_instance
@@ -347,3 +348,21 @@ def test_an_upgrade_killed_anywhere_loses_nothing(
         assert not any(store._client.has_collection(name) for name in upgrade_names(COLLECTION))
     assert_all_there(db, rows, vectors).close()
     assert os.path.isdir(db)
+
+
+def test_app_filters_give_the_api_s_rows(app_env: pytest.MonkeyPatch, catalogue_library: Path, tmp_path: Path) -> None:
+    """The app's Filters box (a page holds 12 cards) answers as ``Library.search`` does."""
+    with Library(catalogue_library, device="cpu") as lib:
+        png = lib.search("a red mug", k=12, file_types=["png"], since=date(2000, 1, 1))
+    assert png and all(r.filename.endswith(".png") for r in png)
+    at = start(app_env, catalogue_library, tmp_path)
+    at.text_input(key="query").input("a red mug").run()
+    at.multiselect(key="filter_types").select("png").run()
+    at.date_input(key="filter_since").set_value(date(2000, 1, 1)).run()
+    names = [literal(c.value.split("·", 1)[1].strip()) for c in at.caption if c.value.startswith("**")]
+    assert names == [r.filename for r in png] and not at.exception
+    at.selectbox(key="filter_orientation").set_value("landscape").run()  # the catalogue's renders are square
+    assert at.info[0].value == "No results."
+    at.selectbox(key="filter_orientation").set_value("square").run()
+    at.number_input(key="filter_min_width").set_value(257).run()  # they are 256 pixels wide
+    assert "No results" in at.info[0].value

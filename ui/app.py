@@ -42,7 +42,7 @@ from assetlens.engine.handoff import Pick, zip_picks
 from assetlens.engine.library import Library
 from assetlens.engine.preprocess import decode
 from assetlens.engine.scan import IMAGE_EXTENSIONS
-from assetlens.engine.search import SearchResult
+from assetlens.engine.search import FILE_TYPE_NAMES, ORIENTATIONS, SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION, path_id
 from assetlens.ui.access import TOKEN_PARAMETER, TOKEN_VARIABLE, token_matches
 from assetlens.ui.markdown import plain
@@ -196,6 +196,7 @@ def search_panel(lib: Library) -> None:
         on_change=first_page,
         help="One card per group of near-identical images, with how many others are like it.",
     )
+    filters = search_filters(lib)
     like = st.session_state.like
     if like:
         note, clear = st.columns([5, 1])
@@ -215,6 +216,7 @@ def search_panel(lib: Library) -> None:
             "offset": page * PAGE_SIZE,
             "min_relevance": min_relevance or None,
             "within": within or None,
+            **filters,
         }
         found = lib.search_collapsed(query, **options) if collapse else map(Collapsed, lib.search(query, **options))
         entries = list(found)
@@ -242,11 +244,53 @@ def search_panel(lib: Library) -> None:
     nxt.button("Next ▶", key="page_next", disabled=not has_more, on_click=turn_page, args=(1,))
 
 
+def search_filters(lib: Library) -> dict[str, Any]:
+    """The filter controls, and what they select as ``Library.search`` takes it."""
+    counts = lib.tag_counts()
+    picked = st.session_state.get("filter_tags") or []
+    st.session_state.filter_tags = [t for t in picked if t in counts]  # tags gone since (re-tagged) drop out
+    with st.expander("Filters"):
+        shape, wide, high = st.columns(3)
+        orientation = shape.selectbox(
+            "Orientation", ["any", *ORIENTATIONS], key="filter_orientation", on_change=first_page
+        )
+        min_width = wide.number_input(
+            "Minimum width (px)", 0, 2**31 - 1, 0, 100, key="filter_min_width", on_change=first_page
+        )
+        min_height = high.number_input(
+            "Minimum height (px)", 0, 2**31 - 1, 0, 100, key="filter_min_height", on_change=first_page
+        )
+        kinds, since_col, before_col = st.columns(3)
+        types = kinds.multiselect("File types", sorted(FILE_TYPE_NAMES), key="filter_types", on_change=first_page)
+        since = since_col.date_input("Modified on or after", None, key="filter_since", on_change=first_page)
+        before = before_col.date_input("Modified before", None, key="filter_before", on_change=first_page)
+        tags = st.multiselect(
+            "Tags",
+            list(counts),
+            key="filter_tags",
+            format_func=lambda tag: f"{tag} ({counts[tag]})",
+            on_change=first_page,
+            placeholder="Choose tags" if counts else "No tags yet: tag the images in the Library tab",
+            help="Only images carrying every tag chosen.",
+        )
+    return {
+        "orientation": None if orientation == "any" else orientation,
+        "min_width": int(min_width) or None,
+        "min_height": int(min_height) or None,
+        "file_types": types or None,
+        "since": since,
+        "before": before,
+        "tags": tags,
+    }
+
+
 def result_card(result: SearchResult, similar: int = 0) -> None:
     show_image(result.path)
     tag = (" · generated" if result.origin == "generated" else "") + (f" · {similar} similar" if similar else "")
     relevance = f" ({result.relevance:+.1f} sd)" if result.relevance is not None else ""
     st.caption(f"**{result.score:.3f}**{relevance} · {plain(result.filename)}{tag}")
+    if result.tags:
+        st.caption(" · ".join(plain(t) for t in result.tags), help="Auto-tags (Library tab: Tag images)")
     st.checkbox(
         "Use as reference",
         key=f"ref-{result.id}",
@@ -291,6 +335,35 @@ def library_panel(worker: Worker) -> None:
     error = st.session_state.pop("index_error", None)
     if error:
         st.error(plain(error))
+    tag_images(worker.library, busy)
+
+
+def tag_images(lib: Library, busy: bool) -> None:
+    """Auto-tag the library with the default vocabulary, with a progress bar (``Library.tag``)."""
+    if not st.button(
+        "Tag images",
+        key="tag_go",
+        disabled=busy,
+        help="Zero-shot labels for every image: its object kind, colour and setting from a product-shot vocabulary. "
+        "Only images not tagged yet are scored.",
+    ):
+        return
+    bar = st.progress(0.0, text="Tagging")
+
+    def update(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Tagging: {done:,} of {total:,}")
+
+    try:
+        report = lib.tag(progress=update)
+    except AssetLensError as exc:
+        st.error(plain(str(exc)))
+        return
+    finally:
+        bar.empty()
+    st.success(
+        f"Tagged {report.tagged:,} image(s) from {report.labels} labels"
+        + (f"; {report.unchanged:,} already had these tags." if report.unchanged else ".")
+    )
 
 
 def library_status(worker: Worker) -> None:
