@@ -218,3 +218,16 @@ def test_tags_on_each_backend(backend: Backend, catalogue: list[tuple[Path, Item
         hits = lib.search("a product photo", k=12, tags=[first])
         assert {h.path for h in hits} == {row.path for row in rows if first in row.tags}
         assert lib.tag().tagged == 0
+
+
+def test_min_score_keeps_only_labels_that_reach_it(tagged: Path) -> None:
+    with Library(tagged, device="cpu") as lib:
+        lib.tag()
+        scores = {row.path: row.tags for row in lib.store.rows()}
+        assert lib.tag(min_score=1.0).tagged == 60
+        assert all(row.tags == () and row.tagged for row in lib.store.rows())  # tagged: none reaches 1
+        assert lib.tag(min_score=-1.0).tagged == 60
+        assert {row.path: row.tags for row in lib.store.rows()} == scores  # every label reaches -1
+        with pytest.raises(UsageError, match="--min-score for tags is a cosine from -1 to 1, not 2"):
+            lib.tag(min_score=2.0)
+        lib.tag()
