@@ -14,12 +14,15 @@ from picture to picture, while the three attributes stay clearly visible.
 - ``dataset``: ``all_items``, ``split`` (held-out (colour, object) pairs the
   demo model never sees in training), ``sample_items``, ``catalogue_items``
   and ``write_catalogue`` (a folder of JPEGs and PNGs, one sub-folder per kind).
-- ``evaluation``: ``HeldOut``, the held-out retrieval benchmark, and
-  ``recall_at_k``.
+- ``evaluation``: ``HeldOut``, the held-out retrieval benchmark (its queries
+  in each of ``LANGUAGES``), and ``recall_at_k``.
+- ``indonesian``: the same world in Indonesian ("jam tangan emas di atas latar
+  putih"), for the bilingual SigLIP demo.
 """
 
+from assetlens.catalogue import indonesian
 from assetlens.catalogue.dataset import all_items, catalogue_items, sample_items, split, write_catalogue
-from assetlens.catalogue.evaluation import BENCHMARK_SEED, HeldOut, recall_at_k
+from assetlens.catalogue.evaluation import BENCHMARK_SEED, LANGUAGES, HeldOut, recall_at_k
 from assetlens.catalogue.render import encode, render
 from assetlens.catalogue.vocabulary import (
     BACKGROUND_SYNONYMS,
@@ -41,6 +44,7 @@ __all__ = [
     "CAPTION_TEMPLATES",
     "COLORS",
     "INVISIBLE",
+    "LANGUAGES",
     "OBJECTS",
     "PLURAL_OBJECTS",
     "SYNONYMS",
@@ -50,6 +54,7 @@ __all__ = [
     "article",
     "catalogue_items",
     "encode",
+    "indonesian",
     "recall_at_k",
     "render",
     "sample_items",

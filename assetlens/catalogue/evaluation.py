@@ -7,13 +7,14 @@ training progress (export/train_demo.py), the quality benchmark
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 from PIL import Image
 
+from assetlens.catalogue import indonesian
 from assetlens.catalogue.dataset import all_items, sample_items, split
 from assetlens.catalogue.render import render, stable_seed
 from assetlens.catalogue.vocabulary import Item
@@ -22,6 +23,13 @@ from assetlens.catalogue.vocabulary import Item
 BENCHMARK_SEED = 20240601
 #: Side of the benchmark's pictures.
 RENDER_SIZE = 256
+
+Captioner = Callable[[Item], str]
+#: Caption languages: (canonical caption, colour-and-object caption) of an item.
+LANGUAGES: dict[str, tuple[Captioner, Captioner]] = {
+    "en": (Item.caption, Item.short_caption),
+    "id": (indonesian.caption, indonesian.short_caption),
+}
 
 
 def recall_at_k(scores: np.ndarray, relevant: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
@@ -65,7 +73,11 @@ class HeldOut:
     @cached_property
     def texts(self) -> tuple[str, ...]:
         """The queries' canonical captions ("a green mug on a white background")."""
-        return tuple(q.caption() for q in self.queries)
+        return self.texts_in("en")
+
+    def texts_in(self, language: str) -> tuple[str, ...]:
+        """The queries' canonical captions in ``language`` (a key of ``LANGUAGES``): "mug hijau di atas latar putih"."""
+        return tuple(LANGUAGES[language][0](q) for q in self.queries)
 
     @cached_property
     def pairs(self) -> tuple[tuple[str, str], ...]:
@@ -75,7 +87,11 @@ class HeldOut:
     @cached_property
     def short_texts(self) -> tuple[str, ...]:
         """One colour-and-object caption per pair ("a green mug"), in ``pairs`` order."""
-        captions = {q.pair: q.short_caption() for q in self.queries}
+        return self.short_texts_in("en")
+
+    def short_texts_in(self, language: str) -> tuple[str, ...]:
+        """One colour-and-object caption per pair in ``language``, in ``pairs`` order ("mug hijau")."""
+        captions = {q.pair: LANGUAGES[language][1](q) for q in self.queries}
         return tuple(captions[p] for p in self.pairs)
 
     @cached_property
