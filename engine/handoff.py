@@ -25,21 +25,23 @@ from assetlens.engine.search import SearchResult
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ("rank", "score", "file", "source", "size")
+MANIFEST_COLUMNS = ("rank", "score", "file", "source", "size", "tags")
+TAG_SEPARATOR = "; "
 MAX_SUFFIX = 10_000
 
 
 @dataclass(frozen=True)
 class Pick:
-    """One image to hand on: its rank, its score when it came from a search, and its path."""
+    """One image to hand on: its rank, its score when it came from a search, its path and its tags."""
 
     rank: int
     path: str
     score: float | None = None
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def of_result(cls, result: SearchResult) -> Pick:
-        return cls(result.rank, result.path, result.score)
+        return cls(result.rank, result.path, result.score, result.tags)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def manifest_text(handed: Sequence[Handed]) -> str:
     writer.writerow(MANIFEST_COLUMNS)
     for h in handed:
         score = "" if h.pick.score is None else f"{h.pick.score:.6f}"
-        writer.writerow((h.pick.rank, score, h.name, h.pick.path, h.size))
+        writer.writerow((h.pick.rank, score, h.name, h.pick.path, h.size, TAG_SEPARATOR.join(h.pick.tags)))
     return out.getvalue()
 
 

@@ -41,16 +41,23 @@ def manifest(text: str) -> list[dict[str, str]]:
 
 @pytest.mark.unit
 def test_copies_are_named_by_rank_and_listed_in_the_manifest(sources: list[Path], tmp_path: Path) -> None:
-    picks = [Pick(1, str(sources[0]), 0.91), Pick(2, str(sources[1]), 0.8), Pick(12, str(sources[2]), 0.5)]
+    picks = [
+        Pick(1, str(sources[0]), 0.91, ("watch", "gold")),
+        Pick(2, str(sources[1]), 0.8),
+        Pick(12, str(sources[2]), 0.5, ("handbag",)),
+    ]
     out = tmp_path / "out" / "new"
     report = copy_picks(picks, out)
     assert sorted(p.name for p in out.iterdir()) == ["001-watch.jpg", "002-watch.jpg", "012-bag.png", "manifest.csv"]
     assert (out / "002-watch.jpg").read_bytes() == sources[1].read_bytes()
     assert (out / "012-bag.png").stat().st_mtime == sources[2].stat().st_mtime  # copy2-like: times kept
     assert manifest((out / "manifest.csv").read_text()) == [
-        {"rank": "1", "score": "0.910000", "file": "001-watch.jpg", "source": str(sources[0]), "size": "100"},
-        {"rank": "2", "score": "0.800000", "file": "002-watch.jpg", "source": str(sources[1]), "size": "101"},
-        {"rank": "12", "score": "0.500000", "file": "012-bag.png", "source": str(sources[2]), "size": "102"},
+        {"rank": "1", "score": "0.910000", "file": "001-watch.jpg", "source": str(sources[0]), "size": "100"}
+        | {"tags": "watch; gold"},
+        {"rank": "2", "score": "0.800000", "file": "002-watch.jpg", "source": str(sources[1]), "size": "101"}
+        | {"tags": ""},
+        {"rank": "12", "score": "0.500000", "file": "012-bag.png", "source": str(sources[2]), "size": "102"}
+        | {"tags": "handbag"},
     ]
     assert (report.manifest, report.missing, len(report.copied)) == (out / "manifest.csv", (), 3)
 
@@ -100,8 +107,15 @@ def test_the_zip_holds_the_same_names_and_manifest(sources: list[Path], tmp_path
         assert archive.read("003-watch.jpg") == sources[0].read_bytes()
         rows = manifest(archive.read("manifest.csv").decode())
     assert rows == [
-        {"rank": "1", "score": "0.900000", "file": "001-watch.jpg", "source": str(sources[0]), "size": "100"},
-        {"rank": "3", "score": "", "file": "003-watch.jpg", "source": str(sources[0]), "size": "100"},
+        {
+            "rank": "1",
+            "score": "0.900000",
+            "file": "001-watch.jpg",
+            "source": str(sources[0]),
+            "size": "100",
+            "tags": "",
+        },
+        {"rank": "3", "score": "", "file": "003-watch.jpg", "source": str(sources[0]), "size": "100", "tags": ""},
     ]
     assert report.missing == (str(tmp_path / "gone.png"),)
 
