@@ -31,6 +31,7 @@ TokenDtype = Literal["int64", "int32"]
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEMO_MODEL = "demo"
+DEMO_SIGLIP_MODEL = "demo-siglip"
 
 FAMILY_LABELS: dict[Family, str] = {"clip": "CLIP", "siglip": "SigLIP"}
 # Zero-shot prompt per family: CLIP's paper prompt; the one SigLIP's Hugging Face docs use,
@@ -199,6 +200,9 @@ SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1)
 # SigLIP 2: Gemma tokenizer, pad = "<pad>" (0), fixed padding to 64 (tokenizer.json; the model card
 # asks for padding="max_length", max_length=64 and lower-cased text).
 SIGLIP2_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=0)
+# The SigLIP demo: its own Unigram tokenizer (<pad> = 0, lower-casing in its normalizer); its longest
+# caption is 17 tokens, so 32 positions leave room.
+DEMO_SIGLIP_TEXT = TextSpec(context_length=32, padding="max-length", pad_token_id=0)
 
 IMMICH_NOTE = (
     "immich-app's open_clip exports (machine-learning/export in immich-app/immich): int32 `text` padded to the "
@@ -264,6 +268,19 @@ MODELS: tuple[ModelSpec, ...] = (
         # Its captions never end in a period ("a photo of a red mug"): with CLIP's "a photo of a {}." the
         # object kind is the top tag for 75 % of the test catalogue, with this prompt for 92 %.
         own_prompt="a photo of {}",
+    ),
+    # The same, SigLIP-shaped (sigmoid loss, squash, mean/std 0.5, fixed-length text) and bilingual
+    # (English and Indonesian captions).
+    ModelSpec(
+        DEMO_SIGLIP_MODEL,
+        None,
+        "siglip",
+        96,
+        _siglip_image(64, "bicubic"),
+        DEMO_SIGLIP_TEXT,
+        "MIT",
+        precisions=("fp32", "int8"),
+        shipped=True,
     ),
     # CLIP: projection_dim in config.json; shortest_edge/crop_size 224, resample 3 (bicubic), OpenAI mean/std
     # in preprocessor_config.json.
