@@ -36,7 +36,7 @@ from assetlens.engine.library import Library, Runtime
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
-from assetlens.engine.registry import RECOMMENDATIONS
+from assetlens.engine.registry import DEMO_MODEL, DEMO_SIGLIP_MODEL, RECOMMENDATIONS
 from assetlens.engine.search import FILE_TYPE_NAMES, ORIENTATIONS, SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
 from assetlens.engine.watch import WatchBatch
@@ -597,6 +597,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_demo(
             Path(args.out),
             count=args.count,
+            model=args.model,
             precision=args.precision,
             device=args.device,
             progress=update,
@@ -896,6 +897,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo on a generated catalogue with the shipped model")
     p.add_argument("--out", default="assetlens-demo", help="folder for images, library and pictures")
+    p.add_argument(
+        "--model",
+        choices=(DEMO_MODEL, DEMO_SIGLIP_MODEL),
+        default=DEMO_MODEL,
+        help="the shipped CLIP, or the SigLIP that also understands Indonesian",
+    )
     p.add_argument("--count", type=_positive_int, default=200)
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
     p.add_argument("--device", choices=DEVICES, default="auto")
