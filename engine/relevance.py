@@ -30,7 +30,8 @@ def sample_positions(total: int, n: int = SAMPLE_ROWS) -> np.ndarray:
     sample for every query, so a score's relevance does not change between two searches."""
     if total <= n:
         return np.arange(total)
-    return np.linspace(0, total - 1, n).round().astype(np.int64)
+    positions: np.ndarray = np.linspace(0, total - 1, n).round().astype(np.int64)
+    return positions
 
 
 def check_relevance(option: str, value: float) -> None:
