@@ -32,7 +32,7 @@ from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
 from assetlens.engine.gemini_models import IMAGE_SIZES, model_name, offered_models
 from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIANTS
 from assetlens.engine.indexer import IndexReport
-from assetlens.engine.library import Library, Runtime
+from assetlens.engine.library import SAVED_COPY, Library, Runtime
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
@@ -149,7 +149,8 @@ def _library(
     writes: bool = False,
 ) -> Library:
     """A Library for one command. A command that writes keeps the saved search copy in step with its
-    writes; a one-shot search asks Milvus rather than loading the copy for one query."""
+    writes; a one-shot search answers from the saved copy when it is current (memory-mapped: cheaper than
+    Milvus Lite's first search at every size), else asks Milvus rather than building a copy for one query."""
     return Library(
         args.db,
         uri=args.uri,
@@ -160,7 +161,7 @@ def _library(
         device=args.device,
         threads=args.threads,
         create=create,
-        search_copy=None if writes else False,
+        search_copy=None if writes else SAVED_COPY,
         download=not getattr(args, "no_download", True),  # only index and search have --no-download
         download_progress=_download_progress(str(model or default_model_name())),
     )

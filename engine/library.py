@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 from PIL import Image
@@ -56,6 +56,9 @@ from assetlens.engine.tags import Tagger, TagReport, Vocabulary, check_tagging
 from assetlens.engine.watch import DEFAULT_DEBOUNCE_S, WatchBatch, Watcher
 
 MINUS_WEIGHT = 0.5
+WRITE_BATCH = 1000
+#: ``Library(search_copy=SAVED_COPY)``: search the saved copy when it is current, else ask Milvus.
+SAVED_COPY: Final = "saved"
 MAX_CANDIDATES = 16384  # Milvus' top-k ceiling
 TAG_BATCH = 1000
 
@@ -126,7 +129,7 @@ class Library:
         device: str = "auto",
         threads: int | None = None,
         create: bool = True,
-        search_copy: bool | None = None,
+        search_copy: bool | Literal["saved"] | None = None,
         store: MilvusStore | None = None,
         encoder: Encoder | None = None,
         download: bool = False,
@@ -137,7 +140,9 @@ class Library:
         ``search_copy``: search an in-memory copy of the collection, kept in step with every write
         and saved inside the Milvus Lite folder (``engine.search_copy``); by default on for Milvus Lite,
         where it turns hundreds of milliseconds per query into about one. Off, searches ask Milvus
-        (a server's own HNSW is fast; a one-shot search need not load the copy).
+        (a server's own HNSW is fast). ``SAVED_COPY`` (a one-shot search): the copy when one is saved at the
+        collection's present version (it is mapped, not read: cheaper than Milvus Lite's first search at
+        any size), else Milvus, without building a copy for one query. ``searched_by`` says which answered.
 
         ``store`` and ``encoder`` hand the library an open store and a loaded model instead of
         opening them from ``db``/``uri`` and ``model``/``precision``/``device`` (the library then
@@ -152,8 +157,10 @@ class Library:
         if encoder is not None and (model is not None or precision is not None):
             raise UsageError("Give a Library either an encoder or a model/precision to load, not both.")
         self.store = store or MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
-        keep_copy = self.store.local if search_copy is None else search_copy
+        keep_copy = self.store.local if search_copy is None else bool(search_copy)
         self._copy = SearchCopy(self.store) if keep_copy else None
+        self._copy_if_saved = search_copy == SAVED_COPY
+        self.searched_by: str | None = None  # "search copy" or "Milvus": what answered the last search
         self._model = model
         self._precision = precision
         self._encoder = encoder
@@ -252,12 +259,14 @@ class Library:
         """Write rows with vectors made elsewhere (bulk loads, benchmarks); ``flush`` seals them.
 
         ``new=True`` promises none of the rows' ids is stored yet (see ``MilvusStore.upsert``).
-        Vectors must have the model's dimension; they are stored as given.
+        Vectors must have the model's dimension; they are stored as given, ``WRITE_BATCH`` rows per call
+        to Milvus (the client holds each call's vectors as Python floats, about 16 kB a row).
         """
         dim = self._writer().dim
         if vectors.shape != (len(rows), dim):
             raise UsageError(f"{len(rows)} rows need a ({len(rows)}, {dim}) array of vectors, not {vectors.shape}.")
-        self.store.upsert(rows, vectors, new=new)
+        for lo in range(0, len(rows), WRITE_BATCH):
+            self.store.upsert(rows[lo : lo + WRITE_BATCH], vectors[lo : lo + WRITE_BATCH], new=new)
 
     def flush(self) -> None:
         """Seal every write so far (and bring the saved search copy up to date)."""
@@ -504,7 +513,8 @@ class Library:
     def _baseline(self, query: np.ndarray) -> Baseline | None:
         """The library's score distribution for ``query``, from a fixed sample of its vectors (None when the
         library is too small for one; relevance bounds then keep every hit)."""
-        sample = self.store.sample_vectors(SAMPLE_ROWS) if self._copy is None else self._copy.sample(SAMPLE_ROWS)
+        copy = self._search_copy()
+        sample = self.store.sample_vectors(SAMPLE_ROWS) if copy is None else copy.sample(SAMPLE_ROWS)
         return Baseline.measure(sample, query)
 
     def _check_fields(self, flt: Filter) -> None:
@@ -526,9 +536,20 @@ class Library:
         )
 
     def _search_vectors(self, query: np.ndarray, limit: int, flt: Filter) -> list[Hit]:
-        if self._copy is None:
+        copy = self._search_copy()
+        self.searched_by = "Milvus" if copy is None else "search copy"
+        if copy is None:
             return self.store.search(query[None], limit, flt.expr())[0]
-        return self._copy.search(query, limit, flt)
+        return copy.search(query, limit, flt)
+
+    def _search_copy(self) -> SearchCopy | None:
+        """The copy that reads answer from, if any (``SAVED_COPY``: only one saved at the present version)."""
+        if self._copy is not None and self._copy_if_saved:
+            self._copy_if_saved = False
+            if not self._copy.saved():
+                self.store.observer = None
+                self._copy = None
+        return self._copy
 
     def similar(self, path: str | os.PathLike[str], k: int = 10, **kwargs: object) -> list[SearchResult]:
         """Images like an indexed one ("more like this"), the image itself left out."""
@@ -594,7 +615,8 @@ class Library:
         """Every tag in the library and how many images carry it, most common first."""
         if self.store.meta() is None or "tags" not in self.store.fields():
             return {}
-        rows = self._copy.snapshot()[0] if self._copy is not None else self.store.rows()
+        copy = self._search_copy()
+        rows = copy.snapshot()[0] if copy is not None else self.store.rows()
         counts = Counter(tag for row in rows for tag in row.tags)
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -608,9 +630,8 @@ class Library:
 
     def _rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
         """Every row and its vector: from the search copy when this library keeps one, else from Milvus."""
-        if self._copy is None:
-            return self.store.rows_and_vectors()
-        return self._copy.snapshot()
+        copy = self._search_copy()
+        return self.store.rows_and_vectors() if copy is None else copy.snapshot()
 
     @staticmethod
     def copy_hits(results: Sequence[SearchResult], folder: str | os.PathLike[str]) -> CopyReport:

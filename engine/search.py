@@ -15,6 +15,8 @@ from datetime import date, datetime, time
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assetlens.engine.encoders import normalize
 from assetlens.engine.errors import UsageError
@@ -144,6 +146,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     ">=": operator.ge,
 }
+_ARROW_COMPARE = {">": "greater", "<": "less", "==": "equal", ">=": "greater_equal"}
 FILE_TYPE_NAMES = frozenset(FILE_TYPES.values())
 #: Other names people give the file types.
 FILE_TYPE_ALIASES = {"jpg": "jpeg", "tif": "tiff", "heif": "heic"}
@@ -307,3 +310,39 @@ class Filter:
             and (self.before is None or row.mtime < self.before)
             and self.tags.issubset(row.tags)
         )
+
+    def mask(self, table: pa.Table) -> np.ndarray:
+        """``matches`` for every row of a table of row columns at once (the search copy's), a bool per row."""
+        keep = np.ones(table.num_rows, bool)
+
+        def both(condition: pa.ChunkedArray) -> None:
+            keep[:] &= condition.to_numpy()
+
+        def compare(field: str, op: str, value: Any) -> None:
+            both(pc.call_function(_ARROW_COMPARE[op], [table[field], value]))
+
+        if self.folder_prefix:
+            both(pc.starts_with(table["path"], pattern=self.folder_prefix))
+        if self.filename_contains:
+            both(pc.match_substring(table["filename"], pattern=self.filename_contains))
+        if self.orientation:
+            compare("width", _ORIENTATION_OPS[self.orientation], table["height"])
+        if self.min_width is not None:
+            compare("width", ">=", self.min_width)
+        if self.min_height is not None:
+            compare("height", ">=", self.min_height)
+        if self.file_types:
+            both(pc.is_in(table["file_type"], value_set=pa.array(sorted(self.file_types), pa.large_string())))
+        if self.since is not None:
+            compare("mtime", ">=", self.since)
+        if self.before is not None:
+            compare("mtime", "<", self.before)
+        for tag in self.tags:
+            start = 0
+            for chunk in table["tags"].chunks:
+                holds = pc.equal(pc.list_flatten(chunk), tag).to_numpy(zero_copy_only=False)
+                rows = np.zeros(len(chunk), bool)
+                rows[pc.list_parent_indices(chunk).to_numpy()[holds]] = True
+                keep[start : start + len(chunk)] &= rows
+                start += len(chunk)
+        return keep

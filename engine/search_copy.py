@@ -1,18 +1,25 @@
-"""The in-memory search copy of a collection, kept in step with Milvus and saved beside a Milvus Lite library.
+"""The search copy of a collection, kept in step with Milvus and saved beside a Milvus Lite library.
 
 Milvus Lite answers one query in hundreds of milliseconds at 100k rows (its search runs in Python
 over Parquet segments), and reading every vector back out of it takes about 20 s, so processes that
-search search a copy: each row's metadata and its vector, searched exactly with one matrix product,
-plus an HNSW graph (faiss, which Milvus Lite itself depends on) once the collection is large enough
-that the product would cost more than encoding the query. Filtered searches and long candidate
-lists always scan exactly.
+search search a copy: each row's metadata as Arrow columns and its vector in a faiss index, searched
+exactly (a flat index) or through an HNSW graph once the collection is large enough that the exact
+product would cost more than encoding the query. Filtered searches and long candidate lists scan
+exactly.
 
-Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``)
-and applies them to the copy at each flush, then saves the copy in the Milvus Lite folder stamped with
-the collection's ``Version``: the write generation, which the store changes before the first write after
-every flush, and Milvus Lite's write mark, which any write changes, another program's included. A copy
-whose stamp or row count disagrees with the collection is never used: it is rebuilt from Milvus. So a
-run killed mid-write, or a write by another program, costs one rebuild, never a wrong answer.
+Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``):
+each write's vectors join the index as it happens (so a flush never builds a graph over everything
+written), hidden from searches until the store's flush makes them visible; then the copy is saved in the
+Milvus Lite folder stamped with the collection's ``Version``: the write generation, which the store
+changes before the first write after every flush, and Milvus Lite's write mark, which any write changes,
+another program's included. A copy whose stamp disagrees with the collection is never used: it is
+rebuilt from Milvus. So a run killed mid-write, or a write by another program, costs one rebuild, never
+a wrong answer.
+
+A saved copy is memory-mapped, not read: the row columns (Arrow IPC files, one per range of positions,
+so a save writes only the rows added since the last one and links the rest) and the faiss index
+(``IO_FLAG_MMAP_IFC``). A process that only searches touches the pages its searches need, and a row
+becomes an ``AssetRow`` only when a search returns it.
 """
 
 from __future__ import annotations
@@ -23,13 +30,15 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from assetlens.engine.relevance import sample_positions
 from assetlens.engine.search import Filter
@@ -37,7 +46,7 @@ from assetlens.engine.store import AssetRow, Hit, MilvusStore
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # rows carry file types and tags
+FORMAT = 3  # row columns in Arrow files, one faiss index holding the vectors
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
 GRAPH_EF_CONSTRUCTION = 80
@@ -50,11 +59,58 @@ GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
 MAX_DEAD_SHARE = 0.2  # replaced and deleted positions kept before the copy is compacted
 NO_FILTER = Filter()
 
+STAMP = "stamp.json"
+INDEX_FILE = "vectors.faiss"
+ALIVE_FILE = "alive.npy"
+CHANGED_FILE = "changed.arrow"  # rows whose metadata changed in place, with their positions
+POSITION = "_position"
+
+_ARROW_TYPES = {
+    "str": pa.large_string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "tuple[str, ...]": pa.large_list(pa.large_string()),
+}
+#: The Arrow columns of a row, one per ``AssetRow`` field.
+ROW_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[str(f.type)]) for f in fields(AssetRow)])
+_CHANGED = pa.schema([pa.field(POSITION, pa.int64()), *ROW_SCHEMA])
+
 
 def _faiss() -> Any:
-    import faiss  # imported on demand: small libraries never need it
+    import faiss  # Milvus Lite imports it too; kept out of the module's import for tools that never search
 
     return faiss
+
+
+def rows_table(rows: Sequence[AssetRow]) -> pa.Table:
+    """Rows as Arrow columns (``ROW_SCHEMA``)."""
+    columns = [pa.array([getattr(r, f.name) for r in rows], f.type) for f in ROW_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
+
+
+def table_rows(table: pa.Table) -> list[AssetRow]:
+    return [AssetRow(**r) for r in table.to_pylist()]
+
+
+def _read_table(path: Path) -> pa.Table:
+    """An Arrow IPC file, memory-mapped (its columns are views of the file)."""
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    if not table.schema.remove_metadata().equals(ROW_SCHEMA if POSITION not in table.schema.names else _CHANGED):
+        raise ValueError(f"{path.name} holds other columns than this AssetLens writes")
+    return table
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` as another name of ``source`` (a copy where the file system has no hard links)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 @dataclass(frozen=True)
@@ -76,105 +132,220 @@ class Version:
 
 
 class CopyIndex:
-    """Rows and unit vectors by position, an optional HNSW graph over the same positions.
+    """Rows (Arrow columns) and unit vectors (a faiss index) by position.
 
-    A deleted or replaced row leaves a dead position (``rows[i] is None``) that no search returns,
-    so appending never renumbers the graph; ``compact`` drops dead positions once they pile up.
+    Positions only grow: a deleted or replaced row leaves a dead position that no search returns, and
+    ``compact`` drops dead positions once they pile up. Writes are staged (``stage``, ``delete``): their
+    vectors join the index at once, at new positions that searches skip until ``commit``.
     """
 
     def __init__(
-        self,
-        rows: Sequence[AssetRow | None],
-        vectors: np.ndarray,
-        graph: Any = None,
-        graph_min_rows: int = GRAPH_MIN_ROWS,
+        self, rows: Sequence[AssetRow] | pa.Table, vectors: np.ndarray, graph_min_rows: int = GRAPH_MIN_ROWS
     ) -> None:
-        self.rows = list(rows)
-        self.graph = graph
+        self._fill(rows if isinstance(rows, pa.Table) else rows_table(rows), vectors, graph_min_rows)
+
+    def _fill(self, table: pa.Table, vectors: np.ndarray, graph_min_rows: int) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index = _new_index(vectors.shape[1], graph=len(table) >= graph_min_rows)
+        index.add(vectors)
+        self._setup([table], [None], index, np.ones(len(table), bool), {}, graph_min_rows)
+
+    def _setup(
+        self,
+        parts: list[pa.Table],
+        part_files: list[str | None],
+        index: Any,
+        alive: np.ndarray,
+        changed: dict[int, AssetRow],
+        graph_min_rows: int,
+        mapped: Path | None = None,
+    ) -> None:
         self.graph_min_rows = graph_min_rows
-        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.position = {r.id: i for i, r in enumerate(self.rows) if r is not None}
-        self._alive: np.ndarray | None = None  # per position, computed when a search first needs it
-        if self.graph is None and len(self.position) >= graph_min_rows:
-            self.compact()
+        self._parts = parts
+        self._part_files = part_files  # each part's file in the saved copy (None: not saved yet)
+        self._table: pa.Table | None = None  # the parts as one table, until they change
+        self._index = index
+        self._mapped = mapped  # the saved index file the index maps (it cannot grow before it is read in)
+        self._mapped_inode = mapped.stat().st_ino if mapped is not None else None
+        self._index_saved = mapped is not None
+        self._n = int(index.ntotal)
+        self._alive = np.zeros(max(16, 2 * self._n), bool)  # room to grow (positions past _n are False)
+        self._alive[: self._n] = alive
+        self._live = int(alive.sum())
+        self._changed = changed  # positions whose row changed in place (same vector)
+        self._committed = self._n  # positions from here on are staged writes, not searched yet
+        self._position: dict[str, int] | None = None  # id -> latest position, built when a write needs it
+        self._staged_changes: dict[int, AssetRow] = {}
+        self._retire: set[int] = set()  # committed positions that the staged writes replace or delete
+        self._killed: set[int] = set()  # staged positions written again or deleted before the commit
+        self._bits: np.ndarray | None = None  # the live positions packed for the graph's selector
 
     @property
     def dim(self) -> int:
-        return int(self._vectors.shape[1])
+        return int(self._index.d)
+
+    @property
+    def graph(self) -> Any:
+        """The HNSW graph (faiss), or None while the index is exact."""
+        return self._index if isinstance(self._index, _faiss().IndexHNSW) else None
 
     @property
     def vectors(self) -> np.ndarray:
-        """(positions, dim) float32; with a graph, a view of the graph's own copy (no second copy in memory)."""
-        if self.graph is None:
-            return self._vectors
+        """(positions, dim) float32: a view of the index's own storage (no second copy in memory)."""
         faiss = _faiss()
-        n, d = self.graph.ntotal, self.graph.d
-        storage = faiss.downcast_index(self.graph.storage)
-        return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d) if n else np.zeros((0, d), np.float32)
+        flat = faiss.downcast_index(self._index.storage) if self.graph is not None else self._index
+        n, d = int(flat.ntotal), int(flat.d)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d) if n else np.zeros((0, d), np.float32)
 
     def __len__(self) -> int:
-        return len(self.position)
+        return self._live
 
     @property
     def dead(self) -> int:
-        return len(self.rows) - len(self.position)
+        """Committed positions that hold no row."""
+        return self._committed - self._live
 
     def alive(self) -> np.ndarray:
-        """Which positions hold a row (bool per position), kept until the next change."""
-        if self._alive is None:
-            self._alive = np.fromiter((r is not None for r in self.rows), dtype=bool, count=len(self.rows))
-        return self._alive
+        """Which positions hold a searchable row (bool per position; staged ones do not yet)."""
+        return self._alive[: self._n]
+
+    @property
+    def table(self) -> pa.Table:
+        """Every position's row as stored at it (a row changed in place is in ``_changed``)."""
+        if self._table is None:
+            self._table = pa.concat_tables(self._parts) if len(self._parts) != 1 else self._parts[0]
+        return self._table
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Each row id's latest position (built from the id column on first use: writes need it, searches not)."""
+        if self._position is None:
+            ids = self.table.column("id").to_pylist()
+            self._position = {ids[p]: p for p in np.flatnonzero(self.alive()).tolist()}
+        return self._position
+
+    def rows_at(self, positions: Sequence[int] | np.ndarray) -> list[AssetRow]:
+        """The rows at ``positions``, built from the columns (only these)."""
+        at = np.asarray(positions, dtype=np.int64)
+        if not len(at):
+            return []
+        taken = table_rows(self.table.take(pa.array(at)))
+        return [self._changed.get(p, row) for p, row in zip(at.tolist(), taken, strict=True)]
+
+    def live_rows(self) -> list[AssetRow]:
+        """Every searchable row, by position."""
+        return self.rows_at(np.flatnonzero(self.alive()))
 
     # -- changes ----------------------------------------------------------------------
 
-    def apply(self, upserts: dict[str, tuple[AssetRow, np.ndarray]], deletes: set[str]) -> None:
-        """Bring the copy up to date with rows upserted and ids deleted (``SearchCopy`` keeps only each id's
-        last write, so an id in both was deleted and then written again)."""
-        self._alive = None
-        for row_id in deletes - upserts.keys():
-            pos = self.position.pop(row_id, None)
-            if pos is not None:
-                self.rows[pos] = None
-        vecs = self.vectors
-        appended: list[AssetRow] = []
+    def stage(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None:
+        """Take rows written (upserted) since the last commit; they are searched from the next ``commit`` on."""
+        position = self.position
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
+        stored = self.vectors
+        new_rows: list[AssetRow] = []
         new_vectors: list[np.ndarray] = []
-        for row_id, (row, vec) in upserts.items():
-            pos = self.position.get(row_id)
-            if pos is not None and np.array_equal(vecs[pos], vec):  # metadata only (touched, renamed): in place
-                self.rows[pos] = row
+        for row, vec in zip(rows, vectors, strict=True):
+            pos = position.get(row.id)
+            if pos is not None and pos < self._committed and np.array_equal(stored[pos], vec):
+                self._staged_changes[pos] = row  # metadata only (touched, renamed): in place
                 continue
             if pos is not None:
-                self.rows[pos] = None
-            self.position[row_id] = len(self.rows) + len(appended)
-            appended.append(row)
+                self._forget(pos)
+            position[row.id] = self._n + len(new_rows)
+            new_rows.append(row)
             new_vectors.append(vec)
-        if appended:
-            block = np.asarray(new_vectors, dtype=np.float32).reshape(len(appended), self.dim)
-            if self.graph is not None:
-                self.graph.add(block)
-            else:
-                self._vectors = np.concatenate([self._vectors, block])
-            self.rows.extend(appended)
-        grows_graph = self.graph is None and len(self.position) >= self.graph_min_rows
-        if grows_graph or self.dead > MAX_DEAD_SHARE * max(1, len(self.rows)):
+        if new_rows:
+            self._append(new_rows, np.stack(new_vectors))
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Take rows deleted since the last commit."""
+        position = self.position
+        for row_id in ids:
+            pos = position.pop(row_id, None)
+            if pos is not None:
+                self._forget(pos)
+
+    def apply(self, upserts: dict[str, tuple[AssetRow, np.ndarray]], deletes: set[str]) -> None:
+        """Deletes, then upserts, then commit (an id in both was deleted and then written again)."""
+        self.delete(deletes)
+        if upserts:
+            rows = [row for row, _ in upserts.values()]
+            self.stage(rows, np.stack([vec for _, vec in upserts.values()]))
+        self.commit()
+
+    def _forget(self, pos: int) -> None:
+        self._staged_changes.pop(pos, None)
+        (self._killed if pos >= self._committed else self._retire).add(pos)
+
+    def _append(self, rows: list[AssetRow], vectors: np.ndarray) -> None:
+        self._parts.append(rows_table(rows))
+        self._part_files.append(None)
+        self._merge_parts()
+        if len(self._alive) < self._n + len(rows):
+            grown = np.zeros(2 * (self._n + len(rows)), bool)
+            grown[: self._n] = self.alive()
+            self._alive = grown
+        if self._mapped is not None:
+            self._own()
+        if self.graph is None and self._n + len(rows) >= self.graph_min_rows:
+            # every position so far goes into the graph, dead ones too: positions never move while writes are staged
+            graph = _new_index(self.dim, graph=True)
+            graph.add(np.ascontiguousarray(self.vectors))
+            self._index = graph
+        self._index.add(np.ascontiguousarray(vectors))
+        self._n += len(rows)
+        self._index_saved = False
+
+    def _merge_parts(self) -> None:
+        """Join the last parts while the one before is not much larger than the last: few parts, and each row
+        copied O(log n) times however many small writes came (a search takes rows across parts)."""
+        self._table = None
+        parts, files = self._parts, self._part_files
+        while len(parts) >= 2 and parts[-2].num_rows <= 2 * parts[-1].num_rows:
+            merged = pa.concat_tables(parts[-2:]).combine_chunks()
+            parts[-2:], files[-2:] = [merged], [None]
+
+    def _own(self) -> None:
+        """Read the mapped index into memory, so that it can grow (faiss aborts on growing a mapped one)."""
+        assert self._mapped is not None
+        path, faiss = self._mapped, _faiss()
+        try:
+            same = path.stat().st_ino == self._mapped_inode
+        except OSError:
+            same = False
+        if same:
+            self._index = faiss.read_index(str(path))
+        else:  # the file was replaced: copy what is mapped
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+        self._mapped = self._mapped_inode = None
+
+    def commit(self) -> None:
+        """Make the staged writes searchable (the store's flush sealed them in Milvus)."""
+        alive = self._alive
+        alive[self._committed : self._n] = True
+        for pos in self._retire | self._killed:
+            alive[pos] = False
+            self._changed.pop(pos, None)
+        self._changed.update(self._staged_changes)
+        self._staged_changes.clear()
+        self._retire.clear()
+        self._killed.clear()
+        self._committed = self._n
+        self._live = int(np.count_nonzero(self.alive()))
+        self._bits = None
+        grows_graph = self.graph is None and self._live >= self.graph_min_rows
+        if grows_graph or self.dead > MAX_DEAD_SHARE * max(1, self._n):
             self.compact()
 
     def compact(self) -> None:
-        """Drop dead positions; (re)build the graph when the collection is large enough for one."""
-        keep = [i for i, r in enumerate(self.rows) if r is not None]
+        """Drop dead positions; (re)build the index: a graph when the collection is large enough for one."""
+        keep = np.flatnonzero(self.alive())
+        table = self.table.take(pa.array(keep))
+        if self._changed:
+            table = rows_table(self.rows_at(keep))
         vectors = np.ascontiguousarray(self.vectors[keep])
-        self.rows = [self.rows[i] for i in keep]
-        self.position = {r.id: i for i, r in enumerate(self.rows) if r is not None}
-        self.graph = None
-        self._vectors = vectors
-        self._alive = None
-        if len(self.rows) >= self.graph_min_rows:
-            faiss = _faiss()
-            graph = faiss.IndexHNSWFlat(vectors.shape[1], GRAPH_M, faiss.METRIC_INNER_PRODUCT)
-            graph.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
-            graph.add(vectors)
-            self.graph = graph
-            self._vectors = np.zeros((0, vectors.shape[1]), np.float32)
+        self._fill(table, vectors, self.graph_min_rows)
 
     # -- search ---------------------------------------------------------------------
 
@@ -186,65 +357,90 @@ class CopyIndex:
         scores: np.ndarray = np.einsum("ij,j->i", vectors, q)
         return scores
 
+    def matching(self, flt: Filter) -> np.ndarray:
+        """Positions of the searchable rows that ``flt`` keeps."""
+        keep = flt.mask(self.table) & self.alive()
+        for pos, row in self._changed.items():
+            keep[pos] = bool(self._alive[pos]) and flt.matches(row)
+        return np.flatnonzero(keep)
+
     def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
         """The ``limit`` best rows by cosine (unit vectors: inner product), best first."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if flt.active:
-            candidates = np.fromiter(
-                (i for i, r in enumerate(self.rows) if r is not None and flt.matches(r)), dtype=np.int64
-            )
+            candidates = self.matching(flt)
             return self._ranked(candidates, self._scores(self.vectors[candidates], q), limit)
         if self.graph is not None and limit <= GRAPH_MAX_LIMIT:
             return self._graph_search(q, limit)
         scores = self._scores(self.vectors, q)
-        if self.dead:
+        if self._live < self._n:
             candidates = np.flatnonzero(self.alive())
             return self._ranked(candidates, scores[candidates], limit)
         return self._ranked(np.arange(len(scores)), scores, limit)
+
+    def _hits(self, positions: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        return [Hit(r, float(s)) for r, s in zip(self.rows_at(positions), scores.tolist(), strict=True)]
 
     def _ranked(self, positions: np.ndarray, scores: np.ndarray, limit: int) -> list[Hit]:
         if len(scores) > limit:
             top = np.argpartition(-scores, limit - 1)[:limit]
             positions, scores = positions[top], scores[top]
         order = np.argsort(-scores, kind="stable")
-        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[order], scores[order], strict=True)]
+        return self._hits(positions[order], scores[order])
 
     def _graph_search(self, q: np.ndarray, limit: int) -> list[Hit]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
-        breadth = GRAPH_EF_SEARCH if self.graph.ntotal < GRAPH_LARGE_ROWS else GRAPH_EF_SEARCH_LARGE
+        breadth = GRAPH_EF_SEARCH if self._n < GRAPH_LARGE_ROWS else GRAPH_EF_SEARCH_LARGE
         params.efSearch = max(breadth, limit)
-        if self.dead:
-            bits = np.packbits(self.alive(), bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(len(self.rows), faiss.swig_ptr(bits))
-        scores, positions = self.graph.search(q[None], limit, params=params)
-        return [Hit(self.rows[p], float(s)) for p, s in zip(positions[0], scores[0], strict=True) if p >= 0]
+        if self._live < self._n:  # dead or staged positions
+            if self._bits is None:
+                self._bits = np.packbits(self.alive(), bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
+        scores, positions = self._index.search(q[None], limit, params=params)
+        found = positions[0] >= 0
+        return self._hits(positions[0][found], scores[0][found])
 
     # -- persistence ------------------------------------------------------------------
 
     def save(self, folder: Path, version: Version) -> None:
         """Write the copy into ``folder`` atomically (a new folder swapped in), stamped with the collection's
-        ``version``. A failed save (a full disk) leaves the copy saved before, whose stamp no longer matches."""
+        ``version``; parts and an index saved before are linked, not written again. A failed save (a full
+        disk) leaves the copy saved before, whose stamp no longer matches."""
+        assert self._committed == self._n, "staged writes are not saved"
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in folder.parent.glob(f".{folder.name}-*"):  # from a save that was killed
             shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
-            with open(tmp / "rows.json", "w", encoding="utf-8") as f:
-                json.dump([None if r is None else astuple(r) for r in self.rows], f, ensure_ascii=False)
-            if self.graph is not None:
-                _faiss().write_index(self.graph, str(tmp / "graph.faiss"))
+            names: list[str] = []
+            for part, name in zip(self._parts, self._part_files, strict=True):
+                if name is not None and (folder / name).is_file():
+                    _link(folder / name, tmp / name)
+                else:
+                    name = f"rows-{uuid.uuid4().hex[:16]}.arrow"
+                    _write_table(part, tmp / name)
+                names.append(name)
+            if self._index_saved and (folder / INDEX_FILE).is_file():
+                _link(folder / INDEX_FILE, tmp / INDEX_FILE)
             else:
-                np.save(tmp / "vectors.npy", self._vectors)
+                _faiss().write_index(self._index, str(tmp / INDEX_FILE))
+            np.save(tmp / ALIVE_FILE, self.alive())
+            if self._changed:
+                changed = rows_table(list(self._changed.values()))
+                changed = changed.add_column(0, POSITION, pa.array(list(self._changed), pa.int64()))
+                _write_table(changed, tmp / CHANGED_FILE)
             stamp = {
                 "format": FORMAT,
                 "generation": version.generation,
                 "mark": version.mark,
                 "rows": len(self),
+                "positions": self._n,
                 "dim": self.dim,
                 "graph": self.graph is not None,
+                "parts": names,
             }
-            (tmp / "stamp.json").write_text(json.dumps(stamp))
+            (tmp / STAMP).write_text(json.dumps(stamp))
             old = folder.with_name(f".{folder.name}-old")
             if folder.exists():
                 os.replace(folder, old)
@@ -252,34 +448,57 @@ class CopyIndex:
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        saved: list[str | None] = list(names)
+        self._part_files = saved
+        self._index_saved = True
 
     @classmethod
     def load(
         cls, folder: Path, version: Version, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
     ) -> tuple[CopyIndex, int] | None:
-        """The copy saved in ``folder`` and its recorded row count, if it was saved at ``version``."""
-        if not (folder / "stamp.json").is_file():
+        """The copy saved in ``folder``, memory-mapped, and its recorded row count, if it was saved at ``version``."""
+        if not (folder / STAMP).is_file():
             return None
         try:
-            stamp = json.loads((folder / "stamp.json").read_text())
+            stamp = json.loads((folder / STAMP).read_text())
             if (stamp.get("format"), Version.of_stamp(stamp), stamp.get("dim")) != (FORMAT, version, dim):
                 return None
-            raw = json.loads((folder / "rows.json").read_text(encoding="utf-8"))
-            rows = [None if r is None else AssetRow(*r) for r in raw]
-            graph = None
-            if (folder / "graph.faiss").exists():
-                graph = _faiss().read_index(str(folder / "graph.faiss"))
-                vectors = np.zeros((0, dim), np.float32)
-                if graph.ntotal != len(rows) or graph.d != dim:
-                    return None
-            else:
-                vectors = np.load(folder / "vectors.npy")
-                if vectors.shape != (len(rows), dim):
-                    return None
-            return cls(rows, vectors, graph, graph_min_rows), int(stamp["rows"])
+            names = [str(name) for name in stamp["parts"]]
+            parts = [_read_table(folder / name) for name in names]
+            faiss = _faiss()
+            index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC)
+            alive = np.load(folder / ALIVE_FILE, allow_pickle=False)
+            changed: dict[int, AssetRow] = {}
+            if (folder / CHANGED_FILE).is_file():
+                table = _read_table(folder / CHANGED_FILE)
+                positions = table.column(POSITION).to_pylist()
+                changed = dict(zip(positions, table_rows(table.drop_columns([POSITION])), strict=True))
+            n = int(index.ntotal)
+            if (
+                sum(p.num_rows for p in parts) != n
+                or index.d != dim
+                or alive.shape != (n,)
+                or alive.dtype != bool
+                or any(not 0 <= p < n for p in changed)
+                or int(np.count_nonzero(alive)) != stamp["rows"]
+            ):
+                return None
+            copy = cls.__new__(cls)
+            copy._setup(parts, list(names), index, alive, changed, graph_min_rows, mapped=folder / INDEX_FILE)
+            return copy, int(stamp["rows"])
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.warning("The saved search copy in %s is unreadable (%s); it will be rebuilt from Milvus.", folder, exc)
             return None
+
+
+def _new_index(dim: int, graph: bool) -> Any:
+    """An empty faiss index of unit vectors by inner product: exact, or an HNSW graph."""
+    faiss = _faiss()
+    if not graph:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, GRAPH_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
+    return index
 
 
 class CopyState(str, Enum):
@@ -313,11 +532,11 @@ def copy_status(store: MilvusStore, count: int) -> CopyStatus:
     if folder is None:
         return CopyStatus(CopyState.NONE)
     try:
-        stamp = json.loads((folder / "stamp.json").read_text())
+        stamp = json.loads((folder / STAMP).read_text())
     except (OSError, ValueError):
         return CopyStatus(CopyState.NOT_SAVED)
     rows, graph = stamp.get("rows"), bool(stamp.get("graph"))
-    if Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
+    if stamp.get("format") != FORMAT or Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
         return CopyStatus(CopyState.STALE, rows, graph)
     return CopyStatus(CopyState.CURRENT, rows, graph)
 
@@ -326,12 +545,12 @@ class SearchCopy:
     """Keeps a ``CopyIndex`` in step with one store (an ``engine.store.WriteObserver``).
 
     The copy is loaded from its saved snapshot or built from Milvus when a search first needs it;
-    writes are collected as they happen and applied at the store's flush, then the copy is saved
-    (Milvus Lite only). Writes that start with no trustworthy copy at hand (a saved one that is stale,
-    a non-empty collection never copied) are not tracked: the next search rebuilds instead.
-    Searches and the update at a flush take turns (the app searches while it indexes). The copy is
-    only as fresh as this process's writes: Milvus Lite's file lock makes this process the only writer;
-    on a server, other writers are not seen (``Library`` keeps no copy there by default).
+    writes are staged into it as they happen and made searchable at the store's flush, then the copy is
+    saved (Milvus Lite only). Writes that start with no trustworthy copy at hand (a saved one that is
+    stale, a non-empty collection never copied) are not tracked: the next search rebuilds instead.
+    Searches and writes take turns (the app searches while it indexes). The copy is only as fresh as
+    this process's writes: Milvus Lite's file lock makes this process the only writer; on a server,
+    other writers are not seen (``Library`` keeps no copy there by default).
     """
 
     def __init__(self, store: MilvusStore, graph_min_rows: int = GRAPH_MIN_ROWS) -> None:
@@ -340,8 +559,6 @@ class SearchCopy:
         self.folder = store.cache_folder()
         self._index: CopyIndex | None = None
         self._tracking = False
-        self._upserts: dict[str, tuple[AssetRow, np.ndarray]] = {}
-        self._deletes: set[str] = set()
         self._lock = threading.RLock()
         store.observer = self
 
@@ -352,6 +569,14 @@ class SearchCopy:
                 self._index = self._load() or self._build()
             return self._index
 
+    def saved(self) -> bool:
+        """Whether the copy is at hand without reading Milvus: in memory, or saved at the collection's
+        present version (then it is mapped now)."""
+        with self._lock:
+            if self._index is None:
+                self._index = self._load()
+            return self._index is not None
+
     def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
         with self._lock:
             return self.index().search(query, limit, flt)
@@ -361,15 +586,15 @@ class SearchCopy:
         with self._lock:
             index = self.index()
             alive = np.flatnonzero(index.alive())
-            rows = [index.rows[p] for p in alive]
-            return [r for r in rows if r is not None], index.vectors[alive]
+            return index.rows_at(alive), index.vectors[alive]
 
     def sample(self, n: int) -> np.ndarray:
         """``n`` live vectors at evenly spaced positions (all when there are fewer), for a score baseline."""
         with self._lock:
             index = self.index()
             alive = np.flatnonzero(index.alive())
-            return index.vectors[alive[sample_positions(len(alive), n)]]
+            picked: np.ndarray = index.vectors[alive[sample_positions(len(alive), n)]]
+            return picked
 
     def _dim(self) -> int:
         meta = self.store.meta()
@@ -378,11 +603,14 @@ class SearchCopy:
     def _load(self) -> CopyIndex | None:
         if self.folder is None:
             return None
-        loaded = CopyIndex.load(self.folder, Version.of_store(self.store), self._dim(), self.graph_min_rows)
+        version = Version.of_store(self.store)
+        loaded = CopyIndex.load(self.folder, version, self._dim(), self.graph_min_rows)
         if loaded is None:
             return None
         index, rows = loaded
-        if rows != len(index) or rows != self.store.count():  # a write by another program, or a bug: rebuild
+        # A library from before write generations is also checked by its row count (a generation is
+        # changed by every AssetLens writer, the write mark by every other one).
+        if rows != len(index) or (not version.generation and rows != self.store.count()):
             return None
         return index
 
@@ -416,27 +644,22 @@ class SearchCopy:
                     empty = np.zeros((0, self._dim()), np.float32)
                     self._index = CopyIndex([], empty, graph_min_rows=self.graph_min_rows)
             self._tracking = self._index is not None
-            self._upserts.clear()
-            self._deletes.clear()
 
     def upserted(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None:
-        if self._tracking:
-            for row, vec in zip(rows, np.asarray(vectors, dtype=np.float32), strict=True):
-                self._upserts[row.id] = (row, vec)
+        with self._lock:
+            if self._tracking and self._index is not None:
+                self._index.stage(rows, vectors)
 
     def deleted(self, ids: Sequence[str]) -> None:
-        if self._tracking:
-            for row_id in ids:
-                self._upserts.pop(row_id, None)
-                self._deletes.add(row_id)
+        with self._lock:
+            if self._tracking and self._index is not None:
+                self._index.delete(ids)
 
     def flushed(self) -> None:
         with self._lock:
             if not self._tracking or self._index is None:
                 self._index = None
                 return
-            self._index.apply(self._upserts, self._deletes)
-            self._upserts.clear()
-            self._deletes.clear()
+            self._index.commit()
             self._tracking = False
             self._save(self._index)

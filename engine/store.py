@@ -449,10 +449,8 @@ class MilvusStore:
     def meta(self) -> CollectionMeta | None:
         """The collection's recorded model and index, or None when it does not exist."""
         if self._meta is None and self.exists():
-            described = self._client.describe_collection(self.collection)
-            names = {f["name"] for f in described.get("fields", [])}
+            names, props = self._described()
             self._fields = tuple(f for f in ROW_FIELDS if f in names)
-            props = described.get("properties", {})
             raw = props.get(META_PROPERTY)
             if raw is None:
                 raise StoreError(
@@ -493,8 +491,17 @@ class MilvusStore:
         ("" for a collection never written since AssetLens began keeping one)."""
         if not self.exists():
             return ""
-        props = self._client.describe_collection(self.collection).get("properties", {})
-        return str(props.get(GENERATION_PROPERTY, ""))
+        return str(self._described()[1].get(GENERATION_PROPERTY, ""))
+
+    def _described(self) -> tuple[list[str], dict[str, Any]]:
+        """The collection's field names and properties: on Milvus Lite from its files (``litefiles.described``),
+        which spares a search from its first ``describe_collection``, which loads the whole collection."""
+        if self._lite_path is not None:
+            found = litefiles.described(Path(self._lite_path), self.collection)
+            if found is not None:
+                return found
+        described = self._client.describe_collection(self.collection)
+        return [f["name"] for f in described.get("fields", [])], described.get("properties", {})
 
     def cache_folder(self) -> Path | None:
         """Where copies derived from this collection are saved: inside the Milvus Lite folder; none on a server."""
@@ -503,7 +510,10 @@ class MilvusStore:
     def write_mark(self) -> str:
         """A mark every write to the collection changes, by this process or any other (Milvus Lite: its write
         sequence, ``engine.litefiles.write_mark``); "" on a server, which exposes none."""
-        return litefiles.write_mark(Path(self._lite_path), self.collection) if self._lite_path is not None else ""
+        if self._lite_path is None:
+            return ""
+        self._reading()  # what a search from the saved copy reads of the library
+        return litefiles.write_mark(Path(self._lite_path), self.collection)
 
     def _before_write(self) -> None:
         if self.dirty:

@@ -4,15 +4,26 @@ saved beside a Milvus Lite library and never trusted when stale."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DIM, make_rows, rows_and_vectors, write_as_another_program
+from helpers import DIM, make_rows, rows_and_vectors, run_main, write_as_another_program
+from pymilvus import MilvusClient
 
-from assetlens.engine.library import Library
+from assetlens.engine.library import SAVED_COPY, Library
 from assetlens.engine.search import Filter
-from assetlens.engine.search_copy import CopyIndex, CopyState, CopyStatus, SearchCopy, copy_status
+from assetlens.engine.search_copy import (
+    CopyIndex,
+    CopyState,
+    CopyStatus,
+    SearchCopy,
+    Version,
+    copy_status,
+    rows_table,
+)
 from assetlens.engine.store import AssetRow, MilvusStore
 
 pytestmark = [pytest.mark.store]
@@ -30,9 +41,9 @@ def rows_for(vectors: np.ndarray) -> list[AssetRow]:
 
 
 def exact_ids(index: CopyIndex, q: np.ndarray, k: int) -> list[str]:
-    alive = [(i, r) for i, r in enumerate(index.rows) if r is not None]
-    scores = index.vectors[[i for i, _ in alive]] @ q
-    return [alive[j][1].id for j in np.argsort(-scores, kind="stable")[:k]]
+    rows = index.live_rows()
+    scores = index.vectors[np.flatnonzero(index.alive())] @ q
+    return [rows[j].id for j in np.argsort(-scores, kind="stable")[:k]]
 
 
 def lite(tmp_path: Path) -> MilvusStore:
@@ -79,10 +90,12 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
         store.flush()
         index = copy.index()
         rebuilt = CopyIndex(*store.rows_and_vectors())
-        assert sorted((r.id, r.mtime) for r in index.rows if r) == sorted((r.id, r.mtime) for r in rebuilt.rows if r)
+        assert sorted((r.id, r.mtime) for r in index.live_rows()) == sorted(
+            (r.id, r.mtime) for r in rebuilt.live_rows()
+        )
         assert len(index) == 199 and rows[7].id not in index.position
         np.testing.assert_array_equal(index.vectors[index.position[rows[3].id]], changed[0])
-        assert index.rows[index.position[rows[5].id]].mtime == 99.0  # type: ignore[union-attr]
+        assert index.rows_at([index.position[rows[5].id]])[0].mtime == 99.0
         for q in clustered(10, DIM, seed=4):
             assert [h.row.id for h in index.search(q, 10)] == [h.row.id for h in rebuilt.search(q, 10)]
 
@@ -117,7 +130,7 @@ def test_dead_positions_are_compacted(tmp_path: Path) -> None:
     rows = rows_for(vecs)
     index = CopyIndex(rows, vecs)
     index.apply({}, {r.id for r in rows[:30]})
-    assert index.dead == 0 and len(index.rows) == 70, "30% dead is over the limit: compacted"
+    assert index.dead == 0 and len(index.alive()) == 70, "30% dead is over the limit: compacted"
     assert index.search(vecs[50], 3)[0].row == rows[50]
 
 
@@ -172,7 +185,23 @@ def test_saved_copy_is_reused_by_the_next_process_and_stale_copies_are_not(
         assert len(SearchCopy(store).index()) == 60 and len(calls) == 3, "the rebuilt copy was saved"
 
 
-def test_damaged_copy_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: truncate(next(folder.glob("rows-*.arrow"))),
+        lambda folder: truncate(folder / "vectors.faiss"),
+        lambda folder: (folder / "alive.npy").unlink(),
+        lambda folder: (folder / "alive.npy").write_bytes(b"\x93NUMPY"),
+    ],
+    ids=["rows", "index", "alive-missing", "alive-truncated"],
+)
+def test_damaged_copy_is_rebuilt_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Callable[[Path], None]
+) -> None:
     vecs = clustered(30, DIM)
     rows = rows_for(vecs)
     with lite(tmp_path) as store:
@@ -181,7 +210,7 @@ def test_damaged_copy_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.L
         store.flush()
         folder = store.cache_folder()
     assert folder is not None
-    (folder / "rows.json").write_text("[[1, 2")
+    damage(folder)
     with MilvusStore(str(tmp_path / "lib.db")) as store:
         index = SearchCopy(store).index()
         assert len(index) == 30 and index.search(vecs[9], 1)[0].row == rows[9]
@@ -248,3 +277,138 @@ def test_stats_tell_whether_the_saved_copy_is_current(tmp_path: Path) -> None:
         index = SearchCopy(store, graph_min_rows=25).index()
         assert index.graph is not None
         assert copy_status(store, store.count()) == CopyStatus(CopyState.CURRENT, 30, graph=True)
+
+
+@pytest.mark.parametrize("graph_min_rows", [10_000, 500], ids=["exact", "graph"])
+def test_a_saved_copy_reopens_mapped_with_the_same_rows_and_hits(tmp_path: Path, graph_min_rows: int) -> None:
+    vecs = clustered(1200, DIM)
+    rows = rows_for(vecs)
+    index = CopyIndex(rows, vecs, graph_min_rows=graph_min_rows)
+    touched = dataclasses.replace(rows[3], mtime=7.0, tags=("red",))
+    index.apply({touched.id: (touched, vecs[3])}, {rows[4].id})  # a row changed in place, a dead position
+    version = Version("generation", "seq 1")
+    index.save(tmp_path / "copy", version)
+    assert CopyIndex.load(tmp_path / "copy", Version("generation", "seq 2"), DIM, graph_min_rows) is None
+    loaded = CopyIndex.load(tmp_path / "copy", version, DIM, graph_min_rows)
+    assert loaded is not None
+    mapped, count = loaded
+    assert count == len(mapped) == 1199 and (mapped.graph is not None) == (graph_min_rows == 500)
+    assert mapped.live_rows() == index.live_rows() == [*rows[:3], touched, *rows[5:]]
+    for q in clustered(20, DIM, seed=5):
+        for flt in (Filter(), Filter("/lib/sub3/"), Filter(tags=frozenset({"red"}))):
+            ours = [(h.row, h.score) for h in mapped.search(q, 10, flt)]
+            assert ours == [(h.row, h.score) for h in index.search(q, 10, flt)]
+    assert [h.row for h in mapped.search(vecs[3], 5, Filter(tags=frozenset({"red"})))] == [touched]
+    # the mapped index is read into memory before it grows (faiss cannot grow a mapped one)
+    new = dataclasses.replace(rows[4], id="new", path="/lib/new.png")
+    mapped.apply({new.id: (new, vecs[4])}, set())
+    assert mapped.search(vecs[4], 1)[0].row == new and len(mapped) == 1200
+
+
+def test_writes_join_the_graph_as_they_come_and_are_searched_from_the_flush(tmp_path: Path) -> None:
+    vecs = clustered(1500, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        copy = SearchCopy(store, graph_min_rows=1000)
+        for lo in range(0, 1500, 100):
+            store.upsert(rows[lo : lo + 100], vecs[lo : lo + 100], new=True)
+        index = copy.index()
+        assert index.graph is not None and index.graph.ntotal == 1500, "the graph grew with the writes"
+        assert len(index) == 0 and index.search(vecs[7], 5) == [], "nothing is searched before the flush"
+        store.upsert([rows[7]], clustered(1, DIM, seed=3))  # written twice before the flush: the last write counts
+        store.flush()
+        assert len(index) == 1500 and index.search(vecs[1200], 1)[0].row == rows[1200]
+        assert rows[7] not in [h.row for h in index.search(vecs[7], 3) if h.score > 0.999]
+
+
+def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
+    vecs = clustered(300, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        SearchCopy(store)
+        store.upsert(rows[:200], vecs[:200], new=True)
+        store.flush()
+        folder = store.cache_folder()
+        assert folder is not None
+
+        def files() -> dict[str, int]:
+            return {p.name: p.stat().st_ino for p in folder.iterdir()}
+
+        first = files()
+        store.upsert(rows[200:220], vecs[200:220], new=True)
+        store.flush()
+        second = files()
+        old_parts = {k: v for k, v in first.items() if k.startswith("rows-")}
+        assert old_parts.items() <= second.items(), "the rows saved before are linked, not written again"
+        assert len([k for k in second if k.startswith("rows-")]) == len(old_parts) + 1
+        store.delete([rows[0].id])
+        store.flush()
+        assert files()["vectors.faiss"] == second["vectors.faiss"], "a deletion leaves the vectors as saved"
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        index = SearchCopy(store).index()
+        assert len(index) == 219 and rows[0] not in index.live_rows()
+
+
+def test_the_vectorised_filter_keeps_what_matches_keeps() -> None:
+    rng = np.random.default_rng(7)
+    rows = [
+        dataclasses.replace(
+            row,
+            width=int(rng.integers(1, 5)),
+            height=int(rng.integers(1, 5)),
+            mtime=float(rng.integers(0, 10)),
+            tags=tuple(rng.choice(["red", "mug", "blue", "ünï"], size=int(rng.integers(0, 3)), replace=False)),
+        )
+        for row in make_rows(400, "/lib/fö_ld%er", groups=5, suffix=".JPG")
+    ]
+    rows[5:9] = [dataclasses.replace(r, filename=r.filename[:-4] + ".png", file_type="") for r in rows[5:9]]
+    table = rows_table(rows[:150]).combine_chunks()
+    table = table.__class__.from_batches([*table.to_batches(), *rows_table(rows[150:]).to_batches()])
+    filters = [
+        Filter(),
+        Filter("/lib/fö_ld%er/sub2/"),
+        Filter(None, "img_1"),
+        Filter(orientation="landscape"),
+        Filter(orientation="portrait", min_width=2),
+        Filter(orientation="square", min_height=3),
+        Filter(file_types=frozenset({"png"})),
+        Filter(file_types=frozenset({"jpeg", "png"}), since=3.0, before=7.0),
+        Filter(tags=frozenset({"red"})),
+        Filter(tags=frozenset({"red", "mug"}), folder_prefix="/lib/fö_ld%er/sub1/"),
+        Filter(tags=frozenset({"ünï"})),
+    ]
+    for flt in filters:
+        expected = [flt.matches(r) for r in rows]
+        assert flt.mask(table).tolist() == expected, flt
+    assert 0 < sum(Filter(tags=frozenset({"red"})).mask(table)) < len(rows)
+
+
+def test_a_one_shot_search_answers_from_a_current_copy_without_opening_the_collection(
+    catalogue_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "lib.db"
+    with Library(db, model="demo", device="cpu") as lib:
+        lib.index(catalogue_dir)
+    with Library(db, device="cpu", search_copy=False) as milvus:
+        expected = [(r.path, round(r.score, 4)) for r in milvus.search("a red mug", k=5)]
+        assert milvus.searched_by == "Milvus"
+
+    def milvus_asked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Milvus was asked")
+
+    with monkeypatch.context() as patched:
+        # Milvus Lite opens (loads) a collection on its first describe, count or search
+        for name in ("describe_collection", "get_collection_stats", "search", "query", "get", "load_collection"):
+            patched.setattr(MilvusClient, name, milvus_asked)
+        with Library(db, device="cpu", search_copy=SAVED_COPY) as lib:
+            assert [(r.path, round(r.score, 4)) for r in lib.search("a red mug", k=5)] == expected
+            assert lib.searched_by == "search copy"
+        code, out, err = run_main(capsys, "search", "a red mug", "--db", str(db), "--json", "-k", "5")
+        assert code == 0, err
+        assert [r["path"] for r in json.loads(out)] == [path for path, _ in expected]
+    vecs = clustered(2, 64, seed=2)
+    write_as_another_program(db, make_rows(2, "/elsewhere"), vecs)
+    with Library(db, device="cpu", search_copy=SAVED_COPY) as lib:
+        assert len(lib.search("a red mug", k=100)) == 62
+        assert lib.searched_by == "Milvus", "a stale copy is not rebuilt for one query"
+        assert lib.stats().search_copy.state is CopyState.STALE
