@@ -596,8 +596,14 @@ class MilvusStore:
         dropped by the next upgrade); one killed during the swap is completed by ``_finish_upgrade``.
         """
         new, old = upgrade_names(self.collection)
-        log.info("Upgrading collection %s in %s to store file types and tags.", self.collection, self.uri)
         rows, vectors = self.rows_and_vectors()
+        log.warning(
+            "Collection %s in %s was made by an older AssetLens: copying its %d rows into today's layout, "
+            "which stores file types and tags (once; about a minute per 100,000 rows on Milvus Lite).",
+            self.collection,
+            self.uri,
+            len(rows),
+        )
         with self._writing():
             if self._client.has_collection(new):
                 self._client.drop_collection(new)
