@@ -98,3 +98,21 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         monkeypatch.delenv(name, raising=False)
     yield monkeypatch
     st.cache_resource.clear()  # closes the app's library (on_release)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised CLIP small enough to export in seconds, saved like a Hub checkpoint."""
+    pytest.importorskip("transformers")
+    from tiny_models import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised SiglipModel with a SigLIP 2 style processor and a Gemma-style Unigram tokenizer."""
+    pytest.importorskip("transformers")
+    from tiny_models import build_tiny_siglip
+
+    return build_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))

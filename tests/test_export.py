@@ -24,7 +24,6 @@ from assetlens.engine.errors import ExportError  # noqa: E402
 from assetlens.engine.manifest import VERSION, ModelManifest  # noqa: E402
 from assetlens.engine.models import load_facts  # noqa: E402
 from assetlens.export import onnx_export  # noqa: E402
-from assetlens.export.clip_tokenizer import write_clip_tokenizer  # noqa: E402
 from assetlens.export.onnx_export import export_model, quantize_export  # noqa: E402
 from assetlens.export.quantize import INT16_MAX, int16_pair_sum, integer_matmul_weights  # noqa: E402
 
@@ -33,42 +32,6 @@ pytestmark = [pytest.mark.parity, pytest.mark.slow]
 GOLDEN = "a golden watch on a red table"
 GOLDEN_IDS = [49406, 320, 3878, 1239, 525, 320, 736, 2175, 49407]
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised CLIP small enough to export in seconds, saved like a hub checkpoint."""
-    out = tmp_path_factory.mktemp("tiny-clip")
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(
-        text_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "vocab_size": 49408,
-            "max_position_embeddings": 77,
-            "bos_token_id": 49406,
-            "eos_token_id": 49407,
-            "pad_token_id": 49407,
-        },
-        # projection_dim is only set at the top level, as in some hub configs.
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 8,
-        },
-        projection_dim=16,
-    )
-    transformers.CLIPModel(config).eval().save_pretrained(out)
-    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        out
-    )
-    write_clip_tokenizer(out)
-    return out
 
 
 @pytest.fixture(scope="module")

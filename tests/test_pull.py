@@ -23,8 +23,6 @@ pytest.importorskip("torch")
 from helpers import run_main  # noqa: E402
 from hub_stub import TOKEN, HubStub  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
-from test_export import tiny_clip  # noqa: E402, F401  (the fixture)
-from test_siglip import tiny_siglip  # noqa: E402, F401  (the fixture)
 
 from assetlens.engine import registry  # noqa: E402
 from assetlens.engine.errors import ModelVerificationError  # noqa: E402

@@ -27,7 +27,7 @@ transformers = pytest.importorskip("transformers")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("optimum.exporters.onnx")
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from tiny_models import CONTEXT, DIM, IMAGE  # noqa: E402
 
 from assetlens.engine import tokens  # noqa: E402
 from assetlens.engine.errors import ExportError  # noqa: E402
@@ -42,22 +42,6 @@ from assetlens.export.onnx_export import (  # noqa: E402
 )
 from assetlens.export.quantize import INT16_MAX, int16_pair_sum  # noqa: E402
 
-CONTEXT, DIM, IMAGE = 64, 32, 32
-SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0-3, as in Gemma's vocabulary order for pad/eos/bos
-CORPUS = [
-    "a red chair in a bright room",
-    "a golden watch on a wooden table",
-    "two people hiking up a snowy mountain at sunrise",
-    "a bowl of ramen with chopsticks",
-    "kursi merah di ruangan yang terang, sangat nyaman",
-    "jam tangan emas di atas meja kayu",
-    "café crème brûlée à côté de la fenêtre",
-    "一只黑猫坐在木桌上",
-    "红色的椅子",
-    "قطة سوداء على طاولة خشبية",
-    "كرسي أحمر في غرفة مشرقة",
-    "🌅 sunset over the ocean 🐈",
-]
 QUERIES = [
     "A Red Chair",
     "Kursi merah di ruangan — sangat nyaman, bukan?",
@@ -67,48 +51,6 @@ QUERIES = [
     "🌅🐈 SUNSET 🐈‍⬛",
     " ".join(["a very long description of a golden watch on a wooden table"] * 20),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised SiglipModel, a SigLIP 2 style image processor (squash, bilinear) and a Gemma-style
-    fast tokenizer (Unigram, no bos, eos appended, <pad> = 0) trained on ``CORPUS``, saved like a hub checkpoint."""
-    out = tmp_path_factory.mktemp("tiny-siglip")
-    backend = Tokenizer(models.Unigram())
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    backend.train_from_iterator(
-        CORPUS * 4, trainers.UnigramTrainer(vocab_size=300, special_tokens=SPECIALS, unk_token="<unk>")
-    )
-    tokenizer = transformers.GemmaTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        unk_token="<unk>",
-        add_bos_token=False,
-        add_eos_token=True,
-        model_max_length=CONTEXT,
-    )
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(0)
-    layers = {"intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
-    config = transformers.SiglipConfig(
-        text_config={
-            "hidden_size": DIM,
-            "projection_size": DIM,
-            "vocab_size": backend.get_vocab_size(),
-            "max_position_embeddings": CONTEXT,
-            "pad_token_id": 0,
-            "eos_token_id": 1,
-            "bos_token_id": 2,
-            **layers,
-        },
-        vision_config={"hidden_size": DIM, "image_size": IMAGE, "patch_size": 8, **layers},
-    )
-    transformers.SiglipModel(config).eval().save_pretrained(out)
-    transformers.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE}, resample=2).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
