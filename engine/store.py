@@ -54,6 +54,10 @@ DEFAULT_DB = "assetlens.db"
 MAX_TAGS = 64  # per row
 MAX_TAG_BYTES = 256  # per tag, in UTF-8
 UPGRADE_BATCH = 2000
+# pymilvus has gRPC ping every 10 s, between calls too; a server that allows pings less often closes the
+# connection with GOAWAY too_many_pings, which gRPC prints raw on stderr. Once a minute still notices a dead
+# connection within the minute.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000}
 
 #: The file type of each extension AssetLens indexes (``scan.IMAGE_EXTENSIONS``), as ``--type`` names it.
 FILE_TYPES: dict[str, str] = {
@@ -383,7 +387,7 @@ class MilvusStore:
                 self._drop_broken_indexes(Path(where))
         try:
             with _quiet("milvus_lite", "pymilvus"):
-                return MilvusClient(uri=where, token=token or "", timeout=10)
+                return MilvusClient(uri=where, token=token or "", timeout=10, grpc_options=GRPC_OPTIONS)
         except MilvusException as exc:
             self._drop_snapshot()
             if self.local:
