@@ -47,8 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("encoders", "indexing", "search", "quality"),
-        help="run only this section (repeatable)",
+        choices=("encoders", "families", "indexing", "search", "duplicates", "quality"),
+        help="run only this section (repeatable; in the order given)",
+    )
+    parser.add_argument(  # a smoke run of a big profile's code at small sizes
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -57,7 +62,9 @@ def main(args: argparse.Namespace) -> int:
     """Run the suite for parsed ``args`` and print where the results went."""
     from assetlens.benchmarks.suite import run
 
-    path = run(args.profile, args.out, args.device, args.threads, args.only, progress=not args.no_progress)
+    path = run(
+        args.profile, args.out, args.device, args.threads, args.only, progress=not args.no_progress, sizes=args.sizes
+    )
     print(f"results: {path}")
     print(f"report:  {path.with_suffix('.md')}")
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from assetlens.benchmarks.images import make_folders
-from assetlens.benchmarks.models import BenchModel, build_checkpoint, export
+from assetlens.benchmarks.models import BenchModel, export
 from assetlens.benchmarks.profiles import Profile
 from assetlens.benchmarks.timing import Clock
 from assetlens.engine.encoders import Encoder
@@ -111,8 +111,4 @@ class Context:
     @cached_property
     def torch_model(self) -> Any:
         """The same weights in PyTorch eager (transformers ``CLIPModel``), on the ONNX runs' thread count."""
-        import torch
-        from transformers import CLIPModel
-
-        torch.set_num_threads(self.threads)
-        return CLIPModel.from_pretrained(build_checkpoint(self.model)).eval()
+        return self.model.torch_model(self.threads)

@@ -27,6 +27,8 @@ from pathlib import Path
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from assetlens.engine.store import GRPC_OPTIONS
+
 START_TIMEOUT_S = 240.0
 ROOT_TOKEN = "root:Milvus"  # the default superuser of a server with authorization enabled
 STOP_TIMEOUT_S = 30.0
@@ -155,7 +157,7 @@ class MilvusServer:
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                         pass
-                    client = MilvusClient(uri=self.uri, token=self.token, timeout=5)
+                    client = MilvusClient(uri=self.uri, token=self.token, timeout=5, grpc_options=GRPC_OPTIONS)
                     try:
                         client.list_collections()
                         return
@@ -188,7 +190,7 @@ class MilvusServer:
 
 def drop_all_collections(uri: str) -> None:
     """Give a test a server with no collections (the session's server is shared)."""
-    client = MilvusClient(uri=uri, timeout=30)
+    client = MilvusClient(uri=uri, timeout=30, grpc_options=GRPC_OPTIONS)
     try:
         for name in client.list_collections():
             client.drop_collection(name)
@@ -200,7 +202,7 @@ def infix_like(uri: str) -> bool:
     """Whether the backend matches ``like "%text%"``: Milvus Lite does; servers do from 2.4 on."""
     if "://" not in uri:
         return True
-    client = MilvusClient(uri=uri)
+    client = MilvusClient(uri=uri, grpc_options=GRPC_OPTIONS)
     try:
         major, minor = (int(part) for part in client.get_server_version().lstrip("v").split(".")[:2])
     finally:

@@ -81,7 +81,51 @@ TOY: dict[str, Any] = {
     "logit_scale_init_value": 2.6592,
 }
 
-CONFIGS = {"vit-b-32": VIT_B_32, "toy": TOY}
+
+def _siglip(vocab_size: int, image_size: int, patch_size: int, width: int = 768, layers: int = 12) -> dict[str, Any]:
+    """A SigLIP configuration: text padded to 64 tokens, ``gelu_pytorch_tanh``, attention-pooled image tower."""
+    tower = {
+        "hidden_size": width,
+        "intermediate_size": 4 * width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": max(1, width // 64),
+        "hidden_act": "gelu_pytorch_tanh",
+        "layer_norm_eps": 1e-6,
+    }
+    text = {**tower, "vocab_size": vocab_size, "max_position_embeddings": 64, "projection_size": width}
+    text.update(pad_token_id=0, eos_token_id=1, bos_token_id=1)  # the Unigram tokenizer's ids (UNIGRAM_SPECIALS)
+    return {
+        "text_config": text,
+        "vision_config": {**tower, "num_channels": 3, "image_size": image_size, "patch_size": patch_size},
+    }
+
+
+#: google/siglip-base-patch16-224 and google/siglip2-base-patch32-256 (a fixed-resolution SigLIP 2, which loads as
+#: a SigLIP model), written out by hand; the vocabularies are theirs (SigLIP's 32k SentencePiece, SigLIP 2's
+#: 256k Gemma tokenizer), so the token tables weigh what theirs do.
+SIGLIP_B16_224 = _siglip(32_000, 224, 16)
+SIGLIP2_B32_256 = _siglip(256_000, 256, 32)
+TOY_SIGLIP = _siglip(4096, 64, 16, width=32, layers=2)
+
+CONFIGS = {
+    "vit-b-32": VIT_B_32,
+    "toy": TOY,
+    "siglip-b16-224": SIGLIP_B16_224,
+    "siglip2-b32-256": SIGLIP2_B32_256,
+    "toy-siglip": TOY_SIGLIP,
+}
+#: The model families whose shapes the ``families`` section measures: name -> key of ``CONFIGS``.
+FAMILIES = {
+    "clip-b32-224": "vit-b-32",
+    "siglip-b16-224": "siglip-b16-224",
+    "siglip2-b32-256": "siglip2-b32-256",
+    "toy-siglip": "toy-siglip",
+}
+
+
+def family_of(config: dict[str, Any]) -> str:
+    """``clip`` or ``siglip``: SigLIP configurations have no projection (both towers embed at their width)."""
+    return "clip" if "projection_dim" in config else "siglip"
 
 
 def image_gflops(config: dict[str, Any]) -> float:
@@ -92,7 +136,7 @@ def image_gflops(config: dict[str, Any]) -> float:
     tokens = patches + 1
     layer = tokens * (4 * d * d + 2 * d * inner) + 2 * tokens * tokens * d
     macs = v["num_hidden_layers"] * layer + patches * v["num_channels"] * v["patch_size"] ** 2 * d
-    return 2 * (macs + d * config["projection_dim"]) / 1e9
+    return 2 * (macs + d * config.get("projection_dim", d)) / 1e9
 
 
 def text_gflops(config: dict[str, Any], tokens: int) -> float:
@@ -100,7 +144,7 @@ def text_gflops(config: dict[str, Any], tokens: int) -> float:
     t = config["text_config"]
     d, inner = t["hidden_size"], t["intermediate_size"]
     layer = tokens * (4 * d * d + 2 * d * inner) + 2 * tokens * tokens * d
-    return 2 * (t["num_hidden_layers"] * layer + d * config["projection_dim"]) / 1e9
+    return 2 * (t["num_hidden_layers"] * layer + d * config.get("projection_dim", d)) / 1e9
 
 
 @dataclass(frozen=True)
@@ -126,6 +170,19 @@ class BenchModel:
     def image_gflops(self) -> float:
         return image_gflops(self.config)
 
+    @property
+    def family(self) -> str:
+        return family_of(self.config)
+
+    def torch_model(self, threads: int) -> Any:
+        """The checkpoint in PyTorch eager (transformers ``CLIPModel`` or ``SiglipModel``) on ``threads`` threads."""
+        import torch
+        from transformers import CLIPModel, SiglipModel
+
+        torch.set_num_threads(threads)
+        cls = CLIPModel if self.family == "clip" else SiglipModel
+        return cls.from_pretrained(build_checkpoint(self)).eval()
+
 
 def bench_model(name: str, cache: Path | None = None) -> BenchModel:
     """Where model ``name`` (a key of ``CONFIGS``) lives in the cache; nothing is built yet."""
@@ -135,23 +192,33 @@ def bench_model(name: str, cache: Path | None = None) -> BenchModel:
 
 
 def build_checkpoint(model: BenchModel) -> Path:
-    """Save the seeded random CLIP with its image processor and tokenizer (once)."""
+    """Save the seeded random CLIP or SigLIP with its image processor and tokenizer (once). SigLIP gets the
+    SigLIP demo's Unigram tokenizer: a query's token count, not the vocabulary, sets the text tower's cost."""
     done = model.checkpoint / "config.json"
     if done.is_file() and (model.checkpoint / "tokenizer.json").is_file():
         return model.checkpoint
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig, SiglipImageProcessor, SiglipModel
 
     from assetlens.export.clip_tokenizer import write_clip_tokenizer
+    from assetlens.export.train_demo import write_unigram_tokenizer
 
     tmp = model.checkpoint.with_name("hf.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     torch.manual_seed(SEED)
-    clip = CLIPModel(CLIPConfig(**model.config)).eval()
-    clip.save_pretrained(tmp)
     side = model.config["vision_config"]["image_size"]
-    CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side}).save_pretrained(tmp)
-    write_clip_tokenizer(tmp)
+    if model.family == "clip":
+        CLIPModel(CLIPConfig(**model.config)).eval().save_pretrained(tmp)
+        processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+        processor.save_pretrained(tmp)
+        write_clip_tokenizer(tmp)
+    else:
+        SiglipModel(SiglipConfig(**model.config)).eval().save_pretrained(tmp)
+        SiglipImageProcessor(size={"height": side, "width": side}).save_pretrained(tmp)
+        tokenizer = write_unigram_tokenizer(tmp / "tokenizer", SEED)
+        for file in tokenizer.iterdir():
+            file.rename(tmp / file.name)
+        tokenizer.rmdir()
     shutil.rmtree(model.checkpoint, ignore_errors=True)
     tmp.rename(model.checkpoint)
     return model.checkpoint

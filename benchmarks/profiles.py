@@ -26,6 +26,11 @@ class Profile:
     query_batch: int  # queries per call for the batch QPS figure
     int8_static: bool  # also measure a static QDQ int8 image tower beside the exported (dynamic) int8
     server: bool
+    raw_store_max: int  # Milvus Lite's and the server's own collections are measured up to this many vectors
+    int8_library_max: int  # Library.search with the int8 text tower (an int8 collection) up to this many
+    duplicate_sizes: tuple[int, ...]  # synthetic libraries grouped into near-duplicates
+    duplicate_exact_max: int  # ... and compared with the exact all-pairs search up to this size
+    families: tuple[str, ...] = ()  # keys of benchmarks.models.FAMILIES whose encoder costs are measured
 
 
 QUICK = Profile(
@@ -48,6 +53,10 @@ QUICK = Profile(
     query_batch=32,
     int8_static=True,
     server=True,
+    raw_store_max=100_000,
+    int8_library_max=100_000,
+    duplicate_sizes=(100_000,),
+    duplicate_exact_max=100_000,
 )
 
 FULL = Profile(
@@ -70,6 +79,13 @@ FULL = Profile(
     query_batch=64,
     int8_static=True,
     server=True,
+    # Milvus Lite takes minutes per index at 1M (HNSW: far longer on 2 cores); the engine's own path is what
+    # the 1M figures are for.
+    raw_store_max=100_000,
+    int8_library_max=100_000,
+    duplicate_sizes=(100_000, 1_000_000),
+    duplicate_exact_max=100_000,
+    families=("clip-b32-224", "siglip-b16-224", "siglip2-b32-256"),
 )
 
 TOY = Profile(
@@ -92,6 +108,11 @@ TOY = Profile(
     query_batch=4,
     int8_static=False,
     server=False,
+    raw_store_max=300,
+    int8_library_max=300,
+    duplicate_sizes=(12_000,),  # above CELLS_MIN_ROWS: the cell search runs
+    duplicate_exact_max=12_000,
+    families=("toy-siglip",),
 )
 
 PROFILES = {p.name: p for p in (QUICK, FULL, TOY)}

@@ -110,6 +110,102 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             out.append(
                 Goal(f"{store}{engine} recall@10 vs exact at {n:,}", rows[str(n)]["recall_at_10"], 0.99, True, "")
             )
+    return out + scale_goals(results) + duplicate_goals(results)
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+def scale_sizes(results: dict[str, Any]) -> tuple[int, int] | None:
+    """(base, big): the largest library measured and the one it is compared with (100k when measured below it,
+    else the next smaller one); None with fewer than two sizes."""
+    sizes = sorted(int(n) for n in _get(results, "search", "library") or {})
+    if len(sizes) < 2:
+        return None
+    big = sizes[-1]
+    return (GOAL_SIZE if GOAL_SIZE in sizes[:-1] else sizes[-2]), big
+
+
+def scale_goals(results: dict[str, Any]) -> list[Goal]:
+    """Issue 14's goals: memory, cold start, write time, recall and latency at the largest library against a
+    smaller one, all measured in the same run; query overhead over the text encoder at every size."""
+    lib = _get(results, "search", "library") or {}
+    out = []
+    scale = scale_sizes(results)
+    if scale:
+        base, big = scale
+        b, g = lib[str(base)], lib[str(big)]
+        raw = g.get("raw_vector_mib")
+        out += [
+            Goal(
+                f"Peak RSS writing {big:,} rows vs the raw vector bytes",
+                _ratio(_get(g, "write_rss", "rss_peak_mib"), raw),
+                3.0,
+                False,
+            ),
+            Goal(
+                f"Peak RSS of a process that only searches {big:,} rows vs the raw vector bytes",
+                _ratio(_get(g, "fresh_process", "rss_peak_mib"), raw),
+                1.5,
+                False,
+            ),
+            Goal(
+                f"Cold start (first answer in a fresh process) at {big:,} vs {base:,}",
+                _ratio(_get(g, "fresh_process", "cold_first_query_s"), _get(b, "fresh_process", "cold_first_query_s")),
+                2.0,
+                False,
+            ),
+            Goal(
+                f"Write time of {big:,} rows vs {big // base} x {base:,}",
+                _ratio(g.get("upsert_s"), (big / base) * b["upsert_s"] if b.get("upsert_s") else None),
+                2.0,
+                False,
+            ),
+            Goal(f"Library.search recall@10 vs exact at {big:,}", g.get("recall_at_10"), 0.99, True, ""),
+            Goal(
+                f"Query latency (end to end p50, fresh process) at {big:,} vs {base:,}",
+                _ratio(
+                    _get(g, "fresh_process", "end_to_end", "p50_ms"), _get(b, "fresh_process", "end_to_end", "p50_ms")
+                ),
+                1.5,
+                False,
+            ),
+        ]
+    for n, row in sorted(lib.items(), key=lambda kv: int(kv[0])):
+        for state, tower in (("fresh_process", "fp32"), ("fresh_process_int8", "int8")):
+            r = row.get(state)
+            if r:
+                out.append(
+                    Goal(
+                        f"Text query end to end vs the {tower} text encoder alone at {int(n):,} (p50, fresh process)",
+                        _ratio(r["end_to_end"]["p50_ms"], r["encode_text"]["p50_ms"]),
+                        1.3,
+                        False,
+                    )
+                )
+    return out
+
+
+DUPLICATES_GOAL_S = 30.0  # "100,000 images grouped in seconds, not minutes"
+
+
+def duplicate_goals(results: dict[str, Any]) -> list[Goal]:
+    out = []
+    for n, row in (_get(results, "duplicates", "sizes") or {}).items():
+        if int(n) == GOAL_SIZE:
+            name = f"Near-duplicate groups of {int(n):,} images"
+            out.append(Goal(name, row["seconds"], DUPLICATES_GOAL_S, False, "s"))
+        if "pair_recall_vs_exact" in row:
+            out.append(
+                Goal(
+                    f"Near-duplicate pairs found vs the exact all-pairs search at {int(n):,}",
+                    row["pair_recall_vs_exact"],
+                    0.99,
+                    True,
+                    "",
+                )
+            )
     return out
 
 
@@ -494,6 +590,164 @@ def _search(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _scale(results: dict[str, Any]) -> list[str]:
+    lib = _get(results, "search", "library") or {}
+    if not lib:
+        return []
+    rows = []
+    for n, r in sorted(lib.items(), key=lambda kv: int(kv[0])):
+        raw = r.get("raw_vector_mib")
+        fresh, int8 = r.get("fresh_process") or {}, r.get("fresh_process_int8") or {}
+
+        def rss(mib: Any, raw: Any = raw) -> str:
+            return f"{_f(mib, 0)} ({_f(_ratio(mib, raw), 2)}x)" if mib else "-"
+
+        def overhead(t: dict[str, Any]) -> str:
+            if not t:
+                return "-"
+            e2e, enc = t["end_to_end"]["p50_ms"], t["encode_text"]["p50_ms"]
+            return f"{e2e:.1f} / {enc:.1f} ({e2e / enc:.2f}x)"
+
+        rows.append(
+            [
+                f"{int(n):,}",
+                _f(raw, 0),
+                _f(r.get("upsert_s")),
+                rss(_get(r, "write_rss", "rss_peak_mib")),
+                rss(fresh.get("rss_peak_mib")),
+                _f(fresh.get("cold_first_query_s"), 2),
+                overhead(fresh),
+                overhead(int8),
+                _f(_get(r, "cli_search", "median_s"), 2),
+                _f(r.get("recall_at_10"), 3),
+            ]
+        )
+    return [
+        "## The engine at scale",
+        "",
+        "Each library written in a process of its own (the vectors read from disk a chunk at a time, as an "
+        "indexer produces them), then searched by a fresh process; peak RSS is the whole process's, model "
+        "included, against the raw float32 vector bytes. End to end / text encoder: `Library.search` p50 against "
+        "the same process's text encoder p50 (int8: an int8 collection, whose queries run the int8 text tower). "
+        "One-shot CLI: `assetlens search QUERY --json` wall time, Python's start and imports included (median of "
+        "3).",
+        "",
+        *_table(
+            [
+                "vectors",
+                "raw MiB",
+                "write s",
+                "peak RSS writing MiB",
+                "peak RSS search-only MiB",
+                "cold start s",
+                "fp32 e2e / encoder ms",
+                "int8 e2e / encoder ms",
+                "one-shot CLI s",
+                "recall@10",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _families(results: dict[str, Any]) -> list[str]:
+    fams = results.get("families") or {}
+    if not fams:
+        return []
+    rows = []
+    for name, f in fams.items():
+        for backend in ("pytorch", "onnx-fp32", "onnx-int8"):
+            img = _get(f, "image", backend) or {}
+            txt = _get(f, "text", backend)
+            refused = _get(f, "exports", backend.removeprefix("onnx-"), "refused")
+            if not img and not refused:
+                continue
+            parity = _get(f, "parity", backend) or {}
+            rows.append(
+                [
+                    name,
+                    backend,
+                    *(_f(_get(img, b, "per_s")) for b in ("1", "8")),
+                    _f(_get(txt, "per_s")) + (f" ({txt['tokens']} tokens)" if txt else ""),
+                    _f(_get(f, "exports", backend.removeprefix("onnx-"), "mib"), 0),
+                    refused
+                    or (
+                        f"{_f(parity.get('image_min_cosine_vs_pytorch'), 4)} / "
+                        f"{_f(parity.get('text_min_cosine_vs_pytorch'), 4)}"
+                        if parity
+                        else "-"
+                    ),
+                ]
+            )
+    return [
+        "## What each model family costs",
+        "",
+        "The published architectures with seeded random weights (speed does not depend on the weights' values), "
+        "exported by `export.onnx_export` as users' models are. Images/s on preprocessed pixels; text queries/s "
+        "one query at a time on its token ids (CLIP: as long as the query; SigLIP: padded to its 64-token context, "
+        "as it was trained).",
+        "",
+        *_table(
+            [
+                "family shape",
+                "runtime",
+                "images/s batch 1",
+                "images/s batch 8",
+                "text queries/s",
+                "ONNX files MiB",
+                "min cosine vs PyTorch (image / text)",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _duplicates(results: dict[str, Any]) -> list[str]:
+    sizes = _get(results, "duplicates", "sizes") or {}
+    if not sizes:
+        return []
+    rows = [
+        [
+            f"{int(n):,}",
+            r["method"],
+            f"{r['groups']:,} / {r['groups_planted']:,}",
+            f"{r['pairs']:,}",
+            _f(r["pairs_s"], 1),
+            _f(r["components_s"], 2),
+            _f(r.get("exact_s"), 1),
+            _f(r.get("pair_recall_vs_exact"), 4),
+            {True: "yes", False: "no"}.get(r.get("same_groups_as_exact"), "-"),
+            _f(r.get("rss_peak_mib"), 0),
+        ]
+        for n, r in sorted(sizes.items(), key=lambda kv: int(kv[0]))
+    ]
+    return [
+        "## Near-duplicate groups",
+        "",
+        "`engine.duplicates` on the search section's clustered vectors with a tenth of the rows replaced by planted "
+        f"near-copies (groups of 2-8), threshold {next(iter(sizes.values()))['threshold']}.",
+        "",
+        *_table(
+            [
+                "vectors",
+                "pair search",
+                "groups / planted",
+                "pairs",
+                "pairs s",
+                "union-find s",
+                "exact all-pairs s",
+                "pair recall vs exact",
+                "same groups as exact",
+                "peak RSS MiB",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
 def _quality(results: dict[str, Any]) -> list[str]:
     q = results.get("quality")
     if not q or not q.get("precisions"):
@@ -555,9 +809,12 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         *(f"![{name}]({path})" for name, path in plots.items()),
         "",
         *_encoders(results),
+        *_families(results),
         *_text_queries(results),
         *_indexing(results),
         *_search(results),
+        *_scale(results),
+        *_duplicates(results),
         *_quality(results),
     ]
     if results.get("notes"):
@@ -648,7 +905,47 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         written["recall vs latency"] = _save(fig, out / f"{prefix}-recall-latency.png")
+    lib = _get(results, "search", "library") or {}
+    if len(lib) > 1:
+        written["memory and latency vs library size"] = _scale_plot(lib, out / f"{prefix}-scale.png")
     return written
+
+
+def _scale_plot(lib: dict[str, Any], path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    xs = sorted(int(n) for n in lib)
+    rows = [lib[str(x)] for x in xs]
+    fig, (mem, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, pick in (
+        ("peak RSS writing", lambda r: _get(r, "write_rss", "rss_peak_mib")),
+        ("peak RSS search-only (fresh process)", lambda r: _get(r, "fresh_process", "rss_peak_mib")),
+        ("raw vector bytes", lambda r: r.get("raw_vector_mib")),
+    ):
+        mem.plot(xs, [pick(r) for r in rows], marker="o", label=label)
+    mem.set_ylabel("MiB")
+    mem.set_title("memory vs library size")
+    for label, pick in (
+        ("end to end p50, fp32, fresh process", lambda r: _get(r, "fresh_process", "end_to_end", "p50_ms")),
+        ("text encoder alone p50, fp32", lambda r: _get(r, "fresh_process", "encode_text", "p50_ms")),
+        ("end to end p50, int8 text tower", lambda r: _get(r, "fresh_process_int8", "end_to_end", "p50_ms")),
+        ("first answer in a fresh process", lambda r: _ratio(_get(r, "fresh_process", "cold_first_query_s"), 1e-3)),
+        ("one-shot CLI search (process start included)", lambda r: _ratio(_get(r, "cli_search", "median_s"), 1e-3)),
+    ):
+        ys = [pick(r) for r in rows]
+        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+        if pts:
+            lat.plot(*zip(*pts, strict=True), marker="s", label=label)
+    lat.set_ylabel("ms")
+    lat.set_title("query latency vs library size")
+    for ax in (mem, lat):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("vectors in the library")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> str:

@@ -22,6 +22,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,11 +39,13 @@ from assetlens.benchmarks.milvus_server import MilvusServer
 from assetlens.benchmarks.timing import PeakRss, measure, stats
 from assetlens.engine.library import MAX_CANDIDATES, Library
 from assetlens.engine.search_copy import GRAPH_MIN_ROWS, CopyIndex
-from assetlens.engine.store import AssetRow, path_id
+from assetlens.engine.store import GRPC_OPTIONS, AssetRow, path_id
 
 K = 10
 DIM = 512
 INSERT_CHUNK = 10_000
+REBUILD_MAX_ROWS = 100_000  # the copy's rebuild from Milvus is timed up to here (Milvus Lite reads 3k rows/s)
+TRUTH_SLICE = 100_000
 INDEX_PARAMS: dict[str, dict[str, Any]] = {
     "FLAT": {},
     "IVF_FLAT": {"nlist": 128},
@@ -90,8 +93,39 @@ class VectorSet:
 
     @cached_property
     def truth(self) -> np.ndarray:
-        """Exact top-10 in float64, so float32 near-ties do not count against any store."""
-        return numpy_topk(self.vectors.astype(np.float64), self.query_vectors.astype(np.float64), K)
+        """Exact top-10 in float64, so float32 near-ties do not count against any store; computed over
+        slices of the vectors, so that 1M of them never exist in float64 at once."""
+        q = self.query_vectors.astype(np.float64)
+        best = np.zeros((len(q), 0), np.int64)
+        for lo in range(0, self.n, TRUTH_SLICE):
+            part = lo + numpy_topk(self.vectors[lo : lo + TRUTH_SLICE].astype(np.float64), q, K)
+            best = np.concatenate([best, part], axis=1)
+            scores = np.einsum("qkd,qd->qk", self.vectors[best].astype(np.float64), q)
+            best = np.take_along_axis(best, np.argsort(-scores, axis=1, kind="stable")[:, :K], axis=1)
+        return best
+
+    def save(self, path: Path) -> VectorFile:
+        """The vectors written raw to ``path``, for a process that reads them a chunk at a time."""
+        self.vectors.tofile(path)
+        return VectorFile(path, self.n)
+
+
+@dataclass(frozen=True)
+class VectorFile:
+    """A ``VectorSet``'s vectors on disk; slicing ``vectors`` reads only those rows (a writer's memory is then
+    its own, not its input's)."""
+
+    path: Path
+    n: int
+
+    @property
+    def vectors(self) -> VectorFile:
+        return self
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        lo, hi, _ = rows.indices(self.n)
+        count = max(0, hi - lo) * DIM
+        return np.fromfile(self.path, np.float32, count=count, offset=lo * DIM * 4).reshape(-1, DIM)
 
 
 def numpy_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
@@ -135,7 +169,7 @@ def time_store(search: Callable[[np.ndarray], list[list[int]]], vs: VectorSet, c
 def _client(uri: str) -> Any:
     from pymilvus import MilvusClient
 
-    return MilvusClient(uri=uri, timeout=600)
+    return MilvusClient(uri=uri, timeout=600, grpc_options=GRPC_OPTIONS)
 
 
 def create_and_insert(uri: str, name: str, vs: VectorSet) -> dict[str, Any]:
@@ -214,7 +248,7 @@ def time_milvus(uri: str, name: str, vs: VectorSet, ctx: Context) -> dict[str, A
 # ----------------------------------------------------------------------------- AssetLens collection
 
 
-def fill_library(lib: Library, vs: VectorSet) -> dict[str, Any]:
+def fill_library(lib: Library, vs: VectorSet | VectorFile) -> dict[str, Any]:
     """Make ``lib`` an AssetLens collection of ``vs`` with the store calls the indexer makes for new files
     (rows with fake file metadata): upserts of new rows, then a flush, at which the library's in-memory
     copy takes the new rows (building its HNSW graph when large enough) and is saved."""
@@ -261,7 +295,7 @@ def _row_index(path: str) -> int:
     return int(path.rsplit("_", 1)[1].split(".")[0])
 
 
-def time_library(db: Path, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
+def time_library(db: str, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
     """Open the library at ``db`` and time ``Library.search`` (run in a fresh process, as the CLI does)."""
     t0 = time.perf_counter()
     with PeakRss() as rss, Library(db, precision=precision, device="cpu", threads=threads, create=False) as lib:
@@ -303,23 +337,60 @@ def library_recall(lib: Library, vs: VectorSet, queries: int) -> float:
     return recall(found, vs.truth[:queries])
 
 
-def time_library_fresh_process(db: Path, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
-    """``time_library`` in a new Python process: what each ``assetlens search`` invocation meets."""
+def write_library(
+    db: str, model: str, precision: str, vectors: str, n: int, threads: int, budget_s: float, reps: int
+) -> dict[str, Any]:
+    """Write the ``n`` vectors of the file ``vectors`` (``VectorSet.save``) into a new library at ``db``
+    (``fill_library``), then time ``Library.search`` in the process that wrote them (as the app after
+    indexing). Run in a fresh process, so that its peak RSS is the writer's own: the vectors are read a chunk
+    at a time, as an indexer produces them."""
+    with (
+        PeakRss() as rss,
+        Library(db, model=Path(model), precision=precision, device="cpu", threads=threads) as lib,
+    ):
+        row = fill_library(lib, VectorFile(Path(vectors), n))
+        row["write_rss"] = rss.to_dict()
+        row["same_process"] = {**time_search(lib, budget_s, reps), **rss.to_dict()}
+    return row
+
+
+def fresh_process(function: str, *args: Any) -> dict[str, Any]:
+    """``function`` of this module called with ``args`` (paths as strings) in a new Python process, as each
+    ``assetlens search`` invocation meets the library; its JSON answer."""
     code = (
-        "import json, sys; from pathlib import Path; from benchmarks.search import time_library; a = sys.argv[1:]; "
-        "print(json.dumps(time_library(Path(a[0]), a[1], int(a[2]), float(a[3]), int(a[4]))))"
+        "import json, sys; from assetlens.benchmarks import search; a = json.loads(sys.argv[1]); "
+        "print(json.dumps(getattr(search, a[0])(*a[1:])))"
     )
-    args = [str(db), precision, str(threads), str(budget_s), str(reps)]
     out = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", code, json.dumps([function, *(str(a) if isinstance(a, Path) else a for a in args)])],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=3600,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     if out.returncode != 0:
-        raise RuntimeError(f"the search process failed: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"the {function} process failed: {out.stderr.strip().splitlines()[-1:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def cli_search(db: Path, threads: int, runs: int = 3) -> dict[str, Any]:
+    """``assetlens search QUERY --json`` as a one-shot command: wall seconds per run, the process start and
+    imports included, and which copy answered."""
+    seconds = []
+    args = ["-k", str(K), "--device", "cpu", "--threads", str(threads)]
+    for i in range(runs):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "assetlens", "search", QUERIES[i % len(QUERIES)], "--db", str(db), "--json", *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        seconds.append(time.perf_counter() - t0)
+        if out.returncode != 0:
+            raise RuntimeError(f"assetlens search failed: {out.stderr.strip().splitlines()[-1:]}")
+    return {"runs": runs, "seconds": seconds, "median_s": float(np.median(seconds))}
 
 
 # ----------------------------------------------------------------------------- reference: numpy and faiss
@@ -408,18 +479,29 @@ def tasks(ctx: Context) -> list[Task]:
 
         return run
 
+    timing = (p.budget_s, p.queries)
+
+    def write(n: int, precision: str, vectors: VectorFile) -> tuple[Path, dict[str, Any]]:
+        db = ctx.work / f"library-{n}-{precision}.db"
+        model = ctx.export_dir(precision)
+        return db, fresh_process("write_library", db, model, precision, vectors.path, n, ctx.threads, *timing)
+
     def library(n: int) -> Callable[[], None]:
         def run() -> None:
-            db = ctx.work / f"library-{n}.db"
-            with (
-                PeakRss() as rss,
-                Library(db, model=ctx.export_dir("fp32"), precision="fp32", device="cpu", threads=ctx.threads) as lib,
-            ):
-                row: dict[str, Any] = fill_library(lib, sets[n])
-                row["same_process"] = {**time_search(lib, p.budget_s, p.queries), **rss.to_dict()}
+            vectors = sets[n].save(ctx.work / f"vectors-{n}.f32")
+            db, row = write(n, "fp32", vectors)
+            row["raw_vector_mib"] = n * DIM * 4 / 2**20
+            with Library(db, precision="fp32", device="cpu", threads=ctx.threads, create=False) as lib:
                 row["recall_at_10"] = library_recall(lib, sets[n], p.queries)
-                row["rebuild_from_milvus_s"] = rebuild_copy_s(lib)
-            row["fresh_process"] = time_library_fresh_process(db, "fp32", ctx.threads, p.budget_s, p.queries)
+                if n <= REBUILD_MAX_ROWS:
+                    row["rebuild_from_milvus_s"] = rebuild_copy_s(lib)
+            row["fresh_process"] = fresh_process("time_library", db, "fp32", ctx.threads, *timing)
+            row["cli_search"] = cli_search(db, ctx.threads)
+            if n <= p.int8_library_max:  # a collection is bound to its precision: int8 queries need their own
+                db8, _ = write(n, "int8", vectors)
+                row["fresh_process_int8"] = fresh_process("time_library", db8, "int8", ctx.threads, *timing)
+                shutil.rmtree(db8, ignore_errors=True)
+            vectors.path.unlink()
             res.setdefault("library", {})[str(n)] = row
 
         return run
@@ -428,7 +510,7 @@ def tasks(ctx: Context) -> list[Task]:
         with milvus_server(ctx) as uri:
             if uri is None:
                 return
-            for n in p.search_sizes:
+            for n in (n for n in p.search_sizes if n <= p.raw_store_max):
                 res.setdefault("milvus_server_insert", {})[str(n)] = create_and_insert(uri, f"vectors_{n}", sets[n])
                 for index_type in (t for t in index_types(n) if t in SERVER_INDEX_TYPES):
                     build_s = reindex(uri, f"vectors_{n}", index_type) if index_type != "FLAT" else 0.0
@@ -440,8 +522,9 @@ def tasks(ctx: Context) -> list[Task]:
     for n in p.search_sizes:
         types = index_types(n)
         out.append((f"search: exact numpy/faiss {n:,}", reference(n)))
-        out.append((f"search: Milvus Lite insert {n:,}", lite_insert(n)))
-        out += [(f"search: Milvus Lite {t} {n:,}", lite(n, t)) for t in types]
+        if n <= p.raw_store_max:
+            out.append((f"search: Milvus Lite insert {n:,}", lite_insert(n)))
+            out += [(f"search: Milvus Lite {t} {n:,}", lite(n, t)) for t in types]
         out.append((f"search: Library.search {n:,}", library(n)))
     if p.server:
         out.append(("search: Milvus server", server))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import Any
 from milvus_lite.server_manager import server_manager_instance
 from tqdm import tqdm
 
-from assetlens.benchmarks import encoders, indexing, quality, report, search
+from assetlens.benchmarks import duplicates, encoders, families, indexing, quality, report, search
 from assetlens.benchmarks.context import Context, Task
 from assetlens.benchmarks.env import cpu_snapshot, environment, load_average, machine_limits, others_cpu_share
 from assetlens.benchmarks.models import bench_model, build_checkpoint
@@ -27,8 +28,10 @@ from assetlens.engine.models import cache_root
 
 SECTIONS: dict[str, Callable[[Context], list[Task]]] = {
     "encoders": encoders.tasks,
+    "families": families.tasks,
     "indexing": indexing.tasks,
     "search": search.tasks,
+    "duplicates": duplicates.tasks,
     "quality": quality.tasks,
 }
 SCHEMA = "assetlens-bench/1"
@@ -66,9 +69,16 @@ def run(
     sections: Sequence[str] | None = None,
     cache: Path | None = None,
     progress: bool = True,
+    sizes: Sequence[int] | None = None,
 ) -> Path:
-    """Run the suite and return the JSON's path; the report and plots are written beside it."""
+    """Run the suite and return the JSON's path; the report and plots are written beside it.
+
+    ``sizes`` replaces the profile's library sizes (search and duplicates), for a smoke run of the big
+    profile's code. The JSON is rewritten after every step, so a run stopped early keeps what it measured
+    (``python -m assetlens.benchmarks.report`` then writes its report)."""
     prof = PROFILES[profile] if isinstance(profile, str) else profile
+    if sizes:
+        prof = dataclasses.replace(prof, search_sizes=tuple(sizes), duplicate_sizes=tuple(sizes))
     if device == "auto":
         device = "cuda" if pick_providers("auto")[0].startswith("CUDA") else "cpu"
     pick_providers(device)  # fails fast, in one sentence, on --device cuda without CUDA
@@ -100,6 +110,7 @@ def run(
     todo = _setup_tasks(ctx) + [t for name in chosen for t in SECTIONS[name](ctx)]
     logging.getLogger("milvus_lite").setLevel(logging.WARNING)
     failures: list[str] = []
+    path = out / f"bench-{prof.name}.json"
     try:
         bar = tqdm(todo, desc="bench", unit="step", dynamic_ncols=True, file=sys.stderr, disable=not progress)
         for desc, task in bar:
@@ -112,6 +123,8 @@ def run(
                 failures.append(f"{desc}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 ctx.note(f"FAILED {failures[-1]}")
                 logging.getLogger("assetlens.bench").debug("%s", traceback.format_exc())
+            ctx.results["failures"] = failures
+            _write_json(path, ctx.results)
         bar.close()
     finally:
         ctx.release_encoders()
@@ -122,11 +135,14 @@ def run(
     ctx.results["notes"] = ctx.notes
     ctx.results["failures"] = failures
     ctx.results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    path = out / f"bench-{prof.name}.json"
-    path.write_text(json.dumps(ctx.results, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    _write_json(path, ctx.results)
     report.write(ctx.results, out, path.stem)  # adds the goals
-    path.write_text(json.dumps(ctx.results, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    _write_json(path, ctx.results)
     return path
+
+
+def _write_json(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n", encoding="utf-8")
 
 
 def _jsonable(value: Any) -> Any:

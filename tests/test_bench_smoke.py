@@ -1,13 +1,17 @@
 """The benchmark suite end to end at toy size: structure of the JSON, sane figures, report and plots written.
 
 Benchmarks are not tests: nothing here asserts a speed, only that every
-figure exists and is a positive, finite number.
+figure exists and is a positive, finite number. The toy run has two library
+sizes (the hidden ``--sizes``), so the figures that compare a big library with
+a smaller one are computed as in a full run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,8 @@ pytestmark = [pytest.mark.store]
 pytest.importorskip("matplotlib")
 pytest.importorskip("torch")
 
-SECTIONS = ("environment", "encoders", "text_queries", "indexing", "search", "quality")
+SECTIONS = ("environment", "encoders", "families", "text_queries", "indexing", "search", "duplicates", "quality")
+SIZES = (300, 12_000)  # the larger above engine.duplicates.CELLS_MIN_ROWS: the cell search runs
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]
     from assetlens.benchmarks.suite import run
 
     out = tmp_path_factory.mktemp("bench")
-    path = run("toy", out, device="cpu", cache=tmp_path_factory.mktemp("cache"), progress=False)
+    path = run("toy", out, device="cpu", cache=tmp_path_factory.mktemp("cache"), progress=False, sizes=SIZES)
     return out, json.loads(path.read_text())
 
 
@@ -95,6 +100,49 @@ def test_figures_are_positive_and_finite(run: tuple[Path, dict[str, Any]]) -> No
 
 
 @pytest.mark.slow
+def test_scale_figures_side_by_side(run: tuple[Path, dict[str, Any]]) -> None:
+    _, res = run
+    lib = res["search"]["library"]
+    assert sorted(map(int, lib)) == list(SIZES)
+    for n, row in lib.items():
+        assert row["raw_vector_mib"] == int(n) * 512 * 4 / 2**20
+        assert row["write_rss"]["rss_peak_mib"] > row["raw_vector_mib"] and _positive(row["upsert_s"])
+        assert _positive(row["fresh_process"]["rss_peak_mib"]) and _positive(row["fresh_process"]["cold_first_query_s"])
+        assert row["cli_search"]["runs"] == 3 and all(_positive(s) for s in row["cli_search"]["seconds"])
+    assert _positive(lib["300"]["fresh_process_int8"]["end_to_end"]["p50_ms"])
+    assert "fresh_process_int8" not in lib["12000"]  # an int8 collection only up to the profile's int8_library_max
+    goals = {g["name"]: g for g in res["goals"]}
+    for name in (
+        "Peak RSS writing 12,000 rows vs the raw vector bytes",
+        "Peak RSS of a process that only searches 12,000 rows vs the raw vector bytes",
+        "Cold start (first answer in a fresh process) at 12,000 vs 300",
+        "Write time of 12,000 rows vs 40 x 300",
+        "Query latency (end to end p50, fresh process) at 12,000 vs 300",
+        "Text query end to end vs the int8 text encoder alone at 300 (p50, fresh process)",
+    ):
+        assert _positive(goals[name]["measured"]), name
+    write = lib["12000"]["upsert_s"] / (40 * lib["300"]["upsert_s"])
+    assert goals["Write time of 12,000 rows vs 40 x 300"]["measured"] == pytest.approx(write)
+
+
+@pytest.mark.slow
+def test_duplicates_and_families(run: tuple[Path, dict[str, Any]]) -> None:
+    out, res = run
+    sizes = res["duplicates"]["sizes"]
+    assert [sizes[str(n)]["method"] for n in SIZES] == ["exact", "cells (k-means)"]
+    for row in sizes.values():
+        assert row["groups"] == row["groups_planted"] and row["same_groups_as_exact"]
+        assert row["pair_recall_vs_exact"] == 1.0 and row["pairs_not_in_exact"] == 0
+    family = res["families"]["toy-siglip"]
+    assert family["family"] == "siglip" and set(family["image"]) == {"pytorch", "onnx-fp32", "onnx-int8"}
+    assert all(_positive(t["per_s"]) and t["tokens"] == 64 for t in family["text"].values())  # padded to 64
+    for parity in family["parity"].values():
+        assert all(0.99 < v <= 1.0001 for v in parity.values()), parity
+    report = (out / "bench-toy.md").read_text()
+    assert "## What each model family costs" in report and "## Near-duplicate groups" in report
+
+
+@pytest.mark.slow
 def test_goals_report_and_plots(run: tuple[Path, dict[str, Any]]) -> None:
     out, res = run
     assert res["goals"] and all(g["status"] in ("met", "MISSED", "not measured") for g in res["goals"])
@@ -104,6 +152,7 @@ def test_goals_report_and_plots(run: tuple[Path, dict[str, Any]]) -> None:
     assert [p.name for p in pngs] == [
         "bench-toy-encoders.png",
         "bench-toy-recall-latency.png",
+        "bench-toy-scale.png",
         "bench-toy-search-latency.png",
     ]
     for png in pngs:
@@ -116,3 +165,34 @@ def test_cli_parses_bench() -> None:
     args = build_parser().parse_args(["bench", "--full", "--device", "cpu", "--out", "x"])
     assert (args.profile, args.device, args.out) == ("full", "cpu", "x")
     assert build_parser().parse_args(["bench"]).profile == "quick"
+
+
+SESSION = """
+import json, sys, time
+from assetlens.engine import store
+store.GRPC_OPTIONS.update(json.loads(sys.argv[2]))
+with store.MilvusStore(sys.argv[1]) as s:
+    s.exists()
+    time.sleep(float(sys.argv[3]))
+    s.exists()
+"""
+
+
+def _idle_store_stderr(uri: str, options: dict[str, int], seconds: float) -> str:
+    """stderr of a process whose ``MilvusStore`` on ``uri`` stays connected and idle for ``seconds`` (as a
+    benchmark's client between its calls), ``options`` added to the store's gRPC options."""
+    args = [sys.executable, "-c", SESSION, uri, json.dumps(options), str(seconds)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=seconds + 120, check=True).stderr
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_an_idle_store_connection_gets_no_goaway_from_the_server(server_uri: str) -> None:
+    """gRPC prints a raw ``GOAWAY ... too_many_pings`` line when a client pings an idle connection more often
+    than the server allows: a 1 s keepalive shows them within seconds (so this check sees them); the store's
+    own settings show none over an idle minute and more, six of pymilvus' default 10 s intervals. Both let
+    pings through without waiting for data (``max_pings_without_data`` 0), as recent gRPC clients do."""
+    unlimited = {"grpc.http2.max_pings_without_data": 0}
+    assert "too_many_pings" in _idle_store_stderr(server_uri, {**unlimited, "grpc.keepalive_time_ms": 1000}, 12)
+    ours = _idle_store_stderr(server_uri, unlimited, 65)
+    assert "GOAWAY" not in ours and "too_many_pings" not in ours, ours
