@@ -168,6 +168,7 @@ class Library:
         self._encoder_checked = False
         self.device = device
         self.threads = threads
+        self._tag_counts: tuple[tuple[str, str] | None, dict[str, int]] = (None, {})
         self._download = download
         self._download_progress = download_progress
 
@@ -615,10 +616,15 @@ class Library:
         """Every tag in the library and how many images carry it, most common first."""
         if self.store.meta() is None or "tags" not in self.store.fields():
             return {}
-        copy = self._search_copy()
-        rows = copy.snapshot()[0] if copy is not None else self.store.rows()
-        counts = Counter(tag for row in rows for tag in row.tags)
-        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        # The app asks on every rerun: on Milvus Lite, whose write marks tell when the rows change, the
+        # counts are kept until they do.
+        version = (self.store.generation(), self.store.write_mark()) if self.store.local else None
+        if version is None or self._tag_counts[0] != version:
+            copy = self._search_copy()
+            rows = copy.snapshot()[0] if copy is not None else self.store.rows()
+            counts = Counter(tag for row in rows for tag in row.tags)
+            self._tag_counts = (version, dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))))
+        return dict(self._tag_counts[1])
 
     def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> DuplicateReport:
         """Groups of near-identical images over the whole library (``engine.duplicates``)."""

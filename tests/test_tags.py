@@ -224,8 +224,11 @@ def test_min_score_keeps_only_labels_that_reach_it(tagged: Path) -> None:
     with Library(tagged, device="cpu") as lib:
         lib.tag()
         scores = {row.path: row.tags for row in lib.store.rows()}
+        counts = lib.tag_counts()
+        assert sum(counts.values()) == 180 and lib.tag_counts() == counts
         assert lib.tag(min_score=1.0).tagged == 60
         assert all(row.tags == () and row.tagged for row in lib.store.rows())  # tagged: none reaches 1
+        assert lib.tag_counts() == {}  # the counts follow the library's writes
         assert lib.tag(min_score=-1.0).tagged == 60
         assert {row.path: row.tags for row in lib.store.rows()} == scores  # every label reaches -1
         with pytest.raises(UsageError, match="--min-score for tags is a cosine from -1 to 1, not 2"):
