@@ -1,10 +1,13 @@
 """The AssetLens benchmark suite: ``assetlens bench`` or ``python -m assetlens.benchmarks``.
 
 Measures encoders (PyTorch eager vs ONNX fp32/int8, CUDA where present),
-text-query encoding, end-to-end indexing, vector search (Milvus Lite, a
-Milvus server, exact numpy/faiss, ``Library.search``) and the demo model's
-retrieval quality per precision; writes a JSON of every figure, a Markdown
-report with the goals table, and PNG plots. See ``benchmarks.suite.run``.
+each model family's shape (``--full``), text-query encoding, end-to-end
+indexing, vector search (Milvus Lite, a Milvus server, exact numpy/faiss,
+``Library.search``) with the engine's memory, cold start, write time and
+query overhead against library size, near-duplicate grouping, and the demo
+model's retrieval quality per precision; writes a JSON of every figure (after
+every step), a Markdown report with the goals table, and PNG plots. See
+``benchmarks.suite.run``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="profile",
         action="store_const",
         const="full",
-        help="bigger folders, longer timings, up to 1M vectors",
+        help="bigger folders, longer timings, up to 1M vectors, and the SigLIP and SigLIP 2 shapes' costs (families)",
     )
     size.add_argument("--profile", dest="profile", choices=sorted(PROFILES), help="a named profile (toy: smoke test)")
     parser.set_defaults(profile="quick")
