@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 FORMAT = 3  # row columns in Arrow files, one faiss index holding the vectors
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
+# Build breadth: 80 limited recall@10 to 0.986 at 1M rows whatever the search breadth (FINDINGS.md); 200 is
+# Milvus' own default, at about 2.5x the build time.
 GRAPH_EF_CONSTRUCTION = 80
 # Search breadth, wider from GRAPH_LARGE_ROWS on, where 128 loses recall (the measured figures are in
 # benchmarks/results/FINDINGS.md).
@@ -88,7 +90,7 @@ def rows_table(rows: Sequence[AssetRow]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
 
 
-def table_rows(table: pa.Table) -> list[AssetRow]:
+def table_rows(table: pa.Table | pa.RecordBatch) -> list[AssetRow]:
     return [AssetRow(**r) for r in table.to_pylist()]
 
 
@@ -164,6 +166,7 @@ class CopyIndex:
         self._parts = parts
         self._part_files = part_files  # each part's file in the saved copy (None: not saved yet)
         self._table: pa.Table | None = None  # the parts as one table, until they change
+        self._batches: tuple[list[pa.RecordBatch], np.ndarray] | None = None  # and as batches, with their starts
         self._index = index
         self._mapped = mapped  # the saved index file the index maps (it cannot grow before it is read in)
         self._mapped_inode = mapped.stat().st_ino if mapped is not None else None
@@ -216,6 +219,14 @@ class CopyIndex:
             self._table = pa.concat_tables(self._parts) if len(self._parts) != 1 else self._parts[0]
         return self._table
 
+    def _record_batches(self) -> tuple[list[pa.RecordBatch], np.ndarray]:
+        """The parts' record batches and the position each starts at (a take across a table's chunks joins
+        them first: the whole column, for a few rows)."""
+        if self._batches is None:
+            batches = [b for part in self._parts for b in part.to_batches()]
+            self._batches = batches, np.cumsum([0] + [b.num_rows for b in batches[:-1]], dtype=np.int64)
+        return self._batches
+
     @property
     def position(self) -> dict[str, int]:
         """Each row id's latest position (built from the id column on first use: writes need it, searches not)."""
@@ -227,10 +238,15 @@ class CopyIndex:
     def rows_at(self, positions: Sequence[int] | np.ndarray) -> list[AssetRow]:
         """The rows at ``positions``, built from the columns (only these)."""
         at = np.asarray(positions, dtype=np.int64)
-        if not len(at):
-            return []
-        taken = table_rows(self.table.take(pa.array(at)))
-        return [self._changed.get(p, row) for p, row in zip(at.tolist(), taken, strict=True)]
+        batches, starts = self._record_batches()
+        which = np.searchsorted(starts, at, side="right") - 1
+        found: list[AssetRow | None] = [None] * len(at)
+        for b in np.unique(which).tolist():
+            picked = np.flatnonzero(which == b)
+            rows = table_rows(batches[b].take(pa.array(at[picked] - starts[b])))
+            for i, row in zip(picked.tolist(), rows, strict=True):
+                found[i] = row
+        return [self._changed.get(p, row) for p, row in zip(at.tolist(), found, strict=True) if row is not None]
 
     def live_rows(self) -> list[AssetRow]:
         """Every searchable row, by position."""
@@ -300,7 +316,7 @@ class CopyIndex:
     def _merge_parts(self) -> None:
         """Join the last parts while the one before is not much larger than the last: few parts, and each row
         copied O(log n) times however many small writes came (a search takes rows across parts)."""
-        self._table = None
+        self._table = self._batches = None
         parts, files = self._parts, self._part_files
         while len(parts) >= 2 and parts[-2].num_rows <= 2 * parts[-1].num_rows:
             merged = pa.concat_tables(parts[-2:]).combine_chunks()
