@@ -352,11 +352,21 @@ class Library:
 
     def _indexed_vector(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
         text = path_text(Path(os.path.abspath(path)))
-        found = self.store.get([path_id(text)], with_vectors=True)
-        if not found or found[0][1] is None:
+        found = self._vectors_of([path_id(text)])
+        if not found:
             raise UsageError(f"{path} is not in the library; index it first or use --image.")
         row, vec = found[0]
-        return vec, row.hash  # type: ignore[return-value]
+        return vec, row.hash
+
+    def _vectors_of(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
+        """The stored rows with these ids and their vectors: from the search copy when reads answer from one
+        (a one-shot search then never opens the collection), from Milvus for ids written since its last flush."""
+        copy = self._search_copy()
+        found = copy.get(ids) if copy is not None else []
+        missing = set(ids) - {row.id for row, _ in found}
+        if missing:
+            found += [(row, vec) for row, vec in self.store.get(sorted(missing), with_vectors=True) if vec is not None]
+        return found
 
     def query_vector(
         self,
@@ -661,7 +671,7 @@ class Library:
         fetch = 4 * (offset + k)
         while True:
             results = self.search(text, k=fetch, **query)
-            found = {row.id: vec for row, vec in self.store.get([r.id for r in results], with_vectors=True)}
+            found = {row.id: vec for row, vec in self._vectors_of([r.id for r in results])}
             vectors = np.asarray([found[r.id] for r in results], dtype=np.float32).reshape(len(results), -1)
             groups = collapse(results, vectors, threshold)
             if len(groups) >= offset + k or len(results) < fetch or fetch >= MAX_CANDIDATES:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assetlens.engine.relevance import sample_positions
 from assetlens.engine.search import Filter
@@ -247,6 +248,14 @@ class CopyIndex:
             for i, row in zip(picked.tolist(), rows, strict=True):
                 found[i] = row
         return [self._changed.get(p, row) for p, row in zip(at.tolist(), found, strict=True) if row is not None]
+
+    def get(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
+        """The searchable rows with these ids and their vectors (a scan of the id column: no id map needed)."""
+        if not ids:
+            return []
+        wanted = pc.is_in(self.table["id"], value_set=pa.array(list(ids), pa.large_string())).to_numpy()
+        positions = np.flatnonzero(wanted & self.alive())
+        return list(zip(self.rows_at(positions), self.vectors[positions], strict=True))
 
     def live_rows(self) -> list[AssetRow]:
         """Every searchable row, by position."""
@@ -603,6 +612,11 @@ class SearchCopy:
             index = self.index()
             alive = np.flatnonzero(index.alive())
             return index.rows_at(alive), index.vectors[alive]
+
+    def get(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
+        """``MilvusStore.get(ids, with_vectors=True)`` as of the last flush, from the copy."""
+        with self._lock:
+            return self.index().get(ids)
 
     def sample(self, n: int) -> np.ndarray:
         """``n`` live vectors at evenly spaced positions (all when there are fewer), for a score baseline."""

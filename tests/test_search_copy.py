@@ -392,6 +392,8 @@ def test_a_one_shot_search_answers_from_a_current_copy_without_opening_the_colle
     with Library(db, device="cpu", search_copy=False) as milvus:
         expected = [(r.path, round(r.score, 4)) for r in milvus.search("a red mug", k=5)]
         assert milvus.searched_by == "Milvus"
+        like = [r.path for r in milvus.search(like=expected[0][0], k=5)]
+        collapsed = [(e.hit.path, len(e.similar)) for e in milvus.search_collapsed("a red mug", k=3)]
 
     def milvus_asked(*args: object, **kwargs: object) -> None:
         raise AssertionError("Milvus was asked")
@@ -403,6 +405,8 @@ def test_a_one_shot_search_answers_from_a_current_copy_without_opening_the_colle
         with Library(db, device="cpu", search_copy=SAVED_COPY) as lib:
             assert [(r.path, round(r.score, 4)) for r in lib.search("a red mug", k=5)] == expected
             assert lib.searched_by == "search copy"
+            assert [r.path for r in lib.search(like=expected[0][0], k=5)] == like  # its vector from the copy too
+            assert [(e.hit.path, len(e.similar)) for e in lib.search_collapsed("a red mug", k=3)] == collapsed
         code, out, err = run_main(capsys, "search", "a red mug", "--db", str(db), "--json", "-k", "5")
         assert code == 0, err
         assert [r["path"] for r in json.loads(out)] == [path for path, _ in expected]
