@@ -90,7 +90,7 @@ def test_metadata_of_a_newer_version_is_refused_in_one_sentence(tmp_path: Path) 
     db = tmp_path / "lib.db"
     two_segment_store(db)
     set_meta(db, {**META, "schema_version": 99})
-    newer = r"newer AssetLens \(metadata version 99, this one reads up to 1\)"
+    newer = rf"newer AssetLens \(metadata version 99, this one reads up to {SCHEMA_VERSION}\)"
     with MilvusStore(str(db), collection=COLLECTION) as store, pytest.raises(LibraryVersionError, match=newer):
         store.meta()
     assert_one_sentence(run_cli("stats", "--db", db), 1, "was written by a newer AssetLens")
