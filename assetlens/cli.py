@@ -317,7 +317,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return cmd_rebuild(args)
     with _library(args, args.model, args.precision, create=True, writes=True) as lib:
         bar, close = _progress("indexing")
-        new = lib.stats().model is None
+        new = not lib.exists()
 
         def update(done: int, total: int) -> None:
             if done == 0:  # the folder checked out and was scanned: say what will run

@@ -227,6 +227,10 @@ class Library:
             self._encoder = Encoder(facts, device=self.device, threads=self.threads)
         return self._encoder
 
+    def exists(self) -> bool:
+        """Whether the collection exists yet (the first write creates it)."""
+        return self.store.meta() is not None
+
     def other_models(self) -> list[OtherCollection]:
         """The collections of this database whose vectors come from another model (or precision) than this
         library's: a collection is bound to its model, so nothing of theirs is reused here (loads the model)."""
