@@ -48,13 +48,14 @@ def run_demo(
     index_progress: Callable[[str], tuple[Progress, Callable[[], None]]] | None = None,
     echo: Callable[[str], None] = print,
 ) -> tuple[IndexReport, list[tuple[str, list[SearchResult]]], Path]:
-    """Index a generated catalogue with the shipped ``model`` (a key of ``DEMO_MODELS``) into a collection of
-    that name and search it; returns the index report, each query's results, and the contact sheet's path."""
+    """Index a generated catalogue with the shipped ``model`` (a key of ``DEMO_MODELS``) into a collection
+    named after it and search it; returns the index report, each query's results, and the contact sheet's path."""
     out = Path(out)
     images = out / "images"
     written = write_catalogue(images, n=count, seed=0, progress=progress)
     echo(f"wrote {len(written)} catalogue images to {images}")
-    with Library(out / "assetlens.db", collection=model, model=model, precision=precision, device=device) as lib:
+    collection = model.replace("-", "_")  # a collection name takes letters, digits and underscores
+    with Library(out / "assetlens.db", collection=collection, model=model, precision=precision, device=device) as lib:
         run = lib.runtime()
         echo(f"model {model} ({run.precision}, {run.dim}-d) on {run.provider}")
         update, close = index_progress("indexing") if index_progress else (None, lambda: None)
@@ -80,5 +81,5 @@ def run_demo(
     echo(f"\nlibrary:       {out / 'assetlens.db'}")
     echo(f"contact sheet: {sheet}")
     query = "a silver watch" if len(DEMO_MODELS[model]) == 1 else "jam tangan perak"
-    echo(f"try: assetlens search '{query}' --db {out / 'assetlens.db'} --collection {model} --grid hits.png")
+    echo(f"try: assetlens search '{query}' --db {out / 'assetlens.db'} --collection {collection} --grid hits.png")
     return report, runs, sheet
