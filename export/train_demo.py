@@ -25,7 +25,9 @@ of the same quality but different bits):
    lower-casing in its normalizer, as SigLIP's reference lower-cases;
    Metaspace pre-tokenizer; ``<pad>`` 0, ``</s>`` 1 appended to every text,
    ``<unk>`` 2; at most 4096 pieces, of which the trainer keeps the few
-   hundred the captions support: whole words and letters). Either is
+   hundred the captions support: whole words and letters; it lists the
+   letters and digits no caption needs last, in an order that changes from
+   run to run, and step 7 zeroes their rows, so the model is the same). Either is
    applied by the runtime's own ``engine.tokens``: CLIP pads a batch to its
    longest text, SigLIP every text to its context length with ``<pad>``.
 2. Data: a pool of 12000 catalogue pictures of the *training* (colour,
@@ -82,7 +84,9 @@ of the same quality but different bits):
 
 One thread is the default because it is what the shipped models were trained
 with (and on a shared two-core machine it is also the fastest); ``--threads 2``
-is quicker on an idle machine.
+is quicker on an idle machine. The shipped ``demo-siglip`` took 47 minutes
+(rendering its picture pool not included), on a two-core machine that other
+jobs kept busy: 1.4 s a step, against about 0.8 s with fewer of them.
 """
 
 from __future__ import annotations
