@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import run_main
 
+from assetlens.catalogue import Item
 from assetlens.engine.errors import UsageError
 from assetlens.engine.library import Library
 from assetlens.engine.relevance import SAMPLE_ROWS, Baseline, sample_positions
@@ -86,3 +87,27 @@ def test_cli_prints_relevance_and_refuses_a_bad_bound(
     assert lines and all(line.split()[3] == "sd" and float(line.split()[2]) >= 2.0 for line in lines)
     code, out, err = run_main(capsys, "search", "a gold watch", "--db", str(catalogue_library), "--within", "inf")
     assert code != 0 and err.strip().count("\n") == 0 and "--within must be a finite number" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["demo", "demo-siglip"])
+def test_relevance_two_keeps_most_matches_and_few_others_on_either_family(
+    catalogue: list[tuple[Path, Item]], catalogue_dir: Path, tmp_path: Path, model: str
+) -> None:
+    """One bound, two model families: at relevance 2 each keeps most pictures of the asked colour and object
+    and drops most others (measured figures in the README)."""
+    truth = {str(p.resolve()): item.pair for p, item in catalogue}
+    pairs = sorted(set(truth.values()))
+    kept = relevant = found = 0
+    with Library(tmp_path / "lib.db", model=model, device="cpu") as lib:
+        lib.index(catalogue_dir)
+        for color, thing in pairs:
+            got = {r.path for r in lib.search(f"a {color} {thing}", k=60, min_relevance=2.0)}
+            want = {p for p, pair in truth.items() if pair == (color, thing)}
+            kept += len(got)
+            relevant += len(want)
+            found += len(got & want)
+    recall, precision = found / relevant, found / kept
+    print(f"{model}: recall {recall:.2f}, precision {precision:.2f}, {kept / len(pairs):.1f} kept per query")
+    assert recall >= 0.8
+    assert precision >= 5 * relevant / (len(pairs) * len(truth))  # five times a random pick's
