@@ -54,10 +54,11 @@ DEFAULT_DB = "assetlens.db"
 MAX_TAGS = 64  # per row
 MAX_TAG_BYTES = 256  # per tag, in UTF-8
 UPGRADE_BATCH = 2000
-# pymilvus has gRPC ping every 10 s, between calls too; a server that allows pings less often closes the
-# connection with GOAWAY too_many_pings, which gRPC prints raw on stderr. Once a minute still notices a dead
-# connection within the minute.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_timeout_ms": 20_000}
+# No keepalive pings (gRPC's "never", INT_MAX ms): pymilvus has gRPC ping every 10 s, between calls too, and
+# Milvus Lite's gRPC server takes at most one ping per 5 minutes without data (gRPC's default; once a minute
+# was measured too often): more get GOAWAY too_many_pings, which gRPC prints raw on stderr. Calls have their
+# own timeouts, and pymilvus reconnects a dropped connection on the next call.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
 
 #: The file type of each extension AssetLens indexes (``scan.IMAGE_EXTENSIONS``), as ``--type`` names it.
 FILE_TYPES: dict[str, str] = {
