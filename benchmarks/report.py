@@ -680,6 +680,8 @@ def _families(results: dict[str, Any]) -> list[str]:
                     ),
                 ]
             )
+    if not rows:
+        return []
     return [
         "## What each model family costs",
         "",
