@@ -120,6 +120,11 @@ def write_mark(db: Path, collection: str) -> str:
     return ",".join([f"seq {manifest['current_seq']}", *wal])
 
 
+def has_collection(db: Path, collection: str) -> bool:
+    """Milvus Lite's own test of whether a collection exists: its schema.json is there."""
+    return (collection_dir(db, collection) / SCHEMA).exists()
+
+
 def properties(db: Path, collection: str) -> dict[str, Any]:
     """The collection properties recorded in its schema.json (empty when it cannot be read)."""
     props = (_json(collection_dir(db, collection) / SCHEMA) or {}).get("properties")

@@ -399,8 +399,10 @@ def test_a_one_shot_search_answers_from_a_current_copy_without_opening_the_colle
         raise AssertionError("Milvus was asked")
 
     with monkeypatch.context() as patched:
-        # Milvus Lite opens (loads) a collection on its first describe, count or search
-        for name in ("describe_collection", "get_collection_stats", "search", "query", "get", "load_collection"):
+        # Milvus Lite opens (loads) a collection on its first describe (pymilvus' has_collection is one), count
+        # or search
+        asked = ("has_collection", "describe_collection", "get_collection_stats", "search", "query", "get")
+        for name in (*asked, "load_collection"):
             patched.setattr(MilvusClient, name, milvus_asked)
         with Library(db, device="cpu", search_copy=SAVED_COPY) as lib:
             assert [(r.path, round(r.score, 4)) for r in lib.search("a red mug", k=5)] == expected
