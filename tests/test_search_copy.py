@@ -377,6 +377,8 @@ def test_the_vectorised_filter_keeps_what_matches_keeps() -> None:
         Filter(tags=frozenset({"red", "mug"}), folder_prefix="/lib/fö_ld%er/sub1/"),
         Filter(tags=frozenset({"ünï"})),
     ]
+    given = {f.name for flt in filters for f in dataclasses.fields(Filter) if getattr(flt, f.name) != f.default}
+    assert given == {f.name for f in dataclasses.fields(Filter)}, "every condition a Filter has is tried"
     for flt in filters:
         expected = [flt.matches(r) for r in rows]
         assert flt.mask(table).tolist() == expected, flt
