@@ -127,6 +127,12 @@ def scale_sizes(results: dict[str, Any]) -> tuple[int, int] | None:
     return (GOAL_SIZE if GOAL_SIZE in sizes[:-1] else sizes[-2]), big
 
 
+def _search_only_rss(row: dict[str, Any]) -> Any:
+    """A fresh process's peak RSS through its searches, before it asks Milvus itself (older runs: the peak)."""
+    fresh = row.get("fresh_process") or {}
+    return fresh.get("search_only_rss_peak_mib", fresh.get("rss_peak_mib"))
+
+
 def scale_goals(results: dict[str, Any]) -> list[Goal]:
     """Issue 14's goals: memory, cold start, write time, recall and latency at the largest library against a
     smaller one, all measured in the same run; query overhead over the text encoder at every size."""
@@ -146,7 +152,7 @@ def scale_goals(results: dict[str, Any]) -> list[Goal]:
             ),
             Goal(
                 f"Peak RSS of a process that only searches {big:,} rows vs the raw vector bytes",
-                _ratio(_get(g, "fresh_process", "rss_peak_mib"), raw),
+                _ratio(_search_only_rss(g), raw),
                 1.5,
                 False,
             ),
@@ -614,7 +620,7 @@ def _scale(results: dict[str, Any]) -> list[str]:
                 _f(raw, 0),
                 _f(r.get("upsert_s")),
                 rss(_get(r, "write_rss", "rss_peak_mib")),
-                rss(fresh.get("rss_peak_mib")),
+                rss(_search_only_rss(r)),
                 _f(fresh.get("cold_first_query_s"), 2),
                 overhead(fresh),
                 overhead(int8),
@@ -627,10 +633,11 @@ def _scale(results: dict[str, Any]) -> list[str]:
         "",
         "Each library written in a process of its own (the vectors read from disk a chunk at a time, as an "
         "indexer produces them), then searched by a fresh process; peak RSS is the whole process's, model "
-        "included, against the raw float32 vector bytes. End to end / text encoder: `Library.search` p50 against "
-        "the same process's text encoder p50 (int8: an int8 collection, whose queries run the int8 text tower). "
-        "One-shot CLI: `assetlens search QUERY --json` wall time, Python's start and imports included (median of "
-        "3).",
+        "included, against the raw float32 vector bytes (search-only: through the searches, before the "
+        "process asks Milvus itself, which loads the collection). End to end / text encoder: `Library.search` "
+        "p50 against the same process's text encoder p50 (int8: an int8 collection, whose queries run the int8 "
+        "text tower). One-shot CLI: `assetlens search QUERY --json` wall time, Python's start and imports "
+        "included (median of 3).",
         "",
         *_table(
             [
@@ -921,7 +928,7 @@ def _scale_plot(lib: dict[str, Any], path: Path) -> str:
     fig, (mem, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, pick in (
         ("peak RSS writing", lambda r: _get(r, "write_rss", "rss_peak_mib")),
-        ("peak RSS search-only (fresh process)", lambda r: _get(r, "fresh_process", "rss_peak_mib")),
+        ("peak RSS search-only (fresh process)", _search_only_rss),
         ("raw vector bytes", lambda r: r.get("raw_vector_mib")),
     ):
         mem.plot(xs, [pick(r) for r in rows], marker="o", label=label)
