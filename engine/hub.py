@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import mmap
 import os
 import shutil
@@ -49,7 +48,7 @@ from PIL import Image, ImageDraw
 from assetlens.engine.cpu import this_cpu
 from assetlens.engine.encoders import Encoder, normalize
 from assetlens.engine.errors import ModelDownloadError, ModelNotFoundError, ModelVerificationError
-from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, Parity, TextFacts
+from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, Parity, TextFacts, file_sha256
 from assetlens.engine.models import load_facts, model_root, resolve_model_dir, slug
 from assetlens.engine.preprocess import model_batch
 from assetlens.engine.registry import ModelSpec, RepoPin, Source, find_model
@@ -283,7 +282,7 @@ def _verify_digests(
     pull fetches it anew) and refused. Returns the pins seen."""
     seen: dict[str, list[tuple[str, str]]] = {pin.repo: [] for pin in source.repos}
     for repo_file, path in paths.items():
-        digest = sha256(path)
+        digest = file_sha256(path)
         want = repo_file.repo.digest(repo_file.path)
         if want is not None and digest != want:
             path.unlink(missing_ok=True)
@@ -436,7 +435,7 @@ def _manifest(spec: ModelSpec, source: Source, precision: str, commits: dict[str
             ids_input=source.text_input,
             token_dtype=source.token_dtype,
         ),
-        files={file: sha256(folder / file) for file in (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE)},
+        files={file: file_sha256(folder / file) for file in (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE)},
         opset=onnx_opset(folder / IMAGE_FILE),
         parity=Parity(0.0, 0.0, 0, 0, reference="not yet checked"),
         versions={"huggingface_hub": _version("huggingface_hub"), "onnxruntime": ort.__version__},
@@ -578,14 +577,6 @@ def _staging(final: Path) -> Iterator[Path]:
         raise ModelDownloadError(f"Cannot write {final} ({exc.strerror or exc}); nothing was installed.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_opset(path: Path) -> int:

@@ -9,6 +9,7 @@ refused, since its meaning is unknown to this code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -195,3 +196,12 @@ def _migrate(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     for step in range(version, VERSION):
         body = MIGRATIONS[step](body)
     return body
+
+
+def file_sha256(path: Path) -> str:
+    """The digest a manifest records for each of its files (``ModelManifest.files``), read 1 MB at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

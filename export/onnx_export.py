@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from assetlens.engine.cpu import this_cpu
 from assetlens.engine.errors import ExportError
-from assetlens.engine.manifest import ImageFacts, Int8Recipe, ModelManifest, Parity, TextFacts
+from assetlens.engine.manifest import ImageFacts, Int8Recipe, ModelManifest, Parity, TextFacts, file_sha256
 from assetlens.engine.models import MANIFEST_FILE, PRECISIONS, ModelFacts, export_dir_for, load_facts
 from assetlens.engine.registry import FAMILY_LABELS, Family, ModelSpec, Padding, Resize, find_model
 
@@ -146,7 +145,7 @@ def quantize_export(
         dataclasses.replace(
             facts.manifest,
             precision="int8",
-            files={file: _sha256(staging / file) for file in files},
+            files={file: file_sha256(staging / file) for file in files},
             parity=_parity(check, cosines, final, recipes, reference="onnx fp32"),
             versions={**facts.versions, **_onnx_versions()},
             created=_now(),
@@ -465,7 +464,7 @@ def _build(
             padding_side="left" if bundle.tokenizer.padding_side == "left" else "right",
             lowercase=bundle.lowercase,
         ),
-        files={file: _sha256(staging / file) for file in files},
+        files={file: file_sha256(staging / file) for file in files},
         opset=opset,
         parity=_parity(check, cosines, final, recipes, reference="pytorch fp32"),
         versions={
@@ -795,14 +794,6 @@ def _quiet() -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dist_version(dist: str) -> str:
