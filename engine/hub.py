@@ -411,16 +411,11 @@ def _manifest(spec: ModelSpec, source: Source, precision: str, commits: dict[str
         source=" + ".join(f"hf://{repo}@{commit}" for repo, commit in commits.items()) + f" ({source.layout})",
         precision=precision,
         embedding_dim=spec.dim,
-        image=ImageFacts(
+        image=ImageFacts.of_spec(
+            image,
             file=IMAGE_FILE,
             input_name=source.image_input,
             output_name=_output(image_io.outputs, source.image_output, "image"),
-            resize_shortest_edge=image.size,
-            crop_size=image.size,
-            mean=image.mean,
-            std=image.std,
-            resample=image.resample,
-            resize=image.resize,
         ),
         text=TextFacts(
             file=TEXT_FILE,

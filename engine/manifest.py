@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from assetlens.engine.cpu import CpuInfo
 from assetlens.engine.errors import ModelLoadError
-from assetlens.engine.registry import Padding, Resize
+from assetlens.engine.registry import ImageSpec, Padding, Resize
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_PREFIX = "assetlens-model/"
@@ -49,6 +49,21 @@ class ImageFacts:
     std: tuple[float, float, float]
     resample: str = "bicubic"
     resize: Resize = "shortest-edge-crop"
+
+    @classmethod
+    def of_spec(cls, image: ImageSpec, *, file: str, input_name: str, output_name: str) -> ImageFacts:
+        """A registry entry's image rules as the runtime's facts for a graph with these file and IO names."""
+        return cls(
+            file=file,
+            input_name=input_name,
+            output_name=output_name,
+            resize_shortest_edge=image.size,
+            crop_size=image.size,
+            mean=image.mean,
+            std=image.std,
+            resample=image.resample,
+            resize=image.resize,
+        )
 
 
 @dataclass(frozen=True)

@@ -267,17 +267,8 @@ class Recipe:
     @property
     def facts(self) -> ImageFacts:
         """The registry's image rules as the runtime's ``ImageFacts`` (what ``model_pixels`` takes)."""
-        image = self.spec.image
-        return ImageFacts(
-            file="image.onnx",
-            input_name="pixel_values",
-            output_name="image_embeds",
-            resize_shortest_edge=image.size,
-            crop_size=image.size,
-            mean=image.mean,
-            std=image.std,
-            resample=image.resample,
-            resize=image.resize,
+        return ImageFacts.of_spec(
+            self.spec.image, file="image.onnx", input_name="pixel_values", output_name="image_embeds"
         )
 
     @property
