@@ -50,9 +50,9 @@ log = logging.getLogger(__name__)
 FORMAT = 3  # row columns in Arrow files, one faiss index holding the vectors
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
-# Build breadth: 80 limited recall@10 to 0.986 at 1M rows whatever the search breadth (FINDINGS.md); 200 is
-# Milvus' own default, at about 2.5x the build time.
-GRAPH_EF_CONSTRUCTION = 80
+# Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
+# efSearch 128 and 1.000 at 256, for about 1.4x the build time (FINDINGS.md; python -m assetlens.benchmarks.graph).
+GRAPH_EF_CONSTRUCTION = 160
 # Search breadth, wider from GRAPH_LARGE_ROWS on, where 128 loses recall (the measured figures are in
 # benchmarks/results/FINDINGS.md).
 GRAPH_EF_SEARCH = 128

@@ -198,3 +198,13 @@ def test_an_idle_store_connection_gets_no_goaway(backend: Backend) -> None:
     assert "too_many_pings" in _idle_store_stderr(backend.uri, every_second, 12)
     ours = _idle_store_stderr(backend.uri, unlimited, 65)
     assert "GOAWAY" not in ours and "too_many_pings" not in ours, ours
+
+
+def test_graph_benchmark_measures_recall_against_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    from assetlens.benchmarks import graph
+
+    graph.measure(3000, [160], [16, 128], queries=50)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["rows"] == 3000 and lines[0]["ef_construction"] == 160 and lines[0]["build_s"] >= 0
+    recalls = {line["ef_search"]: line["recall@10"] for line in lines[1:]}
+    assert set(recalls) == {16, 128} and recalls[128] >= 0.99 and recalls[16] <= recalls[128]
