@@ -211,17 +211,22 @@ IMMICH_NOTE = (
 HF_ONNX_NOTE = "transformers.js / optimum exports: Hugging Face IO names; normalisation not checked here"
 
 
+def _pinned(repo: str | RepoPin) -> RepoPin:
+    """A repository as given: pinned already, or by name (no pins recorded)."""
+    return repo if isinstance(repo, RepoPin) else RepoPin(repo)
+
+
 def immich(repo: str | RepoPin, note: str = IMMICH_NOTE) -> Source:
     """An immich-app repository: ``visual/model.onnx`` takes ``image``, ``textual/model.onnx`` takes int32
     ``text`` of the fixed context length; fp32 only."""
-    pin = repo if isinstance(repo, RepoPin) else RepoPin(repo)
+    pin = _pinned(repo)
     return Source("immich", pin, "image", None, "text", None, "int32", ("fp32",), padding="max-length", note=note)
 
 
 def onnx_community(repo: str | RepoPin, note: str = HF_ONNX_NOTE) -> Source:
     """An onnx-community or Xenova repository: ``onnx/vision_model*.onnx`` and ``onnx/text_model*.onnx`` with
     Hugging Face's input and output names, in fp32, fp16 and a quantised variant."""
-    pin = repo if isinstance(repo, RepoPin) else RepoPin(repo)
+    pin = _pinned(repo)
     return Source(
         "onnx-community",
         pin,
@@ -237,8 +242,8 @@ def onnx_community(repo: str | RepoPin, note: str = HF_ONNX_NOTE) -> Source:
 
 def fastembed(vision: str | RepoPin, text: str | RepoPin, note: str = HF_ONNX_NOTE) -> Source:
     """A Qdrant (fastembed) pair: a vision repository and a text repository, each with ``model.onnx``."""
-    image_pin = vision if isinstance(vision, RepoPin) else RepoPin(vision)
-    text_pin = text if isinstance(text, RepoPin) else RepoPin(text)
+    image_pin = _pinned(vision)
+    text_pin = _pinned(text)
     return Source(
         "fastembed",
         image_pin,
