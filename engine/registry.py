@@ -195,7 +195,9 @@ def _siglip_image(size: int, resample: str) -> ImageSpec:
 
 # pad = "<|endoftext|>" (49407) in the OpenAI and LAION tokenizer configs; 77 = max_position_embeddings.
 CLIP_TEXT = TextSpec(context_length=77, padding="longest", pad_token_id=49407)
-# SigLIP: T5 sentencepiece, pad = "</s>" (1), model_max_length 64, do_lower_case (tokenizer_config.json).
+# SigLIP: T5 sentencepiece, pad = "</s>" (1), model_max_length 64, do_lower_case (tokenizer_config.json); its
+# SiglipTokenizer also removes ASCII punctuation and collapses whitespace, which export/siglip_tokenizer.py
+# writes into the converted tokenizer.json with the lower-casing.
 SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1)
 # SigLIP 2: Gemma tokenizer, pad = "<pad>" (0), fixed padding to 64 (tokenizer.json; the model card
 # asks for padding="max_length", max_length=64 and lower-cased text).

@@ -58,6 +58,21 @@ DEFAULT_CAPTIONS = (
     "NEON SIGN saying 'open 24/7'",
     "🌅 sunset over the ocean",
 )
+# Texts the written tokenizer.json must turn into the checkpoint tokenizer's ids, beside the parity captions:
+# case, punctuation, runs of whitespace, scripts without spaces, right-to-left text, emoji sequences and a
+# text longer than any context.
+TOKEN_CHECK_TEXTS = (
+    "",
+    "  A  Red\tChair \n",
+    "Hello, World! It's 100% (really) [new] {ok}...",
+    "Kursi merah di ruangan — sangat nyaman, bukan?",
+    "Crème brûlée à côté de l'hôtel",
+    "ｆｕｌｌｗｉｄｔｈ ＡＢＣ and ﬁne",
+    "一只黑猫坐在木桌上，红色的椅子",
+    "قطة سوداء على طاولة خشبية",
+    "🌅🐈 SUNSET 🐈\u200d⬛",
+    " ".join(["a very long description of a golden watch on a wooden table"] * 20),
+)
 # PIL resampling codes (the image processor's resample) the runtime implements.
 _RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
@@ -175,7 +190,8 @@ class _Bundle:
     vision: Any  # CLIPVisionModelWithProjection or SiglipVisionModel
     text: Any  # CLIPTextModelWithProjection or SiglipTextModel
     image_processor: Any  # CLIPImageProcessor or SiglipImageProcessor
-    tokenizer: Any  # a fast tokenizer (CLIPTokenizerFast, GemmaTokenizerFast, ...)
+    tokenizer: Any  # a fast tokenizer (CLIPTokenizerFast, GemmaTokenizerFast, ...): its tokenizer.json is written
+    reference_tokenizer: Any  # the checkpoint's own tokenizer, which the parity inputs come from
     embedding_dim: int
     context_length: int
     lowercase: bool  # the runtime lower-cases queries: the reference does and the tokenizer does not
@@ -190,7 +206,7 @@ class _Bundle:
         """The text graph's inputs for ``texts``, made by the checkpoint's own tokenizer."""
         from assetlens.export.specs import FAMILY_GRAPHS
 
-        encoded = self.tokenizer(
+        encoded = self.reference_tokenizer(
             [text.lower() if self.lowercase else text for text in texts],
             padding=True if self.padding == "longest" else "max_length",
             truncation=True,
@@ -313,15 +329,16 @@ def _load_bundle(source: str, local_files_only: bool) -> _Bundle:
         towers.append(tower.eval())
     processor = _read("preprocessor_config.json", classes[2].from_pretrained, source, local_files_only=local_files_only)
     if family == "clip":
-        tokenizer = _load_clip_tokenizer(source, local_files_only, config.text_config.vocab_size)
+        tokenizer = reference = _load_clip_tokenizer(source, local_files_only, config.text_config.vocab_size)
     else:
-        tokenizer = _load_fast_tokenizer(source, local_files_only)
+        tokenizer, reference = _load_siglip_tokenizer(source, local_files_only)
     return _Bundle(
         family=family,
         vision=towers[0],
         text=towers[1],
         image_processor=processor,
         tokenizer=tokenizer,
+        reference_tokenizer=reference,
         embedding_dim=embedding_dim,
         context_length=int(config.text_config.max_position_embeddings),
         lowercase=_runtime_lowercases(source, tokenizer),
@@ -347,24 +364,33 @@ def _load_clip_tokenizer(source: str, local_files_only: bool, vocab_size: int) -
     return tokenizer
 
 
-def _load_fast_tokenizer(source: str, local_files_only: bool) -> Any:
-    """The checkpoint's own fast tokenizer (its ``tokenizer.json`` is what the runtime runs), with a pad token."""
-    from transformers import AutoTokenizer
+def _load_siglip_tokenizer(source: str, local_files_only: bool) -> tuple[Any, Any]:
+    """(a fast tokenizer whose ``tokenizer.json`` the runtime runs, the checkpoint's own tokenizer), with a pad
+    token: the same object when the checkpoint ships a fast one, else the slow ``SiglipTokenizer`` of the
+    first SigLIP releases converted (``export.siglip_tokenizer``)."""
+    from transformers import AutoTokenizer, SiglipTokenizer
 
     try:
         tokenizer = _read(
             "tokenizer files", AutoTokenizer.from_pretrained, source, local_files_only=local_files_only, use_fast=True
         )
-    except ImportError:  # a slow-only tokenizer class whose library (sentencepiece) is not installed
-        tokenizer = None
-    if tokenizer is None or not tokenizer.is_fast:
+    except ImportError:  # a slow-only tokenizer class whose library is not installed
         raise _Unsupported(
-            f"{source} ships no fast tokenizer (tokenizer.json), only a slow sentencepiece one whose text rules the "
-            "runtime does not reproduce; choose a SigLIP 2 checkpoint such as google/siglip2-base-patch16-224."
-        )
+            f"{source} ships only a sentencepiece tokenizer, and reading it needs the sentencepiece package; "
+            "install AssetLens with its export extra (pip install 'assetlens[export]')."
+        ) from None
     if tokenizer.pad_token_id is None:
         raise _Missing("pad token (SigLIP pads every text to the context length)")
-    return tokenizer
+    if tokenizer.is_fast:
+        return tokenizer, tokenizer
+    if not isinstance(tokenizer, SiglipTokenizer):
+        raise _Unsupported(
+            f"{source} ships a {type(tokenizer).__name__} without a tokenizer.json, which AssetLens cannot convert; "
+            "save the checkpoint with a fast tokenizer, or choose a SigLIP 2 checkpoint."
+        )
+    from assetlens.export.siglip_tokenizer import fast_siglip_tokenizer
+
+    return fast_siglip_tokenizer(tokenizer), tokenizer
 
 
 def _runtime_lowercases(source: str, tokenizer: Any) -> bool:
@@ -398,6 +424,24 @@ def _build(
     from assetlens.export.specs import FAMILY_GRAPHS, TEXT_OUTPUT, tower_specs
 
     image_facts = _image_facts(bundle)
+    backend = bundle.tokenizer.backend_tokenizer
+    # The text graph has position embeddings for context_length tokens only;
+    # padding is left to the runtime (manifest padding and pad_token_id).
+    backend.enable_truncation(bundle.context_length)
+    backend.no_padding()
+    backend.save(str(staging / TOKENIZER_FILE))
+    text_facts = TextFacts(
+        file=TEXT_FILE,
+        input_names=FAMILY_GRAPHS[bundle.family].text_inputs,
+        output_name=TEXT_OUTPUT,
+        context_length=bundle.context_length,
+        tokenizer_file=TOKENIZER_FILE,
+        pad_token_id=int(bundle.tokenizer.pad_token_id),
+        padding=bundle.padding,
+        padding_side="left" if bundle.tokenizer.padding_side == "left" else "right",
+        lowercase=bundle.lowercase,
+    )
+    _check_tokens(bundle, staging / TOKENIZER_FILE, text_facts, [*TOKEN_CHECK_TEXTS, *(parity_texts or ())])
     work = staging / "work"
     say(f"Exporting the image and text towers to ONNX (opset {opset})")
     export_models(
@@ -439,13 +483,6 @@ def _build(
         _check_reduced(cosines, precision)
     shutil.rmtree(work)
 
-    backend = bundle.tokenizer.backend_tokenizer
-    # The text graph has position embeddings for context_length tokens only;
-    # padding is left to the runtime (manifest padding and pad_token_id).
-    backend.enable_truncation(bundle.context_length)
-    backend.no_padding()
-    backend.save(str(staging / TOKENIZER_FILE))
-
     files = (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE)
     return ModelManifest(
         name=name,
@@ -453,17 +490,7 @@ def _build(
         precision=precision,
         embedding_dim=bundle.embedding_dim,
         image=image_facts,
-        text=TextFacts(
-            file=TEXT_FILE,
-            input_names=FAMILY_GRAPHS[bundle.family].text_inputs,
-            output_name=TEXT_OUTPUT,
-            context_length=bundle.context_length,
-            tokenizer_file=TOKENIZER_FILE,
-            pad_token_id=int(bundle.tokenizer.pad_token_id),
-            padding=bundle.padding,
-            padding_side="left" if bundle.tokenizer.padding_side == "left" else "right",
-            lowercase=bundle.lowercase,
-        ),
+        text=text_facts,
         files={file: file_sha256(staging / file) for file in files},
         opset=opset,
         parity=_parity(check, cosines, final, recipes, reference="pytorch fp32"),
@@ -484,6 +511,26 @@ def _check_reduced(cosines: dict[str, float], precision: str) -> None:
             f"The {precision} graphs drift too far from fp32 (min cosine: image {cosines['image']:.4f}, "
             f"text {cosines['text']:.4f}, required {REDUCED_MIN_COSINE}); use fp32 for this model."
         )
+
+
+def _check_tokens(bundle: _Bundle, tokenizer_file: Path, text: TextFacts, texts: Sequence[str]) -> None:
+    """Refuse the export unless the written tokenizer, run as the runtime runs it with ``text``'s rules, gives
+    the checkpoint tokenizer's ids for every one of ``texts``."""
+    from assetlens.engine.tokens import load_tokenizer, tokenize
+
+    runtime = load_tokenizer(tokenizer_file, text.context_length)
+    length = text.context_length if text.padding == "max-length" else None
+    for sample in texts:
+        want = bundle.tokens([sample])["input_ids"][0].tolist()
+        got = tokenize(
+            runtime, [sample], text.pad_token_id, length=length, side=text.padding_side, lowercase=text.lowercase
+        )[0][0].tolist()
+        if got != want:
+            at = next((i for i, (x, y) in enumerate(zip(got, want, strict=False)) if x != y), min(len(got), len(want)))
+            raise ExportError(
+                f"The written tokenizer.json gives other tokens than the checkpoint's tokenizer for {sample[:40]!r} "
+                f"(first difference at token {at}); the export was not written."
+            )
 
 
 def _parity(

@@ -116,3 +116,12 @@ def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_models import build_tiny_siglip
 
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised SiglipModel that ships only ``spiece.model`` and the slow SiglipTokenizer."""
+    pytest.importorskip("sentencepiece")
+    from tiny_models import build_tiny_siglip_v1
+
+    return build_tiny_siglip_v1(tmp_path_factory.mktemp("tiny-siglip-v1"))

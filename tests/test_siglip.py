@@ -1,4 +1,5 @@
-"""SigLIP beside CLIP: a tiny random SigLIP (with a Unigram tokenizer trained here) exported and run.
+"""SigLIP beside CLIP: tiny random SigLIPs exported and run, one with a Gemma-style fast Unigram tokenizer and one
+shipping only a T5-style ``spiece.model`` and the slow SiglipTokenizer (both trained here).
 
 The runtime's preprocessing, tokens and embeddings are held to Hugging Face's SiglipImageProcessor,
 tokenizer and SiglipModel.
@@ -6,9 +7,7 @@ tokenizer and SiglipModel.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -253,17 +252,63 @@ def test_naflex_siglip2_is_refused_in_one_sentence(tmp_path: Path) -> None:
     assert_export_refused(checkpoint, tmp_path / "out", "NaFlex")
 
 
-@pytest.mark.slow
-def test_checkpoint_without_fast_tokenizer_is_refused_in_one_sentence(tiny_siglip: Path, tmp_path: Path) -> None:
-    if importlib.util.find_spec("sentencepiece") is not None:
-        pytest.skip("the slow tokenizer would load; this checks the refusal where sentencepiece is absent")
-    checkpoint = tmp_path / "siglip-1"
-    shutil.copytree(tiny_siglip, checkpoint, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens_map.json"))
-    (checkpoint / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "SiglipTokenizer", "model_max_length": CONTEXT, "pad_token": "</s>"})
+def random_texts(count: int, seed: int = 0) -> list[str]:
+    """Strings mixing what SiglipTokenizer's canonicalisation and sentencepiece's normalisation act on: ASCII
+    punctuation, every kind of whitespace (Python's and Unicode's), "▁", case, accents, full-width forms,
+    scripts the vocabulary lacks and emoji."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("aBc xYz,.!?'\"-_()[]{}#%/\t\n\r\x1c\x85\xa0\u2003\u3000▁éÜ中文ｆＡ🐈\u200d⬛")
+    return ["".join(rng.choice(alphabet, size=int(rng.integers(0, 30)))) for _ in range(count)]
+
+
+@pytest.mark.unit
+def test_converted_sentencepiece_tokenizer_equals_slow_siglip_tokenizer(tiny_siglip_v1: Path) -> None:
+    from assetlens.export.siglip_tokenizer import fast_siglip_tokenizer
+
+    slow = transformers.SiglipTokenizer.from_pretrained(tiny_siglip_v1)
+    fast = fast_siglip_tokenizer(slow)
+    texts = [*QUERIES, *onnx_export.TOKEN_CHECK_TEXTS, *random_texts(2000)]
+    got = [fast(t, truncation=True, max_length=CONTEXT)["input_ids"] for t in texts]
+    want = [slow(t, truncation=True, max_length=CONTEXT)["input_ids"] for t in texts]
+    assert got == want
+    # What the conversion has to reproduce: punctuation and whitespace runs vanish, case folds, eos ends.
+    assert (
+        want[QUERIES.index("A Red Chair")] == slow("a red, chair!!")["input_ids"] == slow("  a  red chair")["input_ids"]
     )
-    (checkpoint / "spiece.model").write_bytes(b"a sentencepiece model")
-    assert_export_refused(checkpoint, tmp_path / "out", "ships no fast tokenizer")
+    assert want[-1][-1] == slow.eos_token_id and len(want[texts.index(QUERIES[-1])]) == CONTEXT
+
+
+@pytest.fixture(scope="module")
+def v1_dir(tiny_siglip_v1: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_model(tiny_siglip_v1, tmp_path_factory.mktemp("siglip-v1-exports") / "fp32")
+
+
+@pytest.mark.slow
+def test_checkpoint_with_only_a_slow_tokenizer_exports_and_matches_torch(tiny_siglip_v1: Path, v1_dir: Path) -> None:
+    slow = transformers.SiglipTokenizer.from_pretrained(tiny_siglip_v1)
+    encoder = Encoder(load_facts(v1_dir), device="cpu")
+    text = encoder.facts.text
+    assert (text.padding, text.pad_token_id, text.padding_side, text.lowercase) == ("max-length", 1, "right", False)
+    ids, _ = encoder.tokenize(QUERIES)
+    want = slow(QUERIES, padding="max_length", max_length=CONTEXT, truncation=True, return_tensors="np")["input_ids"]
+    assert ids.tolist() == want.tolist()
+    model = transformers.SiglipModel.from_pretrained(tiny_siglip_v1, attn_implementation="eager").eval()
+    assert cosines(encoder.encode_texts(QUERIES), torch_text(model, want)).min() >= FP32_MIN_COSINE
+    same = encoder.encode_texts(["A red chair!", "a red chair"])
+    np.testing.assert_allclose(same[0], same[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_export_refuses_a_tokenizer_json_that_tokenizes_otherwise(
+    tiny_siglip_v1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenizers import normalizers
+
+    from assetlens.export.siglip_tokenizer import SiglipConverter
+
+    # A conversion that forgets SiglipTokenizer's canonicalisation (sentencepiece's own rules only).
+    monkeypatch.setattr(SiglipConverter, "normalizer", lambda self, proto: normalizers.Lowercase())
+    assert_export_refused(tiny_siglip_v1, tmp_path / "out", "gives other tokens than the checkpoint's tokenizer")
 
 
 @pytest.mark.unit

@@ -5,6 +5,7 @@ Shared by the export, SigLIP and pull tests (tests/conftest.py's ``tiny_clip`` a
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -85,21 +86,58 @@ def build_tiny_siglip(out: Path) -> Path:
         model_max_length=CONTEXT,
     )
     tokenizer.save_pretrained(out)
+    _save_siglip(out, backend.get_vocab_size(), pad=0, eos=1, bos=2, resample=2)
+    return out
+
+
+def train_sentencepiece(path: Path, vocab_size: int = 150) -> Path:
+    """A T5-style sentencepiece Unigram model (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, nmt_nfkc normalisation, no
+    byte fallback), the kind the first SigLIP releases ship as ``spiece.model``, trained on ``CORPUS``."""
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS * 4),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=0.98,  # leaves the rarest characters out, so unknown-character runs are tested too
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    path.write_bytes(model.getvalue())
+    return path
+
+
+def build_tiny_siglip_v1(out: Path) -> Path:
+    """A SiglipModel saved as the first SigLIP releases are: ``spiece.model`` and the slow ``SiglipTokenizer``
+    only (pad and eos both ``</s>``, lower-casing), a bicubic squash image processor."""
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = transformers.SiglipTokenizer(str(train_sentencepiece(out / "spiece.model")), model_max_length=CONTEXT)
+    tokenizer.save_pretrained(out)
+    _save_siglip(out, len(tokenizer), pad=1, eos=1, bos=None, resample=3)
+    return out
+
+
+def _save_siglip(out: Path, vocab_size: int, pad: int, eos: int, bos: int | None, resample: int) -> None:
     torch.manual_seed(0)
     layers = {"intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
     config = transformers.SiglipConfig(
         text_config={
             "hidden_size": DIM,
             "projection_size": DIM,
-            "vocab_size": backend.get_vocab_size(),
+            "vocab_size": vocab_size,
             "max_position_embeddings": CONTEXT,
-            "pad_token_id": 0,
-            "eos_token_id": 1,
-            "bos_token_id": 2,
+            "pad_token_id": pad,
+            "eos_token_id": eos,
+            "bos_token_id": bos,
             **layers,
         },
         vision_config={"hidden_size": DIM, "image_size": IMAGE, "patch_size": 8, **layers},
     )
     transformers.SiglipModel(config).eval().save_pretrained(out)
-    transformers.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE}, resample=2).save_pretrained(out)
-    return out
+    transformers.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE}, resample=resample).save_pretrained(out)
