@@ -60,6 +60,7 @@ from assetlens.engine.sources import (
     pinned,
     source_files,
 )
+from assetlens.engine.tokens import canonicalize_file
 
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
@@ -170,6 +171,8 @@ def pull(
         for repo_file, name_here in ((files.image, IMAGE_FILE), (files.text, TEXT_FILE)):
             shutil.copyfile(paths[repo_file], staging / name_here)
         shutil.copyfile(paths[files.tokenizer], staging / TOKENIZER_FILE)
+        if spec.text.canonicalize:
+            canonicalize_file(staging / TOKENIZER_FILE)
         manifest = _manifest(spec, source, precision, commits, staging)
         manifest.save(staging)
         reference_checked = self_check(staging, source)

@@ -68,13 +68,17 @@ class TextSpec:
     ``longest`` pads a batch to its longest text (CLIP pools at the end-of-text token, so padding is
     invisible); ``max-length`` pads every text to ``context_length`` with ``pad_token_id``, as SigLIP
     was trained (its text tower pools the last position, which is padding for short texts).
-    ``lowercase``: the reference lower-cases text (CLIP's BPE does it itself; SigLIP's card asks for it)."""
+    ``lowercase``: the reference lower-cases text (CLIP's BPE does it itself; SigLIP's card asks for it).
+    ``canonicalize``: the reference also removes ASCII punctuation and collapses whitespace before
+    tokenising (SigLIP's SiglipTokenizer, ``engine.tokens.canonicalizer``); a pulled ``tokenizer.json``
+    is given that step, an exported one has it from the conversion (``export.siglip_tokenizer``)."""
 
     context_length: int
     padding: Padding
     pad_token_id: int
     lowercase: bool = True
     padding_side: Literal["left", "right"] = "right"
+    canonicalize: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,9 +200,8 @@ def _siglip_image(size: int, resample: str) -> ImageSpec:
 # pad = "<|endoftext|>" (49407) in the OpenAI and LAION tokenizer configs; 77 = max_position_embeddings.
 CLIP_TEXT = TextSpec(context_length=77, padding="longest", pad_token_id=49407)
 # SigLIP: T5 sentencepiece, pad = "</s>" (1), model_max_length 64, do_lower_case (tokenizer_config.json); its
-# SiglipTokenizer also removes ASCII punctuation and collapses whitespace, which export/siglip_tokenizer.py
-# writes into the converted tokenizer.json with the lower-casing.
-SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1)
+# SiglipTokenizer also removes ASCII punctuation and collapses whitespace (immich's clean_text does too).
+SIGLIP_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=1, canonicalize=True)
 # SigLIP 2: Gemma tokenizer, pad = "<pad>" (0), fixed padding to 64 (tokenizer.json; the model card
 # asks for padding="max_length", max_length=64 and lower-cased text).
 SIGLIP2_TEXT = TextSpec(context_length=64, padding="max-length", pad_token_id=0)

@@ -12,21 +12,12 @@ the slow tokenizer before it writes anything (``export.onnx_export``).
 
 from __future__ import annotations
 
-import re
-import string
-import sys
 from typing import Any
 
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from transformers.convert_slow_tokenizer import SpmConverter
 
-# Python's ``\s`` (what SiglipTokenizer collapses) is wider than the Rust regex one: written out, code point
-# by code point, the two agree exactly.
-_PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if re.match(r"\s", chr(c)))
-
-
-def _char_class(chars: str) -> str:
-    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+from assetlens.engine.tokens import canonicalizer
 
 
 class SiglipConverter(SpmConverter):
@@ -34,11 +25,7 @@ class SiglipConverter(SpmConverter):
 
     def normalizer(self, proto: Any) -> normalizers.Normalizer:
         steps = [normalizers.Lowercase()] if self.original_tokenizer.do_lower_case else []
-        steps += [
-            normalizers.Replace(Regex(_char_class(string.punctuation)), ""),
-            normalizers.Replace(Regex(_char_class(_PY_WHITESPACE) + "+"), " "),
-            normalizers.Strip(),
-        ]
+        steps.append(canonicalizer())
         charsmap = proto.normalizer_spec.precompiled_charsmap
         if charsmap:
             steps.append(normalizers.Precompiled(charsmap))

@@ -336,6 +336,30 @@ def test_gated_repository_needs_a_token(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("standin", ["immich-siglip"], indirect=True)
+def test_a_canonicalizing_entry_gets_its_punctuation_rule_in_the_pulled_tokenizer(
+    standin: ModelSpec, hub: HubStub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tokenizers import Tokenizer
+
+    from assetlens.engine.encoders import Encoder
+
+    spec = dataclasses.replace(standin, text=dataclasses.replace(standin.text, canonicalize=True))
+    monkeypatch.setattr(registry, "MODELS", tuple(spec if m is standin else m for m in registry.MODELS))
+    code, out, err = run_main(capsys, "models", "pull", spec.name)
+    assert code == 0, err
+    assert "self-check: matches the registry's reference" in out  # its captions have nothing to canonicalise
+    messy, clean = "A  red chair, (please)!", "a red chair please"
+    served = Tokenizer.from_str(hub.repos[standin.sources[0].repo.repo].files["textual/tokenizer.json"].decode())
+    assert served.encode(messy.lower()).ids != served.encode(clean).ids
+    encoder = Encoder(load_facts(_installed(spec)), device="cpu")
+    ids, _ = encoder.tokenize([messy, clean])
+    assert ids[0].tolist() == ids[1].tolist()
+    vectors = encoder.encode_texts([messy, clean])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.store
 @pytest.mark.parametrize("standin", ["immich-clip"], indirect=True)
 def test_index_pulls_a_missing_model_with_progress_unless_told_not_to(

@@ -262,6 +262,20 @@ def random_texts(count: int, seed: int = 0) -> list[str]:
 
 
 @pytest.mark.unit
+def test_canonicalizer_is_siglip_tokenizers_canonicalize_text() -> None:
+    import re
+    import string
+    import sys
+
+    python_whitespace = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert python_whitespace == tokens.PY_WHITESPACE
+    table = str.maketrans("", "", string.punctuation)
+    texts = [*QUERIES, python_whitespace.join(["a", "b", "c"]), *random_texts(500, seed=1)]
+    want = [re.sub(r"\s+", " ", text.translate(table)).strip() for text in texts]
+    assert [tokens.canonicalizer().normalize_str(text) for text in texts] == want
+
+
+@pytest.mark.unit
 def test_converted_sentencepiece_tokenizer_equals_slow_siglip_tokenizer(tiny_siglip_v1: Path) -> None:
     from assetlens.export.siglip_tokenizer import fast_siglip_tokenizer
 
