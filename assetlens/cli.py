@@ -34,7 +34,7 @@ from assetlens.engine.generate import ASPECT_RATIOS, DEFAULT_OUT_DIR, MAX_VARIAN
 from assetlens.engine.indexer import IndexReport
 from assetlens.engine.library import SAVED_COPY, Library, Runtime
 from assetlens.engine.manifest import ModelManifest
-from assetlens.engine.models import PRECISIONS, cache_root, default_model_name, model_rows
+from assetlens.engine.models import PRECISIONS, QUERY_PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
 from assetlens.engine.registry import DEMO_MODEL, DEMO_SIGLIP_MODEL, RECOMMENDATIONS
 from assetlens.engine.search import FILE_TYPE_NAMES, ORIENTATIONS, SearchResult
@@ -164,6 +164,7 @@ def _library(
         search_copy=None if writes else SAVED_COPY,
         download=not getattr(args, "no_download", True),  # only index and search have --no-download
         download_progress=_download_progress(str(model or default_model_name())),
+        query_precision=getattr(args, "query_precision", "auto"),  # only search has --query-precision
     )
 
 
@@ -800,6 +801,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="what to look for, e.g. 'a golden watch'")
     _add_store(p)
     _add_runtime(p)
+    p.add_argument(
+        "--query-precision",
+        choices=QUERY_PRECISIONS,
+        default="auto",
+        help="text tower of text queries (default: auto = on the CPU, an fp32 library's int8 text tower where "
+        "it answers as fp32 does, else the library's own)",
+    )
     p.add_argument("--image", type=Path, help="query by example image")
     p.add_argument("--like", help="more like this indexed image (path)")
     p.add_argument("--minus", action="append", metavar="TEXT", help="steer away from TEXT (repeatable)")

@@ -12,8 +12,10 @@ and index, rows upserted through ``MilvusStore`` as the indexer writes them,
 so the engine's in-memory copy follows the writes and is saved at the flush):
 tokenise + encode + search + result shaping, the interactive path, in the
 process that wrote the rows (as the app after indexing) and in a fresh process
-that loads the saved copy (as the app's next start). Its recall is the engine's
-answer (``Library.search(vector=...)``) against exact search.
+that loads the saved copy (as the app's next start), there once with the fp32
+text tower and once with the int8 one (``Library(query_precision=...)``) on the
+same fp32 library. Its recall is the engine's answer (``Library.search(vector=...)``)
+against exact search.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -37,7 +38,9 @@ import numpy as np
 from assetlens.benchmarks.context import QUERIES, Context, Task
 from assetlens.benchmarks.milvus_server import MilvusServer
 from assetlens.benchmarks.timing import PeakRss, measure, rss_bytes, stats
+from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import MAX_CANDIDATES, Library
+from assetlens.engine.models import MANIFEST_FILE, int8_text_facts, load_facts
 from assetlens.engine.search_copy import GRAPH_MIN_ROWS, CopyIndex
 from assetlens.engine.store import GRPC_OPTIONS, AssetRow, path_id
 
@@ -295,10 +298,18 @@ def _row_index(path: str) -> int:
     return int(path.rsplit("_", 1)[1].split(".")[0])
 
 
-def time_library(db: str, precision: str, threads: int, budget_s: float, reps: int) -> dict[str, Any]:
-    """Open the library at ``db`` and time ``Library.search`` (run in a fresh process, as the CLI does)."""
+def time_library(
+    db: str, precision: str, threads: int, budget_s: float, reps: int, query_precision: str
+) -> dict[str, Any]:
+    """Open the library at ``db`` and time ``Library.search`` with the ``query_precision`` text tower (run in a
+    fresh process, as the CLI does)."""
     t0 = time.perf_counter()
-    with PeakRss() as rss, Library(db, precision=precision, device="cpu", threads=threads, create=False) as lib:
+    with (
+        PeakRss() as rss,
+        Library(
+            db, precision=precision, device="cpu", threads=threads, create=False, query_precision=query_precision
+        ) as lib,
+    ):
         row = time_search(lib, budget_s, reps, t0)
         # Before MilvusStore.search below: asking Milvus Lite loads its whole collection into this process.
         row["search_only_rss_peak_mib"] = max(rss.peak, rss_bytes()) / 2**20
@@ -307,8 +318,9 @@ def time_library(db: str, precision: str, threads: int, budget_s: float, reps: i
 
 
 def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = None) -> dict[str, Any]:
-    """``Library.search`` end to end on an open library and its text encoder; the library answers from its
-    in-memory copy, which a fresh process's first query loads (``cold_first_query_s``)."""
+    """``Library.search`` end to end on an open library and the text encoder of its queries (``text_tower``
+    says which); the library answers from its in-memory copy, which a fresh process's first query loads
+    (``cold_first_query_s``)."""
     t0 = t0 or time.perf_counter()
     lib.search(QUERIES[0], k=K)
     cold_s = time.perf_counter() - t0
@@ -321,8 +333,9 @@ def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = Non
     # warmup=0: the first query above warmed every part
     return {
         "cold_first_query_s": cold_s,
+        "text_tower": lib.text_encoder.facts.precision,
         "encode_text": measure(
-            lambda: lib.encoder.encode_texts([query()]), warmup=0, budget_s=budget_s, max_reps=reps * 2
+            lambda: lib.text_encoder.encode_texts([query()]), warmup=0, budget_s=budget_s, max_reps=reps * 2
         ),
         "end_to_end": measure(lambda: lib.search(query(), k=K), warmup=0, budget_s=budget_s, max_reps=reps),
     }
@@ -357,6 +370,27 @@ def write_library(
         timed = time_search(lib, budget_s, reps)
         row["same_process"] = {**timed, "store_search": time_store_search(lib, budget_s, reps), **rss.to_dict()}
     return row
+
+
+def model_folder(ctx: Context) -> Path:
+    """The benchmark model's fp32 and int8 exports linked into one model folder (``FOLDER/<precision>``), as a
+    registry model's are, so that an fp32 library finds the int8 text tower beside its model."""
+    folder = ctx.work / "model"
+    folder.mkdir(exist_ok=True)
+    for precision in ("fp32", "int8"):
+        link = folder / precision
+        if not (link / MANIFEST_FILE).is_file():
+            link.symlink_to(ctx.export_dir(precision).resolve(), target_is_directory=True)
+    return folder
+
+
+def int8_refusal(model: Path) -> str | None:
+    """Why the int8 text tower may not answer the fp32 library's queries (None: it may)."""
+    try:
+        int8_text_facts(load_facts(model / "fp32"))
+    except AssetLensError as exc:
+        return str(exc)
+    return None
 
 
 def fresh_process(function: str, *args: Any) -> dict[str, Any]:
@@ -486,26 +520,25 @@ def tasks(ctx: Context) -> list[Task]:
 
     timing = (p.budget_s, p.queries)
 
-    def write(n: int, precision: str, vectors: VectorFile) -> tuple[Path, dict[str, Any]]:
-        db = ctx.work / f"library-{n}-{precision}.db"
-        model = ctx.export_dir(precision)
-        return db, fresh_process("write_library", db, model, precision, vectors.path, n, ctx.threads, *timing)
-
     def library(n: int) -> Callable[[], None]:
         def run() -> None:
             vectors = sets[n].save(ctx.work / f"vectors-{n}.f32")
-            db, row = write(n, "fp32", vectors)
+            db, model = ctx.work / f"library-{n}.db", model_folder(ctx)
+            row = fresh_process("write_library", db, model, "fp32", vectors.path, n, ctx.threads, *timing)
             row["raw_vector_mib"] = n * DIM * 4 / 2**20
             with Library(db, precision="fp32", device="cpu", threads=ctx.threads, create=False) as lib:
                 row["recall_at_10"] = library_recall(lib, sets[n], p.queries)
                 if n <= REBUILD_MAX_ROWS:
                     row["rebuild_from_milvus_s"] = rebuild_copy_s(lib)
-            row["fresh_process"] = fresh_process("time_library", db, "fp32", ctx.threads, *timing)
+            row["fresh_process"] = fresh_process("time_library", db, "fp32", ctx.threads, *timing, "fp32")
             row["cli_search"] = cli_search(db, ctx.threads)
-            if n <= p.int8_library_max:  # a collection is bound to its precision: int8 queries need their own
-                db8, _ = write(n, "int8", vectors)
-                row["fresh_process_int8"] = fresh_process("time_library", db8, "int8", ctx.threads, *timing)
-                shutil.rmtree(db8, ignore_errors=True)
+            if n <= p.int8_library_max:  # the same library's queries on the int8 text tower
+                refused = int8_refusal(model)
+                row["fresh_process_int8"] = (
+                    {"refused": refused}
+                    if refused
+                    else fresh_process("time_library", db, "fp32", ctx.threads, *timing, "int8")
+                )
             vectors.path.unlink()
             res.setdefault("library", {})[str(n)] = row
 

@@ -31,12 +31,18 @@ from assetlens.engine.duplicates import (
     collapse,
     find_duplicates,
 )
-from assetlens.engine.encoders import Encoder, normalize
-from assetlens.engine.errors import ModelMismatchError, StoreError, UsageError
+from assetlens.engine.encoders import CPU_PROVIDER, Encoder, normalize, pick_providers
+from assetlens.engine.errors import ModelLoadError, ModelMismatchError, ModelNotFoundError, StoreError, UsageError
 from assetlens.engine.handoff import CopyReport, Pick, copy_picks
 from assetlens.engine.hub import ensure_model
 from assetlens.engine.indexer import Indexer, IndexReport, Progress, file_digest, path_text
-from assetlens.engine.models import default_model_name, load_facts, resolve_model_dir
+from assetlens.engine.models import (
+    QUERY_PRECISIONS,
+    default_model_name,
+    int8_text_facts,
+    load_facts,
+    resolve_model_dir,
+)
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS, decode
 from assetlens.engine.registry import canonical_name, find_model
 from assetlens.engine.relevance import SAMPLE_ROWS, Baseline, check_margin, check_relevance
@@ -90,12 +96,14 @@ class LibraryStats:
 
 @dataclass(frozen=True)
 class Runtime:
-    """The model a library runs: its name, precision and embedding size, and onnxruntime's provider."""
+    """The model a library runs: its name, precision and embedding size, onnxruntime's provider, and the
+    precision of the text tower that encodes text queries (``Library.text_encoder``)."""
 
     model: str
     precision: str
     dim: int
     provider: str
+    query_precision: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,7 @@ class Library:
         encoder: Encoder | None = None,
         download: bool = False,
         download_progress: Progress | None = None,
+        query_precision: str = "auto",
     ) -> None:
         """``create=False`` refuses to create a new Milvus Lite file (for search and stats).
 
@@ -151,11 +160,18 @@ class Library:
         ``download``: a registry model that is not here yet is pulled from its Hugging Face Hub source
         when first needed (``engine.hub``; not in Hugging Face's offline mode), reporting its bytes to
         ``download_progress``.
+
+        ``query_precision``: the text tower of text queries (``text_encoder``); ``auto``, the collection's
+        own precision, or ``int8`` for an fp32 collection.
         """
         if store is not None and (db is not None or uri is not None):
             raise UsageError("Give a Library either a store or a db/uri to open, not both.")
         if encoder is not None and (model is not None or precision is not None):
             raise UsageError("Give a Library either an encoder or a model/precision to load, not both.")
+        if query_precision not in QUERY_PRECISIONS:
+            raise UsageError(
+                f"Unknown query precision {query_precision!r}; choose one of {', '.join(QUERY_PRECISIONS)}."
+            )
         self.store = store or MilvusStore(uri or (os.fspath(db) if db is not None else None), token, collection, create)
         keep_copy = self.store.local if search_copy is None else bool(search_copy)
         self._copy = SearchCopy(self.store) if keep_copy else None
@@ -166,6 +182,8 @@ class Library:
         self._encoder = encoder
         self._encoder_given = encoder is not None
         self._encoder_checked = False
+        self.query_precision = query_precision
+        self._text_encoder: Encoder | None = None
         self.device = device
         self.threads = threads
         self._tag_counts: tuple[tuple[str, str] | None, dict[str, int]] = (None, {})
@@ -227,6 +245,36 @@ class Library:
             self._encoder = Encoder(facts, device=self.device, threads=self.threads)
         return self._encoder
 
+    @property
+    def text_encoder(self) -> Encoder:
+        """The encoder of text queries, chosen on first use by ``query_precision``. An fp32 collection's are
+        encoded by the same model's int8 text tower (faster on a CPU) where ``engine.models.int8_text_facts``
+        finds one that answers as fp32 does: always with ``int8`` (else its refusal), on the CPU with ``auto``.
+        Images are encoded by ``encoder`` either way, so the stored vectors never change."""
+        if self._text_encoder is None:
+            self._text_encoder = self._pick_text_encoder()
+        return self._text_encoder
+
+    def _pick_text_encoder(self) -> Encoder:
+        enc, asked = self.encoder, self.query_precision
+        own = enc.facts.precision
+        if asked == own or (asked == "auto" and own != "fp32"):
+            return enc
+        if own != "fp32":
+            raise UsageError(
+                f"Collection {self.store.collection} was indexed at {own} and answers text queries with its own "
+                f"text tower; --query-precision {asked} is for fp32 libraries."
+            )
+        if asked == "auto" and pick_providers(self.device)[0] != CPU_PROVIDER:
+            return enc  # int8 MatMuls run on the CPU: on CUDA the fp32 tower is the fast one
+        try:
+            facts = int8_text_facts(enc.facts)
+        except (ModelNotFoundError, ModelLoadError, ModelMismatchError):
+            if asked == "int8":
+                raise
+            return enc
+        return Encoder(facts, device=self.device, threads=self.threads)
+
     def exists(self) -> bool:
         """Whether the collection exists yet (the first write creates it)."""
         return self.store.meta() is not None
@@ -244,7 +292,7 @@ class Library:
     def runtime(self) -> Runtime:
         """Which model runs, and where (loads it)."""
         enc = self.encoder
-        return Runtime(enc.facts.name, enc.facts.precision, enc.dim, enc.provider)
+        return Runtime(enc.facts.name, enc.facts.precision, enc.dim, enc.provider, self.text_encoder.facts.precision)
 
     # -- indexing -------------------------------------------------------------------
 
@@ -399,7 +447,7 @@ class Library:
         exclude: set[str] = set()
         texts = ([text] if text else []) + list(minus)
         if texts:
-            vecs = enc.encode_texts(texts)
+            vecs = self.text_encoder.encode_texts(texts)
             if text:
                 parts.append((vecs[0], text_weight))
             parts.extend((v, -minus_weight) for v in vecs[1 if text else 0 :])

@@ -17,14 +17,18 @@ Models are found by name:
 
 from __future__ import annotations
 
+import hashlib
+import mmap
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from assetlens.engine.errors import ModelLoadError, ModelNotFoundError
+from assetlens.engine.cpu import CpuInfo, this_cpu
+from assetlens.engine.errors import ModelLoadError, ModelMismatchError, ModelNotFoundError
 from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, TextFacts
 from assetlens.engine.registry import (
     DEFAULT_MODEL,
@@ -216,3 +220,138 @@ def load_facts(directory: str | os.PathLike[str]) -> ModelFacts:
         if not (directory / file).is_file():
             raise ModelLoadError(f"{directory} is missing {file}; re-export the model.")
     return ModelFacts(directory=directory, **{f.name: getattr(manifest, f.name) for f in fields(ModelManifest)})
+
+
+QUERY_PRECISIONS = ("auto", "fp32", "int8")
+"""``Library(query_precision=...)``: the text tower of an fp32 library's text queries (``int8_text_facts``)."""
+INT8_QUERY_MIN_COSINE = 0.999
+"""The least text min cosine against fp32 an int8 export must record for its text tower to answer fp32 queries."""
+FP32_REFERENCES = ("onnx fp32", "pytorch fp32")  # ``Parity.reference`` of cosines measured against fp32
+
+
+def int8_text_facts(fp32: ModelFacts, cpu: CpuInfo | None = None) -> ModelFacts:
+    """The same model's int8 export, whose text tower may encode the text queries of a library indexed with
+    ``fp32``: in the ``int8`` folder beside ``fp32``'s, with the same text facts, quantised from the same
+    fp32 text graph (``quantised_from``), recording a text min cosine of at least ``INT8_QUERY_MIN_COSINE``
+    and exact on ``cpu`` (default: this machine's). Else a one-sentence ``ModelNotFoundError`` (no int8
+    export) or ``ModelMismatchError`` (one that does not answer as fp32 does)."""
+    folder = fp32.directory.parent / "int8"
+    if fp32.precision != "fp32" or fp32.directory.name != "fp32" or not (folder / MANIFEST_FILE).is_file():
+        raise ModelNotFoundError(
+            f"The {fp32.name} model ({fp32.precision}, {fp32.directory}) has no int8 export beside it for text "
+            "queries; use --query-precision auto or fp32."
+        )
+    int8 = load_facts(folder)
+    why = _int8_refusal(fp32, int8, cpu or this_cpu())
+    if why is not None:
+        raise ModelMismatchError(
+            f"The int8 export {folder} {why}, so it cannot answer text queries for {fp32.name} (fp32); "
+            "use --query-precision auto or fp32."
+        )
+    return int8
+
+
+def _int8_refusal(fp32: ModelFacts, int8: ModelFacts, cpu: CpuInfo) -> str | None:
+    """Why ``int8``'s text tower may not stand in for ``fp32``'s (None: it may), the cheap checks first."""
+    if int8.precision != "int8":
+        return "is not an int8 export"
+    if (int8.embedding_dim, int8.text) != (fp32.embedding_dim, fp32.text):
+        return "tokenises or embeds text differently"
+    if int8.parity.reference not in FP32_REFERENCES:
+        return f"records its text cosine against {int8.parity.reference}, not fp32"
+    if not int8.parity.text_min_cosine >= INT8_QUERY_MIN_COSINE:
+        return (
+            f"records a text min cosine of {int8.parity.text_min_cosine:.6f} against fp32, "
+            f"below the {INT8_QUERY_MIN_COSINE} its queries need"
+        )
+    if not int8.parity.int8_saturation_safe and cpu.u8s8_saturates:
+        return "has int8 sums that saturate on this CPU"
+    if not quantised_from(fp32.path(fp32.text.file), int8.path(int8.text.file)):
+        return "was not quantised from this fp32 text graph"
+    return None
+
+
+def quantised_from(fp32_graph: Path, int8_graph: Path) -> bool:
+    """Whether ``int8_graph`` was quantised from the weights of ``fp32_graph``. Quantisation replaces only the
+    weights of MatMuls, so the tensors the two graphs share by name (the embeddings, norms and biases) are
+    the same; another checkpoint's graph differs in them, or shares none."""
+    ours, theirs = _tensor_digests(fp32_graph), _tensor_digests(int8_graph)
+    shared = ours.keys() & theirs.keys()
+    return bool(shared) and all(ours[name] == theirs[name] for name in shared)
+
+
+def _tensor_digests(graph: Path) -> dict[str, str]:
+    """sha256 of each initializer's type, shape and data in an ONNX file, by name (read without the onnx
+    package, which the runtime does not need); empty for a file that is not a readable graph, or whose
+    tensors are stored outside it."""
+    try:
+        with graph.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return _digests(memoryview(mapped))
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        return {}
+
+
+# Field numbers of onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.name and .data_location.
+_GRAPH, _INITIALIZER, _NAME, _DATA_LOCATION = 7, 5, 8, 14
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+
+
+def _digests(model: memoryview) -> dict[str, str]:
+    # A malformed file ends here, with no view of the map left behind (which would keep it from closing).
+    try:
+        out = {}
+        for graph in _submessages(model, _GRAPH):
+            for tensor in _submessages(graph, _INITIALIZER):
+                digest, name = hashlib.sha256(), ""
+                for number, value in _fields(tensor):
+                    if number == _NAME and isinstance(value, memoryview):
+                        name = bytes(value).decode("utf-8", "replace")
+                    elif number == _DATA_LOCATION:  # written as its default by some tools, left out by others
+                        if value == _EXTERNAL:
+                            return {}
+                    else:
+                        digest.update(f"{number}:".encode())
+                        digest.update(value if isinstance(value, memoryview) else str(value).encode())
+                out[name] = digest.hexdigest()
+        return out
+    except (IndexError, ValueError):
+        return {}
+
+
+def _submessages(message: memoryview, number: int) -> Iterator[memoryview]:
+    """The bytes of each field ``number`` of ``message`` (a repeated or single message field)."""
+    return (value for found, value in _fields(message) if found == number and isinstance(value, memoryview))
+
+
+def _fields(message: memoryview) -> Iterator[tuple[int, memoryview | int]]:
+    """(field number, value) of each field of a serialised protobuf message: the bytes of a length-delimited
+    field, the number of a varint, the raw bytes of a fixed-width one."""
+    at = 0
+    while at < len(message):
+        key, at = _varint(message, at)
+        wire = key & 7
+        if wire == 0:
+            value, at = _varint(message, at)
+            yield key >> 3, value
+            continue
+        if wire == 2:
+            size, at = _varint(message, at)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+        if at + size > len(message):
+            raise ValueError("truncated protobuf field")
+        yield key >> 3, message[at : at + size]
+        at += size
+
+
+def _varint(message: memoryview, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = message[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return value, at
+        shift += 7

@@ -195,7 +195,7 @@ def test_combined_query_is_the_weighted_sum(indexed: Path, catalogue: list[tuple
         query, exclude = lib.query_vector(
             "a watch", image, minus=["gold"], text_weight=0.7, image_weight=1.3, minus_weight=0.4
         )
-        t, m = lib.encoder.encode_texts(["a watch", "gold"])
+        t, m = lib.text_encoder.encode_texts(["a watch", "gold"])
         from assetlens.engine.preprocess import decode
 
         i = lib.encoder.encode_images([decode(image).image])[0]
