@@ -572,6 +572,7 @@ def _search(results: dict[str, Any]) -> list[str]:
                 f"{int(n):,} rows written in {r['upsert_s']:.1f} s (of which flush + copy update "
                 f"{_f(r.get('flush_and_copy_s'))} s), engine recall@10 {r['recall_at_10']:.3f}, "
                 f"rebuilding the copy from Milvus {_f(r.get('rebuild_from_milvus_s'))} s"
+                + _small_write(r.get("small_write"))
                 for n, r in s["library"].items()
             )
         )
@@ -921,6 +922,17 @@ def plots(results: dict[str, Any], out: Path, prefix: str) -> dict[str, str]:
     if len(lib) > 1:
         written["memory and latency vs library size"] = _scale_plot(lib, out / f"{prefix}-scale.png")
     return written
+
+
+def _small_write(row: dict[str, Any] | None) -> str:
+    """The small write after the library was saved (``benchmarks.search.small_write``), as a clause."""
+    if not row:
+        return ""
+    index = "rewriting" if row["index_file_rewritten"] else "linking"
+    return (
+        f", then {row['rows']} more rows written and flushed in {_f(row['write_s'] + row['flush_and_save_s'])} s "
+        f"({index} the saved index file)"
+    )
 
 
 def _scale_plot(lib: dict[str, Any], path: Path) -> str:

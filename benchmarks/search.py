@@ -41,7 +41,7 @@ from assetlens.benchmarks.timing import PeakRss, measure, rss_bytes, stats
 from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import MAX_CANDIDATES, Library
 from assetlens.engine.models import MANIFEST_FILE, int8_text_facts, load_facts
-from assetlens.engine.search_copy import GRAPH_MIN_ROWS, CopyIndex
+from assetlens.engine.search_copy import GRAPH_MIN_ROWS, INDEX_FILE, CopyIndex
 from assetlens.engine.store import GRPC_OPTIONS, AssetRow, path_id
 
 K = 10
@@ -269,6 +269,35 @@ def fill_library(lib: Library, vs: VectorSet | VectorFile) -> dict[str, Any]:
         "rows_per_s": vs.n / (t2 - t0),
         "flush_and_copy_s": t2 - t1,
         "copy": "HNSW graph (faiss)" if vs.n >= GRAPH_MIN_ROWS else "exact matrix",
+    }
+
+
+WATCH_BATCH = 100  # rows of one small write, as a watch that flushes every few files makes
+
+
+def small_write(db: str, n: int, threads: int) -> dict[str, Any]:
+    """One small write (``WATCH_BATCH`` new rows, then a flush) into the library at ``db`` of ``n`` rows, in the
+    process that opened it: seconds to write and flush, and whether the saved copy's index file was rewritten
+    (the new vectors wait beside it until there are many)."""
+    with Library(db, device="cpu", threads=threads, create=False) as lib:
+        folder = lib.store.cache_folder()
+        index_file = folder / INDEX_FILE if folder is not None else None
+        before = index_file.stat().st_ino if index_file is not None and index_file.is_file() else None
+        rng = np.random.default_rng(n)
+        x = rng.normal(size=(WATCH_BATCH, lib.encoder.dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        lib.prepare_writes()
+        t0 = time.perf_counter()
+        lib.write([_row(n + i) for i in range(WATCH_BATCH)], x, new=True)
+        t1 = time.perf_counter()
+        lib.flush()
+        t2 = time.perf_counter()
+        after = index_file.stat().st_ino if index_file is not None and index_file.is_file() else None
+    return {
+        "rows": WATCH_BATCH,
+        "write_s": t1 - t0,
+        "flush_and_save_s": t2 - t1,
+        "index_file_rewritten": before is None or before != after,
     }
 
 
@@ -539,6 +568,7 @@ def tasks(ctx: Context) -> list[Task]:
                     if refused
                     else fresh_process("time_library", db, "fp32", ctx.threads, *timing, "int8")
                 )
+            row["small_write"] = fresh_process("small_write", db, n, ctx.threads)  # last: it adds rows
             vectors.path.unlink()
             res.setdefault("library", {})[str(n)] = row
 

@@ -19,7 +19,10 @@ a wrong answer.
 A saved copy is memory-mapped, not read: the row columns (Arrow IPC files, one per range of positions,
 so a save writes only the rows added since the last one and links the rest) and the faiss index
 (``IO_FLAG_MMAP_IFC``). A process that only searches touches the pages its searches need, and a row
-becomes an ``AssetRow`` only when a search returns it.
+becomes an ``AssetRow`` only when a search returns it. Vectors written after the index was saved wait
+beside it, searched exactly, until there are ``EXTRA_MAX_ROWS`` of them: a save then writes only those
+(a watch that flushes every few files does not rewrite a million vectors each time), and a writer
+does not read a mapped index into memory for a few new rows.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ from assetlens.engine.store import AssetRow, Hit, MilvusStore
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # row columns in Arrow files, one faiss index holding the vectors
+FORMAT = 4  # row columns in Arrow files, a faiss index holding the vectors and the vectors written beside it
+READABLE_FORMATS = (3, FORMAT)  # 3: no vectors beside the index
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
 # Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
@@ -59,12 +63,16 @@ GRAPH_EF_SEARCH = 128
 GRAPH_EF_SEARCH_LARGE = 256
 GRAPH_LARGE_ROWS = 500_000
 GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
+# Vectors kept beside a saved index before they are folded into it (and the index written again): their
+# exact scan costs about a millisecond at 512 dimensions.
+EXTRA_MAX_ROWS = 10_000
 MAX_DEAD_SHARE = 0.2  # replaced and deleted positions kept before the copy is compacted
 NO_FILTER = Filter()
 
 STAMP = "stamp.json"
 INDEX_FILE = "vectors.faiss"
 ALIVE_FILE = "alive.npy"
+EXTRA_FILE = "extra.npy"  # the vectors at the positions after the index's own
 CHANGED_FILE = "changed.arrow"  # rows whose metadata changed in place, with their positions
 POSITION = "_position"
 
@@ -139,7 +147,9 @@ class CopyIndex:
 
     Positions only grow: a deleted or replaced row leaves a dead position that no search returns, and
     ``compact`` drops dead positions once they pile up. Writes are staged (``stage``, ``delete``): their
-    vectors join the index at once, at new positions that searches skip until ``commit``.
+    vectors join the index at once, at new positions that searches skip until ``commit``. Once the index
+    is saved, new vectors are kept beside it instead (the positions after the index's own, scanned
+    exactly and merged with its answers) until there are more than ``EXTRA_MAX_ROWS``; then they join it.
     """
 
     def __init__(
@@ -151,13 +161,14 @@ class CopyIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         index = _new_index(vectors.shape[1], graph=len(table) >= graph_min_rows)
         index.add(vectors)
-        self._setup([table], [None], index, np.ones(len(table), bool), {}, graph_min_rows)
+        self._setup([table], [None], index, None, np.ones(len(table), bool), {}, graph_min_rows)
 
     def _setup(
         self,
         parts: list[pa.Table],
         part_files: list[str | None],
         index: Any,
+        extra: np.ndarray | None,
         alive: np.ndarray,
         changed: dict[int, AssetRow],
         graph_min_rows: int,
@@ -172,7 +183,8 @@ class CopyIndex:
         self._mapped = mapped  # the saved index file the index maps (it cannot grow before it is read in)
         self._mapped_inode = mapped.stat().st_ino if mapped is not None else None
         self._index_saved = mapped is not None
-        self._n = int(index.ntotal)
+        self._extra = np.zeros((0, int(index.d)), np.float32) if extra is None else extra
+        self._n = int(index.ntotal) + len(self._extra)
         self._alive = np.zeros(max(16, 2 * self._n), bool)  # room to grow (positions past _n are False)
         self._alive[: self._n] = alive
         self._live = int(alive.sum())
@@ -193,13 +205,24 @@ class CopyIndex:
         """The HNSW graph (faiss), or None while the index is exact."""
         return self._index if isinstance(self._index, _faiss().IndexHNSW) else None
 
-    @property
-    def vectors(self) -> np.ndarray:
-        """(positions, dim) float32: a view of the index's own storage (no second copy in memory)."""
+    def _indexed(self) -> np.ndarray:
+        """The index's vectors (its first positions), a view of its own storage: no second copy in memory."""
         faiss = _faiss()
         flat = faiss.downcast_index(self._index.storage) if self.graph is not None else self._index
         n, d = int(flat.ntotal), int(flat.d)
         return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d) if n else np.zeros((0, d), np.float32)
+
+    def vectors_at(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(len(positions), dim) float32: the vectors at ``positions``, in the index or beside it."""
+        at = np.asarray(positions, dtype=np.int64)
+        indexed = self._indexed()
+        if not len(self._extra):
+            return indexed[at]
+        out = np.empty((len(at), self.dim), np.float32)
+        inside = at < len(indexed)
+        out[inside] = indexed[at[inside]]
+        out[~inside] = self._extra[at[~inside] - len(indexed)]
+        return out
 
     def __len__(self) -> int:
         return self._live
@@ -255,7 +278,7 @@ class CopyIndex:
             return []
         wanted = pc.is_in(self.table["id"], value_set=pa.array(list(ids), pa.large_string())).to_numpy()
         positions = np.flatnonzero(wanted & self.alive())
-        return list(zip(self.rows_at(positions), self.vectors[positions], strict=True))
+        return list(zip(self.rows_at(positions), self.vectors_at(positions), strict=True))
 
     def live_rows(self) -> list[AssetRow]:
         """Every searchable row, by position."""
@@ -267,12 +290,13 @@ class CopyIndex:
         """Take rows written (upserted) since the last commit; they are searched from the next ``commit`` on."""
         position = self.position
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
-        stored = self.vectors
+        known = [position.get(row.id) for row in rows]
+        at = [pos for pos in known if pos is not None and pos < self._committed]
+        stored = dict(zip(at, self.vectors_at(at), strict=True))
         new_rows: list[AssetRow] = []
         new_vectors: list[np.ndarray] = []
-        for row, vec in zip(rows, vectors, strict=True):
-            pos = position.get(row.id)
-            if pos is not None and pos < self._committed and np.array_equal(stored[pos], vec):
+        for row, vec, pos in zip(rows, vectors, known, strict=True):
+            if pos is not None and pos in stored and np.array_equal(stored[pos], vec):
                 self._staged_changes[pos] = row  # metadata only (touched, renamed): in place
                 continue
             if pos is not None:
@@ -311,15 +335,21 @@ class CopyIndex:
             grown = np.zeros(2 * (self._n + len(rows)), bool)
             grown[: self._n] = self.alive()
             self._alive = grown
+        self._n += len(rows)
+        if self._index_saved and len(self._extra) + len(rows) <= EXTRA_MAX_ROWS:
+            self._extra = np.concatenate([self._extra, vectors])  # beside the saved index, which stays as it is
+            return
         if self._mapped is not None:
             self._own()
-        if self.graph is None and self._n + len(rows) >= self.graph_min_rows:
+        if self.graph is None and self._n >= self.graph_min_rows:
             # every position so far goes into the graph, dead ones too: positions never move while writes are staged
             graph = _new_index(self.dim, graph=True)
-            graph.add(np.ascontiguousarray(self.vectors))
+            graph.add(np.ascontiguousarray(self._indexed()))
             self._index = graph
-        self._index.add(np.ascontiguousarray(vectors))
-        self._n += len(rows)
+        for block in (self._extra, vectors):
+            if len(block):
+                self._index.add(np.ascontiguousarray(block))
+        self._extra = self._extra[:0]
         self._index_saved = False
 
     def _merge_parts(self) -> None:
@@ -369,8 +399,7 @@ class CopyIndex:
         table = self.table.take(pa.array(keep))
         if self._changed:
             table = rows_table(self.rows_at(keep))
-        vectors = np.ascontiguousarray(self.vectors[keep])
-        self._fill(table, vectors, self.graph_min_rows)
+        self._fill(table, self.vectors_at(keep), self.graph_min_rows)
 
     # -- search ---------------------------------------------------------------------
 
@@ -394,10 +423,10 @@ class CopyIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if flt.active:
             candidates = self.matching(flt)
-            return self._ranked(candidates, self._scores(self.vectors[candidates], q), limit)
+            return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
         if self.graph is not None and limit <= GRAPH_MAX_LIMIT:
             return self._graph_search(q, limit)
-        scores = self._scores(self.vectors, q)
+        scores = np.concatenate([self._scores(self._indexed(), q), self._scores(self._extra, q)])
         if self._live < self._n:
             candidates = np.flatnonzero(self.alive())
             return self._ranked(candidates, scores[candidates], limit)
@@ -424,7 +453,14 @@ class CopyIndex:
             params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
         scores, positions = self._index.search(q[None], limit, params=params)
         found = positions[0] >= 0
-        return self._hits(positions[0][found], scores[0][found])
+        if not len(self._extra):
+            return self._hits(positions[0][found], scores[0][found])
+        beside = int(self._index.ntotal) + np.flatnonzero(self.alive()[int(self._index.ntotal) :])
+        return self._ranked(
+            np.concatenate([positions[0][found], beside]),
+            np.concatenate([scores[0][found], self._scores(self._extra[beside - int(self._index.ntotal)], q)]),
+            limit,
+        )
 
     # -- persistence ------------------------------------------------------------------
 
@@ -451,6 +487,8 @@ class CopyIndex:
             else:
                 _faiss().write_index(self._index, str(tmp / INDEX_FILE))
             np.save(tmp / ALIVE_FILE, self.alive())
+            if len(self._extra):
+                np.save(tmp / EXTRA_FILE, self._extra)
             if self._changed:
                 changed = rows_table(list(self._changed.values()))
                 changed = changed.add_column(0, POSITION, pa.array(list(self._changed), pa.int64()))
@@ -462,6 +500,7 @@ class CopyIndex:
                 "rows": len(self),
                 "positions": self._n,
                 "dim": self.dim,
+                "extra": len(self._extra),
                 "graph": self.graph is not None,
                 "parts": names,
             }
@@ -486,22 +525,27 @@ class CopyIndex:
             return None
         try:
             stamp = json.loads((folder / STAMP).read_text())
-            if (stamp.get("format"), Version.of_stamp(stamp), stamp.get("dim")) != (FORMAT, version, dim):
+            if stamp.get("format") not in READABLE_FORMATS or (Version.of_stamp(stamp), stamp.get("dim")) != (
+                version,
+                dim,
+            ):
                 return None
             names = [str(name) for name in stamp["parts"]]
             parts = [_read_table(folder / name) for name in names]
             faiss = _faiss()
             index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC)
             alive = np.load(folder / ALIVE_FILE, allow_pickle=False)
+            extra = np.load(folder / EXTRA_FILE, allow_pickle=False) if stamp.get("extra") else None
             changed: dict[int, AssetRow] = {}
             if (folder / CHANGED_FILE).is_file():
                 table = _read_table(folder / CHANGED_FILE)
                 positions = table.column(POSITION).to_pylist()
                 changed = dict(zip(positions, table_rows(table.drop_columns([POSITION])), strict=True))
-            n = int(index.ntotal)
+            n = int(index.ntotal) + (len(extra) if extra is not None else 0)
             if (
                 sum(p.num_rows for p in parts) != n
                 or index.d != dim
+                or (extra is not None and (extra.shape != (stamp["extra"], dim) or extra.dtype != np.float32))
                 or alive.shape != (n,)
                 or alive.dtype != bool
                 or any(not 0 <= p < n for p in changed)
@@ -509,7 +553,7 @@ class CopyIndex:
             ):
                 return None
             copy = cls.__new__(cls)
-            copy._setup(parts, list(names), index, alive, changed, graph_min_rows, mapped=folder / INDEX_FILE)
+            copy._setup(parts, list(names), index, extra, alive, changed, graph_min_rows, mapped=folder / INDEX_FILE)
             return copy, int(stamp["rows"])
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.warning("The saved search copy in %s is unreadable (%s); it will be rebuilt from Milvus.", folder, exc)
@@ -611,7 +655,7 @@ class SearchCopy:
         with self._lock:
             index = self.index()
             alive = np.flatnonzero(index.alive())
-            return index.rows_at(alive), index.vectors[alive]
+            return index.rows_at(alive), index.vectors_at(alive)
 
     def get(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
         """``MilvusStore.get(ids, with_vectors=True)`` as of the last flush, from the copy."""
@@ -623,7 +667,7 @@ class SearchCopy:
         with self._lock:
             index = self.index()
             alive = np.flatnonzero(index.alive())
-            picked: np.ndarray = index.vectors[alive[sample_positions(len(alive), n)]]
+            picked: np.ndarray = index.vectors_at(alive[sample_positions(len(alive), n)])
             return picked
 
     def _dim(self) -> int:

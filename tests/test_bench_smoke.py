@@ -110,6 +110,9 @@ def test_scale_figures_side_by_side(run: tuple[Path, dict[str, Any]]) -> None:
         assert row["write_rss"]["rss_peak_mib"] > row["raw_vector_mib"] and _positive(row["upsert_s"])
         assert _positive(row["fresh_process"]["rss_peak_mib"]) and _positive(row["fresh_process"]["cold_first_query_s"])
         assert row["cli_search"]["runs"] == 3 and all(_positive(s) for s in row["cli_search"]["seconds"])
+        # a watch-sized write after the save: its vectors wait beside the saved index, which is not rewritten
+        small = row["small_write"]
+        assert small["rows"] == 100 and _positive(small["flush_and_save_s"]) and not small["index_file_rewritten"]
     assert _positive(lib["300"]["fresh_process_int8"]["end_to_end"]["p50_ms"])
     assert "fresh_process_int8" not in lib["12000"]  # an int8 collection only up to the profile's int8_library_max
     goals = {g["name"]: g for g in res["goals"]}

@@ -13,6 +13,7 @@ import pytest
 from helpers import DIM, make_rows, rows_and_vectors, run_main, write_as_another_program
 from pymilvus import MilvusClient
 
+from assetlens.engine import search_copy
 from assetlens.engine.library import SAVED_COPY, Library
 from assetlens.engine.search import Filter
 from assetlens.engine.search_copy import (
@@ -42,7 +43,7 @@ def rows_for(vectors: np.ndarray) -> list[AssetRow]:
 
 def exact_ids(index: CopyIndex, q: np.ndarray, k: int) -> list[str]:
     rows = index.live_rows()
-    scores = index.vectors[np.flatnonzero(index.alive())] @ q
+    scores = index.vectors_at(np.flatnonzero(index.alive())) @ q
     return [rows[j].id for j in np.argsort(-scores, kind="stable")[:k]]
 
 
@@ -94,7 +95,7 @@ def test_writes_are_applied_at_flush_as_a_rebuild_would_see_them(tmp_path: Path)
             (r.id, r.mtime) for r in rebuilt.live_rows()
         )
         assert len(index) == 199 and rows[7].id not in index.position
-        np.testing.assert_array_equal(index.vectors[index.position[rows[3].id]], changed[0])
+        np.testing.assert_array_equal(index.vectors_at([index.position[rows[3].id]])[0], changed[0])
         assert index.rows_at([index.position[rows[5].id]])[0].mtime == 99.0
         for q in clustered(10, DIM, seed=4):
             assert [h.row.id for h in index.search(q, 10)] == [h.row.id for h in rebuilt.search(q, 10)]
@@ -104,7 +105,7 @@ def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
     vecs = clustered(3000, 32)
     rows = rows_for(vecs)
     index = CopyIndex(rows, vecs, graph_min_rows=1000)
-    assert index.graph is not None and index.vectors.shape == (3000, 32)
+    assert index.graph is not None and index.vectors_at(range(3000)).shape == (3000, 32)
     queries = clustered(50, 32, seed=1)
     found = [[h.row.id for h in index.search(q, 10)] for q in queries]
     truth = [exact_ids(index, q, 10) for q in queries]
@@ -347,6 +348,61 @@ def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
     with MilvusStore(str(tmp_path / "lib.db")) as store:
         index = SearchCopy(store).index()
         assert len(index) == 219 and rows[0] not in index.live_rows()
+
+
+@pytest.mark.parametrize("graph_min_rows", [10_000, 500], ids=["exact", "graph"])
+def test_writes_after_a_save_wait_beside_the_saved_index_until_there_are_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph_min_rows: int
+) -> None:
+    monkeypatch.setattr(search_copy, "EXTRA_MAX_ROWS", 150)
+    vecs = clustered(1300, DIM)
+    rows = rows_for(vecs)
+    with lite(tmp_path) as store:
+        SearchCopy(store, graph_min_rows=graph_min_rows)
+        store.upsert(rows[:1000], vecs[:1000], new=True)
+        store.flush()
+        folder = store.cache_folder()
+        assert folder is not None
+        saved = (folder / search_copy.INDEX_FILE).stat().st_ino
+    moved = dataclasses.replace(rows[5], mtime=9.0)  # the same row written again with another vector
+
+    def check(index: CopyIndex, count: int) -> None:
+        assert len(index) == count and (index.graph is not None) == (graph_min_rows == 500)
+        for q in clustered(20, DIM, seed=5):
+            assert [h.row.id for h in index.search(q, 10)] == exact_ids(index, q, 10)
+        assert index.search(vecs[1250], 1)[0].row == moved
+        assert [h.row for h in index.search(vecs[5], 3) if h.score > 0.999] == []
+
+    with MilvusStore(str(tmp_path / "lib.db")) as store:  # another process: the saved index is mapped
+        copy = SearchCopy(store, graph_min_rows=graph_min_rows)
+        store.upsert([*rows[1000:1100], moved], np.concatenate([vecs[1000:1100], vecs[1250:1251]]), new=True)
+        store.flush()
+        assert (folder / search_copy.INDEX_FILE).stat().st_ino == saved, "the saved index is linked, not rewritten"
+        assert np.load(folder / search_copy.EXTRA_FILE).shape == (101, DIM)
+        check(copy.index(), 1100)
+    with MilvusStore(str(tmp_path / "lib.db")) as store:  # read back with the vectors beside the index
+        copy = SearchCopy(store, graph_min_rows=graph_min_rows)
+        index = copy.index()
+        check(index, 1100)
+        store.upsert(rows[1100:1200], vecs[1100:1200], new=True)  # 201 beside it: folded into the index
+        store.flush()
+        assert (folder / search_copy.INDEX_FILE).stat().st_ino != saved
+        assert not (folder / search_copy.EXTRA_FILE).exists()
+        check(index, 1200)
+    with MilvusStore(str(tmp_path / "lib.db")) as store:
+        check(SearchCopy(store, graph_min_rows=graph_min_rows).index(), 1200)
+
+
+def test_a_copy_saved_in_the_format_before_loads(tmp_path: Path) -> None:
+    vecs = clustered(200, DIM)
+    rows = rows_for(vecs)
+    version = Version("generation", "seq 1")
+    CopyIndex(rows, vecs).save(tmp_path / "copy", version)
+    stamp = json.loads((tmp_path / "copy" / "stamp.json").read_text())
+    assert stamp.pop("extra") == 0 and stamp["format"] == 4
+    (tmp_path / "copy" / "stamp.json").write_text(json.dumps({**stamp, "format": 3}))
+    loaded = CopyIndex.load(tmp_path / "copy", version, DIM)
+    assert loaded is not None and loaded[0].live_rows() == rows
 
 
 def test_the_vectorised_filter_keeps_what_matches_keeps() -> None:
