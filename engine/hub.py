@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import mmap
 import os
 import shutil
 import tempfile
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image, ImageDraw
 
+from assetlens.engine import onnx_proto
 from assetlens.engine.cpu import this_cpu
 from assetlens.engine.encoders import Encoder, normalize
 from assetlens.engine.errors import ModelDownloadError, ModelNotFoundError, ModelVerificationError
@@ -578,49 +578,9 @@ def _staging(final: Path) -> Iterator[Path]:
 
 
 def onnx_opset(path: Path) -> int:
-    """The default-domain opset an ONNX file imports, read from its protobuf without the ``onnx`` package
-    (ModelProto field 8, ``opset_import``: OperatorSetIdProto with domain = 1, version = 2); 0 if none.
-    The file is mapped, not read: the graph field before it is skipped by its length."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        for number, value in _fields_of(data, keep={8}):
-            if number != 8 or not isinstance(value, bytes):
-                continue
-            entry = dict(_fields_of(value, keep={1}))
-            if entry.get(1, b"") in (b"", b"ai.onnx") and isinstance(entry.get(2), int):
-                return int(entry[2])
-    return 0
-
-
-def _fields_of(data: bytes | mmap.mmap, keep: set[int]) -> Iterator[tuple[int, Any]]:
-    """The top-level fields of a protobuf message: varints, and the bytes of the length-delimited fields
-    numbered in ``keep`` (others are skipped)."""
-    pos = 0
-    while pos < len(data):
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            yield number, value
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            if number in keep:
-                yield number, bytes(data[pos : pos + length])
-            pos += length
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            return
-
-
-def _varint(data: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
+    """The default-domain opset an ONNX file imports (0 if none), read without the ``onnx`` package;
+    ``ValueError`` for a file that is not a whole protobuf message."""
+    return onnx_proto.default_opset(onnx_proto.mapped(path))
 
 
 def _version(dist: str) -> str:

@@ -17,16 +17,15 @@ Models are found by name:
 
 from __future__ import annotations
 
-import hashlib
-import mmap
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 from platformdirs import user_cache_dir
 
+from assetlens.engine import onnx_proto
 from assetlens.engine.cpu import CpuInfo, this_cpu
 from assetlens.engine.errors import ModelLoadError, ModelMismatchError, ModelNotFoundError
 from assetlens.engine.manifest import MANIFEST_FILE, ImageFacts, ModelManifest, TextFacts
@@ -274,84 +273,39 @@ def _int8_refusal(fp32: ModelFacts, int8: ModelFacts, cpu: CpuInfo) -> str | Non
 def quantised_from(fp32_graph: Path, int8_graph: Path) -> bool:
     """Whether ``int8_graph`` was quantised from the weights of ``fp32_graph``. Quantisation replaces only the
     weights of MatMuls, so the tensors the two graphs share by name (the embeddings, norms and biases) are
-    the same; another checkpoint's graph differs in them, or shares none."""
-    ours, theirs = _tensor_digests(fp32_graph), _tensor_digests(int8_graph)
-    shared = ours.keys() & theirs.keys()
-    return bool(shared) and all(ours[name] == theirs[name] for name in shared)
+    the same; another checkpoint's graph differs in them, or shares none. A file that is not a readable
+    graph, or keeps its tensors in another file, was not.
 
-
-def _tensor_digests(graph: Path) -> dict[str, str]:
-    """sha256 of each initializer's type, shape and data in an ONNX file, by name (read without the onnx
-    package, which the runtime does not need); empty for a file that is not a readable graph, or whose
-    tensors are stored outside it."""
+    The shared tensors are compared byte for byte, the smallest first, up to the first difference: this runs
+    whenever an fp32 library opens, and a real text tower shares its token embedding (100 MB in CLIP B/32)."""
     try:
-        with graph.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return _digests(memoryview(mapped))
-    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
-        return {}
+        ours = onnx_proto.initializers(onnx_proto.mapped(fp32_graph))
+        theirs = onnx_proto.initializers(onnx_proto.mapped(int8_graph))
+    except (OSError, ValueError):
+        return False
+    shared = sorted(ours.keys() & theirs.keys(), key=lambda name: _size(ours[name]))
+    return bool(shared) and all(_same_tensor(ours[name], theirs[name]) for name in shared)
 
 
-# Field numbers of onnx.proto: ModelProto.graph, GraphProto.initializer, TensorProto.name and .data_location.
-_GRAPH, _INITIALIZER, _NAME, _DATA_LOCATION = 7, 5, 8, 14
-_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+def _size(tensor: onnx_proto.Tensor) -> int:
+    return sum(len(value) for _, value in tensor if isinstance(value, memoryview))
 
 
-def _digests(model: memoryview) -> dict[str, str]:
-    # A malformed file ends here, with no view of the map left behind (which would keep it from closing).
-    try:
-        out = {}
-        for graph in _submessages(model, _GRAPH):
-            for tensor in _submessages(graph, _INITIALIZER):
-                digest, name = hashlib.sha256(), ""
-                for number, value in _fields(tensor):
-                    if number == _NAME and isinstance(value, memoryview):
-                        name = bytes(value).decode("utf-8", "replace")
-                    elif number == _DATA_LOCATION:  # written as its default by some tools, left out by others
-                        if value == _EXTERNAL:
-                            return {}
-                    else:
-                        digest.update(f"{number}:".encode())
-                        digest.update(value if isinstance(value, memoryview) else str(value).encode())
-                out[name] = digest.hexdigest()
-        return out
-    except (IndexError, ValueError):
-        return {}
+def _same_tensor(ours: onnx_proto.Tensor, theirs: onnx_proto.Tensor) -> bool:
+    return [number for number, _ in ours] == [number for number, _ in theirs] and all(
+        _same_bytes(a, b) if isinstance(a, memoryview) and isinstance(b, memoryview) else a == b
+        for (_, a), (_, b) in zip(ours, theirs, strict=True)
+    )
 
 
-def _submessages(message: memoryview, number: int) -> Iterator[memoryview]:
-    """The bytes of each field ``number`` of ``message`` (a repeated or single message field)."""
-    return (value for found, value in _fields(message) if found == number and isinstance(value, memoryview))
+_COMPARED_AT_ONCE = 1 << 20  # bytes: numpy's call overhead vanishes, and a difference stops the compare soon
 
 
-def _fields(message: memoryview) -> Iterator[tuple[int, memoryview | int]]:
-    """(field number, value) of each field of a serialised protobuf message: the bytes of a length-delimited
-    field, the number of a varint, the raw bytes of a fixed-width one."""
-    at = 0
-    while at < len(message):
-        key, at = _varint(message, at)
-        wire = key & 7
-        if wire == 0:
-            value, at = _varint(message, at)
-            yield key >> 3, value
-            continue
-        if wire == 2:
-            size, at = _varint(message, at)
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"protobuf wire type {wire}")
-        if at + size > len(message):
-            raise ValueError("truncated protobuf field")
-        yield key >> 3, message[at : at + size]
-        at += size
-
-
-def _varint(message: memoryview, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = message[at]
-        value |= (byte & 0x7F) << shift
-        at += 1
-        if byte < 0x80:
-            return value, at
-        shift += 7
+def _same_bytes(ours: memoryview, theirs: memoryview) -> bool:
+    """Byte equality, a block at a time: numpy compares 100 MB in ~25 ms where ``memoryview ==`` takes ~400 ms
+    (it compares item by item), and blocks need no temporary the size of the tensor."""
+    if len(ours) != len(theirs):
+        return False
+    a, b = np.frombuffer(ours, np.uint8), np.frombuffer(theirs, np.uint8)
+    step = _COMPARED_AT_ONCE
+    return all(np.array_equal(a[at : at + step], b[at : at + step]) for at in range(0, len(a), step))

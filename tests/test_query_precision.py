@@ -18,11 +18,12 @@ import pytest
 from helpers import run_main
 
 from assetlens.catalogue import Item
+from assetlens.engine import library
 from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import ModelMismatchError, ModelNotFoundError, UsageError
 from assetlens.engine.library import Library
 from assetlens.engine.manifest import ModelManifest, file_sha256
-from assetlens.engine.models import DEMO_ROOT, INT8_QUERY_MIN_COSINE, quantised_from
+from assetlens.engine.models import DEMO_ROOT, INT8_QUERY_MIN_COSINE, ModelFacts, int8_text_facts, quantised_from
 
 pytestmark = [pytest.mark.store]
 
@@ -117,6 +118,28 @@ def test_the_shipped_int8_text_graph_is_quantised_from_the_fp32_one(model_copy: 
     other_weights(model_copy)
     assert not quantised_from(DEMO_ROOT / "fp32" / "text.onnx", model_copy / "int8" / "text.onnx")
     assert not quantised_from(DEMO_ROOT / "fp32" / "text.onnx", DEMO_ROOT.parent / "demo-siglip" / "int8" / "text.onnx")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.5, 0.999])
+def test_a_truncated_int8_text_graph_was_not_quantised_from_the_fp32_one(model_copy: Path, keep: float) -> None:
+    graph = model_copy / "int8" / "text.onnx"
+    graph.write_bytes(graph.read_bytes()[: int(graph.stat().st_size * keep)])
+    assert not quantised_from(DEMO_ROOT / "fp32" / "text.onnx", graph)
+
+
+def test_the_int8_tower_is_chosen_once_per_library(monkeypatch: pytest.MonkeyPatch, catalogue_library: Path) -> None:
+    calls = []
+
+    def counted(facts: ModelFacts) -> ModelFacts:
+        calls.append(facts.directory)
+        return int8_text_facts(facts)
+
+    monkeypatch.setattr(library, "int8_text_facts", counted)
+    with Library(catalogue_library, device="cpu", create=False) as lib:
+        for _ in range(3):
+            query(lib)
+        assert lib.runtime().query_precision == "int8"
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize(
