@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
@@ -642,37 +642,58 @@ class Library:
             raise self._empty()
         started = time.perf_counter()
         tagger = Tagger(self._writer(), vocabulary, top, min_score)
-        rows, vectors = self._rows_and_vectors()
-        todo = [i for i, row in enumerate(rows) if row.tagged != tagger.fingerprint]
+        total, todo, batches = self._untagged(tagger.fingerprint, batch_size)
         done = 0
         if progress:
-            progress(0, len(todo))
+            progress(0, todo)
         try:
-            for start in range(0, len(todo), batch_size):
-                picked = todo[start : start + batch_size]
-                block = vectors[picked]
+            for rows, block in batches:
                 tagged = [
-                    replace(rows[i], tags=tags, tagged=tagger.fingerprint)
-                    for i, tags in zip(picked, tagger.tags(block), strict=True)
+                    replace(row, tags=tags, tagged=tagger.fingerprint)
+                    for row, tags in zip(rows, tagger.tags(block), strict=True)
                 ]
                 self.store.upsert(tagged, block)
-                done += len(picked)
+                done += len(rows)
                 if progress:
-                    progress(done, len(todo))
-                if stop is not None and stop.is_set() and done < len(todo):
+                    progress(done, todo)
+                if stop is not None and stop.is_set() and done < todo:
                     break
         finally:
             if self.store.dirty:
                 self.store.flush()
         return TagReport(
             tagged=done,
-            unchanged=len(rows) - len(todo),
+            unchanged=total - todo,
             labels=len(vocabulary.labels),
             categories=len(vocabulary.categories),
             fingerprint=tagger.fingerprint,
             seconds=time.perf_counter() - started,
-            stopped=done < len(todo),
+            stopped=done < todo,
         )
+
+    def _untagged(
+        self, fingerprint: str, batch_size: int
+    ) -> tuple[int, int, Iterator[tuple[list[AssetRow], np.ndarray]]]:
+        """(rows in the library, rows not tagged with ``fingerprint``, those rows and their vectors in batches),
+        never every row at once: positions in the search copy, else the ids of the rows Milvus returns."""
+        copy = self._search_copy()
+        if copy is not None:
+            positions = copy.untagged(fingerprint)
+            batches = (copy.at(positions[i : i + batch_size]) for i in range(0, len(positions), batch_size))
+            return len(copy.index()), len(positions), batches
+        total, ids = 0, []
+        for row in self.store.rows():
+            total += 1
+            if row.tagged != fingerprint:
+                ids.append(row.id)
+
+        def fetch() -> Iterator[tuple[list[AssetRow], np.ndarray]]:
+            for i in range(0, len(ids), batch_size):
+                found = [(row, vec) for row, vec in self.store.get(ids[i : i + batch_size], True) if vec is not None]
+                if found:
+                    yield [row for row, _ in found], np.stack([vec for _, vec in found])
+
+        return total, len(ids), fetch()
 
     def tag_counts(self) -> dict[str, int]:
         """Every tag in the library and how many images carry it, most common first."""

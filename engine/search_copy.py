@@ -280,6 +280,13 @@ class CopyIndex:
         positions = np.flatnonzero(wanted & self.alive())
         return list(zip(self.rows_at(positions), self.vectors_at(positions), strict=True))
 
+    def untagged(self, fingerprint: str) -> np.ndarray:
+        """Positions of the searchable rows not tagged with the vocabulary ``fingerprint`` (from the column)."""
+        keep = pc.not_equal(self.table["tagged"], fingerprint).to_numpy(zero_copy_only=False) & self.alive()
+        for pos, row in self._changed.items():
+            keep[pos] = bool(self._alive[pos]) and row.tagged != fingerprint
+        return np.flatnonzero(keep)
+
     def live_rows(self) -> list[AssetRow]:
         """Every searchable row, by position."""
         return self.rows_at(np.flatnonzero(self.alive()))
@@ -656,6 +663,17 @@ class SearchCopy:
             index = self.index()
             alive = np.flatnonzero(index.alive())
             return index.rows_at(alive), index.vectors_at(alive)
+
+    def untagged(self, fingerprint: str) -> np.ndarray:
+        """``CopyIndex.untagged``: positions for ``at``, which hold until the next flush."""
+        with self._lock:
+            return self.index().untagged(fingerprint)
+
+    def at(self, positions: np.ndarray) -> tuple[list[AssetRow], np.ndarray]:
+        """The rows at ``positions`` (as of the last flush) and their vectors."""
+        with self._lock:
+            index = self.index()
+            return index.rows_at(positions), index.vectors_at(positions)
 
     def get(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
         """``MilvusStore.get(ids, with_vectors=True)`` as of the last flush, from the copy."""

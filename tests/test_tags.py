@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from app_driver import literal, start
 from cli_process import Backend
@@ -20,8 +21,9 @@ from assetlens.engine.errors import UsageError
 from assetlens.engine.library import Library
 from assetlens.engine.models import load_facts, resolve_model_dir
 from assetlens.engine.registry import find_model
-from assetlens.engine.store import MAX_TAGS
-from assetlens.engine.tags import USER_CATEGORY, Vocabulary, prompt_for
+from assetlens.engine.search_copy import SearchCopy
+from assetlens.engine.store import MAX_TAGS, MilvusStore
+from assetlens.engine.tags import USER_CATEGORY, Tagger, Vocabulary, prompt_for
 
 pytestmark = [pytest.mark.store]
 
@@ -202,18 +204,38 @@ def tag_lines(at: AppTest) -> list[str]:
     return [literal(c.value) for c in at.caption if c.proto.help.startswith("Auto-tags")]
 
 
-def test_tags_on_each_backend(backend: Backend, catalogue: list[tuple[Path, Item]], tmp_path: Path) -> None:
-    """Tagging and searching by tag through ``Library`` on Milvus Lite and on a server."""
+def test_tags_on_each_backend(
+    backend: Backend, catalogue: list[tuple[Path, Item]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tagging and searching by tag through ``Library`` on Milvus Lite and on a server, a batch at a time: the
+    library's rows and vectors are never all read at once."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for path, _ in catalogue[:12]:
         shutil.copy(path, folder / path.name)
     with Library(uri=backend.uri, model="demo", device="cpu") as lib:
         lib.index(folder)
+        stored, vectors = lib.store.rows_and_vectors()
+        expected = Tagger(lib.encoder, Vocabulary.default(), 1, None).tags(vectors)
+        want = dict(zip([r.id for r in stored], expected, strict=True))
+        batches: list[int] = []
+        scored = Tagger.tags
+
+        def counted(self: Tagger, block: np.ndarray) -> list[tuple[str, ...]]:
+            batches.append(len(block))
+            return scored(self, block)
+
+        def whole(*args: object) -> None:
+            raise AssertionError("tagging read every row and vector at once")
+
+        monkeypatch.setattr(Tagger, "tags", counted)
+        monkeypatch.setattr(SearchCopy, "snapshot", whole)
+        monkeypatch.setattr(MilvusStore, "rows_and_vectors", whole)
         report = lib.tag(batch_size=5)
-        assert (report.tagged, report.unchanged) == (12, 0)
+        assert (report.tagged, report.unchanged) == (12, 0) and batches == [5, 5, 2]
         rows = list(lib.store.rows())
         assert all(len(row.tags) == 3 and row.tagged == report.fingerprint for row in rows)
+        assert {row.id: row.tags for row in rows} == want
         first = rows[0].tags[0]
         hits = lib.search("a product photo", k=12, tags=[first])
         assert {h.path for h in hits} == {row.path for row in rows if first in row.tags}
