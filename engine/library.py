@@ -643,7 +643,7 @@ class Library:
         started = time.perf_counter()
         tagger = Tagger(self._writer(), vocabulary, top, min_score)
         total, todo, batches = self._untagged(tagger.fingerprint, batch_size)
-        done = 0
+        done, stopped = 0, False
         if progress:
             progress(0, todo)
         try:
@@ -657,6 +657,7 @@ class Library:
                 if progress:
                     progress(done, todo)
                 if stop is not None and stop.is_set() and done < todo:
+                    stopped = True
                     break
         finally:
             if self.store.dirty:
@@ -668,7 +669,7 @@ class Library:
             categories=len(vocabulary.categories),
             fingerprint=tagger.fingerprint,
             seconds=time.perf_counter() - started,
-            stopped=done < todo,
+            stopped=stopped,
         )
 
     def _untagged(

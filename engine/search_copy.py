@@ -67,6 +67,9 @@ GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
 # exact scan costs about a millisecond at 512 dimensions.
 EXTRA_MAX_ROWS = 10_000
 MAX_DEAD_SHARE = 0.2  # replaced and deleted positions kept before the copy is compacted
+# Rows changed in place (tags, a touched file) kept beside the row columns before they are written into them:
+# a load builds each of them as an AssetRow.
+CHANGED_MAX_ROWS = 10_000
 NO_FILTER = Filter()
 
 STAMP = "stamp.json"
@@ -297,13 +300,15 @@ class CopyIndex:
         """Take rows written (upserted) since the last commit; they are searched from the next ``commit`` on."""
         position = self.position
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
-        known = [position.get(row.id) for row in rows]
-        at = [pos for pos in known if pos is not None and pos < self._committed]
+        # The committed vectors these rows may keep, read at once; each row's position is looked up in the loop,
+        # after the writes before it in this call (an id written twice must see the position it just took).
+        at = sorted({pos for row in rows if (pos := position.get(row.id)) is not None and pos < self._committed})
         stored = dict(zip(at, self.vectors_at(at), strict=True))
         new_rows: list[AssetRow] = []
         new_vectors: list[np.ndarray] = []
-        for row, vec, pos in zip(rows, vectors, known, strict=True):
-            if pos is not None and pos in stored and np.array_equal(stored[pos], vec):
+        for row, vec in zip(rows, vectors, strict=True):
+            pos = position.get(row.id)
+            if pos is not None and pos < self._committed and np.array_equal(stored[pos], vec):
                 self._staged_changes[pos] = row  # metadata only (touched, renamed): in place
                 continue
             if pos is not None:
@@ -390,6 +395,8 @@ class CopyIndex:
             alive[pos] = False
             self._changed.pop(pos, None)
         self._changed.update(self._staged_changes)
+        if len(self._changed) > CHANGED_MAX_ROWS:
+            self._fold_changed()
         self._staged_changes.clear()
         self._retire.clear()
         self._killed.clear()
@@ -399,6 +406,16 @@ class CopyIndex:
         grows_graph = self.graph is None and self._live >= self.graph_min_rows
         if grows_graph or self.dead > MAX_DEAD_SHARE * max(1, self._n):
             self.compact()
+
+    def _fold_changed(self) -> None:
+        """Write the rows changed in place into the row columns (one new part, saved whole at the next save)."""
+        at = np.fromiter(self._changed, np.int64, len(self._changed))
+        order = np.arange(self._n, dtype=np.int64)
+        order[at] = self._n + np.arange(len(at))
+        combined = pa.concat_tables([self.table, rows_table(list(self._changed.values()))])
+        self._parts, self._part_files = [combined.take(pa.array(order)).combine_chunks()], [None]
+        self._changed = {}
+        self._table = self._batches = None
 
     def compact(self) -> None:
         """Drop dead positions; (re)build the index: a graph when the collection is large enough for one."""
@@ -612,7 +629,8 @@ def copy_status(store: MilvusStore, count: int) -> CopyStatus:
     except (OSError, ValueError):
         return CopyStatus(CopyState.NOT_SAVED)
     rows, graph = stamp.get("rows"), bool(stamp.get("graph"))
-    if stamp.get("format") != FORMAT or Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
+    readable = stamp.get("format") in READABLE_FORMATS
+    if not readable or Version.of_stamp(stamp) != Version.of_store(store) or rows != count:
         return CopyStatus(CopyState.STALE, rows, graph)
     return CopyStatus(CopyState.CURRENT, rows, graph)
 

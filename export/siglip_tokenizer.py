@@ -8,6 +8,10 @@ it encodes ``"▁" + text`` with sentencepiece's own normalisation, and appends 
 exact counterpart in the ``tokenizers`` library, so the converted file needs nothing of the runtime
 beyond what every model's ``tokenizer.json`` gets; the export checks the converted tokens against
 the slow tokenizer before it writes anything (``export.onnx_export``).
+
+Texts holding a special token's own text differ, because a ``tokenizer.json`` cannot express two of the
+slow tokenizer's rules: it appends no second ``</s>`` to a text that ends in one, and it drops the
+word-start mark of the word after a special token.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DIM, make_rows, rows_and_vectors, run_main, write_as_another_program
+from helpers import DIM, make_rows, rows_and_vectors, run_main, unit_vectors, write_as_another_program
 from pymilvus import MilvusClient
 
 from assetlens.engine import search_copy
@@ -403,6 +403,59 @@ def test_a_copy_saved_in_the_format_before_loads(tmp_path: Path) -> None:
     (tmp_path / "copy" / "stamp.json").write_text(json.dumps({**stamp, "format": 3}))
     loaded = CopyIndex.load(tmp_path / "copy", version, DIM)
     assert loaded is not None and loaded[0].live_rows() == rows
+
+
+@pytest.mark.parametrize("same_vector_last", [False, True], ids=["two-new-vectors", "back-to-the-stored-vector"])
+def test_one_id_twice_in_one_write_leaves_one_live_row_with_the_last_write(same_vector_last: bool) -> None:
+    rows, vecs = make_rows(10), unit_vectors(10)
+    index = CopyIndex(rows, vecs)
+    first, last = dataclasses.replace(rows[3], mtime=7.0), dataclasses.replace(rows[3], mtime=9.0)
+    new = unit_vectors(2, seed=5)
+    second = vecs[3] if same_vector_last else new[1]
+    index.stage([first, last], np.stack([new[0], second]))
+    index.commit()
+    assert len(index) == 10 and [r.id for r in index.live_rows()].count(rows[3].id) == 1
+    ((row, vec),) = index.get([rows[3].id])
+    assert row == last
+    np.testing.assert_array_equal(vec, second)
+
+
+def test_rows_changed_in_place_are_written_into_the_columns_once_they_are_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_copy, "CHANGED_MAX_ROWS", 10)
+    vecs = clustered(60, DIM)
+    rows = rows_for(vecs)
+    index = CopyIndex(rows, vecs)
+    tagged = [dataclasses.replace(row, tags=("red",), tagged="v1") for row in rows[:25]]
+    index.apply({row.id: (row, vecs[i]) for i, row in enumerate(tagged[:5])}, set())  # five: kept beside
+    index.apply({row.id: (row, vecs[i]) for i, row in enumerate(tagged)}, {rows[40].id})  # 25: written in
+    want = [*tagged, *rows[25:40], *rows[41:]]
+    assert index.live_rows() == want
+    version = Version("generation", "seq 1")
+    index.save(tmp_path / "copy", version)
+    assert not (tmp_path / "copy" / "changed.arrow").exists()
+    loaded = CopyIndex.load(tmp_path / "copy", version, DIM)
+    assert loaded is not None and loaded[0].live_rows() == want
+    assert {h.row.id for h in loaded[0].search(vecs[0], 60, Filter(tags=frozenset({"red"})))} == {
+        row.id for row in tagged
+    }
+    assert list(index.untagged("v1")) == [*range(25, 40), *range(41, 60)]
+
+
+def test_a_copy_saved_in_format_3_is_reported_current(tmp_path: Path) -> None:
+    rows, vecs = make_rows(20), unit_vectors(20)
+    with lite(tmp_path) as store:
+        store.upsert(rows, vecs, new=True)
+        store.flush()
+        folder = store.cache_folder()
+        assert folder is not None
+        CopyIndex(rows, vecs).save(folder, Version.of_store(store))
+        stamp = json.loads((folder / "stamp.json").read_text())
+        stamp.pop("extra")
+        (folder / "stamp.json").write_text(json.dumps({**stamp, "format": 3}))
+        assert CopyIndex.load(folder, Version.of_store(store), DIM) is not None
+        assert copy_status(store, 20) == CopyStatus(CopyState.CURRENT, 20, graph=False)
 
 
 def test_the_vectorised_filter_keeps_what_matches_keeps() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from app_driver import literal, start
 from cli_process import Backend
-from helpers import run_main
+from helpers import make_rows, run_main, unit_vectors
 from streamlit.testing.v1 import AppTest
 
 from assetlens.catalogue import Item, render
@@ -22,7 +22,7 @@ from assetlens.engine.library import Library
 from assetlens.engine.models import load_facts, resolve_model_dir
 from assetlens.engine.registry import find_model
 from assetlens.engine.search_copy import SearchCopy
-from assetlens.engine.store import MAX_TAGS, MilvusStore
+from assetlens.engine.store import MAX_TAGS, AssetRow, MilvusStore
 from assetlens.engine.tags import USER_CATEGORY, Tagger, Vocabulary, prompt_for
 
 pytestmark = [pytest.mark.store]
@@ -240,6 +240,24 @@ def test_tags_on_each_backend(
         hits = lib.search("a product photo", k=12, tags=[first])
         assert {h.path for h in hits} == {row.path for row in rows if first in row.tags}
         assert lib.tag().tagged == 0
+
+
+def test_a_row_gone_between_listing_and_reading_does_not_read_as_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Library(tmp_path / "lib.db", model="demo", device="cpu", search_copy=False) as lib:
+        lib.prepare_writes()
+        rows = make_rows(12)
+        lib.write(rows, unit_vectors(12, lib.encoder.dim), new=True)
+        lib.flush()
+        get = MilvusStore.get
+
+        def one_gone(self: MilvusStore, ids: list[str], with_vectors: bool = False) -> list[tuple[AssetRow, object]]:
+            return [hit for hit in get(self, ids, with_vectors) if hit[0].id != rows[0].id]  # deleted meanwhile
+
+        monkeypatch.setattr(MilvusStore, "get", one_gone)
+        report = lib.tag(batch_size=5)
+        assert (report.tagged, report.stopped) == (11, False)
 
 
 def test_min_score_keeps_only_labels_that_reach_it(tagged: Path) -> None:
