@@ -80,9 +80,9 @@ def test_relevance_bounds_and_paging_reuse_one_model(
     loaded: list[str] = []
 
     class CountingEncoder(assetlens.engine.library.Encoder):  # type: ignore[name-defined,misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            loaded.append("encoder")
-            super().__init__(*args, **kwargs)
+        def __init__(self, facts: Any, *args: Any, **kwargs: Any) -> None:
+            loaded.append(facts.precision)
+            super().__init__(facts, *args, **kwargs)
 
     app_env.setattr(assetlens.engine.library, "Encoder", CountingEncoder)
     at = start(app_env, catalogue_library, tmp_path)
@@ -97,7 +97,9 @@ def test_relevance_bounds_and_paging_reuse_one_model(
     at.slider(key="within").set_value(0.0).run()
     at.slider(key="min_relevance").set_value(6.0).run()
     assert at.info[0].value == "No results above the minimum relevance."
-    assert loaded == ["encoder"]  # one model load for the whole session: cached across reruns
+    # one load of the collection's model and one of the int8 text tower its text queries run on, for the whole
+    # session: cached across reruns
+    assert loaded == ["fp32", "int8"]
 
 
 def test_query_by_example_image_and_combined(
