@@ -21,6 +21,8 @@ FIXED_QUERIES: dict[str, tuple[str, ...]] = {
     "id": ("jam tangan emas", "kacamata hitam hijau"),
 }
 #: The shipped demo models and the languages (keys of ``assetlens.catalogue.LANGUAGES``) they were trained on.
+#: The catalogue ``assetlens demo`` writes: its size and seed.
+DEMO_IMAGES, DEMO_SEED = 200, 0
 DEMO_MODELS: dict[str, tuple[str, ...]] = {DEMO_MODEL: ("en",), DEMO_SIGLIP_MODEL: ("en", "id")}
 
 
@@ -39,7 +41,7 @@ def demo_queries(items: list[Item], n: int = 3, languages: tuple[str, ...] = ("e
 def run_demo(
     out: Path,
     *,
-    count: int = 200,
+    count: int = DEMO_IMAGES,
     model: str = DEMO_MODEL,
     precision: str = "fp32",
     device: str = "auto",
@@ -52,7 +54,7 @@ def run_demo(
     named after it and search it; returns the index report, each query's results, and the contact sheet's path."""
     out = Path(out)
     images = out / "images"
-    written = write_catalogue(images, n=count, seed=0, progress=progress)
+    written = write_catalogue(images, n=count, seed=DEMO_SEED, progress=progress)
     echo(f"wrote {len(written)} catalogue images to {images}")
     collection = model.replace("-", "_")  # a collection name takes letters, digits and underscores
     with Library(out / "assetlens.db", collection=collection, model=model, precision=precision, device=device) as lib:

@@ -5,7 +5,10 @@ queries name (colour, object) pairs the demo model never saw in training;
 the gallery holds one picture of each plus distractors of training pairs.
 Text -> image recall@1/5/10 (exact item, and colour+object whatever the
 background) through the runtime encoder at each precision the demo ships,
-and how far each precision's embeddings are from fp32's.
+and how far each precision's embeddings are from fp32's. Then auto-tags: each shipped demo model, at
+each precision, indexes and tags the catalogue ``assetlens demo`` writes (``Library.index`` and
+``Library.tag``, the default vocabulary), scored by how often the first tag is the object kind and the
+first colour tag the colour (the measure of tests/test_tags.py).
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from assetlens.benchmarks.context import Context, Task
-from assetlens.catalogue import HeldOut
+from assetlens.catalogue import HeldOut, tag_accuracy, write_catalogue
+from assetlens.demo import DEMO_IMAGES, DEMO_MODELS, DEMO_SEED
 from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import AssetLensError
+from assetlens.engine.library import Library
 from assetlens.engine.models import DEMO_MODEL, PRECISIONS
+from assetlens.engine.registry import find_model
+from assetlens.engine.tags import Vocabulary
 
 KS = (1, 5, 10)
 
@@ -53,4 +60,23 @@ def tasks(ctx: Context) -> list[Task]:
                 row["text_min_cosine_vs_fp32"] = float(np.min(np.sum(text_emb * reference[1], axis=1)))
             res["precisions"][precision] = row
 
-    return [("quality: demo model recall", run)]
+    def tags() -> None:
+        written = write_catalogue(ctx.work / "tag-catalogue", n=DEMO_IMAGES, seed=DEMO_SEED)
+        truth = {str(path): item for path, item in written}
+        colours = Vocabulary.default().category("colour")
+        res["tags"] = {"images": len(written), "models": {}}
+        for model in DEMO_MODELS:
+            spec = find_model(model)
+            assert spec is not None, model
+            by_precision: dict[str, dict[str, float]] = {}
+            for precision in spec.precisions:
+                db = ctx.work / f"tags-{model}-{precision}" / "lib.db"
+                with Library(db, model=model, precision=precision, device="cpu", threads=ctx.threads) as lib:
+                    lib.index(written[0][0].parent.parent)
+                    lib.tag()
+                    found = {row.path: row.tags for row in lib.store.rows()}
+                objects, right = tag_accuracy(found, truth, colours)
+                by_precision[precision] = {"object_right": objects, "colour_right": right}
+            res["tags"]["models"][model] = {"prompt": spec.prompt, "precisions": by_precision}
+
+    return [("quality: demo model recall", run), ("quality: demo models' auto-tags", tags)]

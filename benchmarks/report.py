@@ -796,6 +796,27 @@ def _quality(results: dict[str, Any]) -> list[str]:
             rows,
         ),
         "",
+        *_tags(q.get("tags")),
+    ]
+
+
+def _tags(t: dict[str, Any] | None) -> list[str]:
+    if not t:
+        return []
+    rows = [
+        [model, f"`{m['prompt']}`", precision, _f(r["object_right"], 3), _f(r["colour_right"], 3)]
+        for model, m in t["models"].items()
+        for precision, r in m["precisions"].items()
+    ]
+    return [
+        "### Auto-tags (demo models, the demo catalogue)",
+        "",
+        f"`Library.tag` with the default vocabulary over the {t['images']} pictures `assetlens demo` writes: the "
+        "share whose first tag is their object kind, and whose first colour tag is their colour "
+        "(the measure of tests/test_tags.py).",
+        "",
+        *_table(["model", "prompt", "precision", "object right", "colour right"], rows),
+        "",
     ]
 
 

@@ -19,6 +19,7 @@ import pytest
 from cli_process import Backend
 
 from assetlens.cli import build_parser
+from assetlens.demo import DEMO_IMAGES, DEMO_MODELS
 
 pytestmark = [pytest.mark.store]
 
@@ -98,6 +99,11 @@ def test_figures_are_positive_and_finite(run: tuple[Path, dict[str, Any]]) -> No
             assert all(_positive(row[state][k]["p50_ms"]) for k in ("end_to_end", "store_search", "encode_text"))
     for row in res["text_queries"].values():
         assert row["mean_tokens"] < row["context_length"] and _positive(row["speedup"])
+    tags = res["quality"]["tags"]
+    assert tags["images"] == DEMO_IMAGES and set(tags["models"]) == set(DEMO_MODELS)
+    for model in tags["models"].values():
+        assert set(model["precisions"]) == {"fp32", "int8"}
+        assert all(0.5 < r["object_right"] <= 1 and 0.5 < r["colour_right"] <= 1 for r in model["precisions"].values())
 
 
 @pytest.mark.slow

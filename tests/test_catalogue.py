@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from assetlens import catalogue as cat
-from assetlens.catalogue import HeldOut, Item, render, split, write_catalogue
+from assetlens.catalogue import HeldOut, Item, render, split, tag_accuracy, write_catalogue
 from assetlens.catalogue.drawing import paint_object
 
 pytestmark = [pytest.mark.unit]
@@ -214,3 +214,13 @@ def test_catalogue_imports_neither_torch_nor_the_engine() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_tag_accuracy_scores_the_first_tag_and_the_first_colour() -> None:
+    truth = {"a": Item("mug", "red", "white background"), "b": Item("hat", "blue", "wooden table")}
+    colours = ("red", "blue")
+    assert tag_accuracy({"a": ("mug", "red"), "b": ("mug", "blue")}, truth, colours) == (0.5, 1.0)
+    assert tag_accuracy({"a": ("red", "mug"), "b": ("hat",)}, truth, colours) == (0.5, 0.5)  # no colour: wrong
+    assert tag_accuracy({"a": (), "b": ("hat", "white background", "red")}, truth, colours) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="different pictures"):
+        tag_accuracy({"a": ("mug",)}, truth, colours)

@@ -15,14 +15,14 @@ from picture to picture, while the three attributes stay clearly visible.
   demo model never sees in training), ``sample_items``, ``catalogue_items``
   and ``write_catalogue`` (a folder of JPEGs and PNGs, one sub-folder per kind).
 - ``evaluation``: ``HeldOut``, the held-out retrieval benchmark (its queries
-  in each of ``LANGUAGES``), and ``recall_at_k``.
+  in each of ``LANGUAGES``), ``recall_at_k`` and ``tag_accuracy``.
 - ``indonesian``: the same world in Indonesian ("jam tangan emas di atas latar
   putih"), for the bilingual SigLIP demo.
 """
 
 from assetlens.catalogue import indonesian
 from assetlens.catalogue.dataset import all_items, catalogue_items, sample_items, split, write_catalogue
-from assetlens.catalogue.evaluation import BENCHMARK_SEED, LANGUAGES, HeldOut, recall_at_k
+from assetlens.catalogue.evaluation import BENCHMARK_SEED, LANGUAGES, HeldOut, recall_at_k, tag_accuracy
 from assetlens.catalogue.render import encode, render
 from assetlens.catalogue.vocabulary import (
     BACKGROUND_SYNONYMS,
@@ -59,5 +59,6 @@ __all__ = [
     "render",
     "sample_items",
     "split",
+    "tag_accuracy",
     "write_catalogue",
 ]

@@ -3,11 +3,12 @@
 ``HeldOut.build()`` is the one definition of it, shared by the demo model's
 training progress (export/train_demo.py), the quality benchmark
 (benchmarks/quality.py) and the quality test (tests/test_demo_model.py).
+``tag_accuracy`` scores auto-tags of catalogue pictures, for the benchmark and tests/test_tags.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +24,19 @@ from assetlens.catalogue.vocabulary import Item
 BENCHMARK_SEED = 20240601
 #: Side of the benchmark's pictures.
 RENDER_SIZE = 256
+
+
+def tag_accuracy(
+    tags: Mapping[str, Sequence[str]], truth: Mapping[str, Item], colours: Collection[str]
+) -> tuple[float, float]:
+    """The share of pictures whose first tag is their object kind, and the share whose first tag among
+    ``colours`` is their colour. ``tags``: each picture's tags, best first, by the key ``truth`` has it under."""
+    if tags.keys() != truth.keys():
+        raise ValueError("tags and truth name different pictures")
+    objects = sum(bool(t) and t[0] == truth[key].object for key, t in tags.items())
+    right = sum(next((c for c in t if c in colours), None) == truth[key].color for key, t in tags.items())
+    return objects / len(tags), right / len(tags)
+
 
 Captioner = Callable[[Item], str]
 #: Caption languages: (canonical caption, colour-and-object caption) of an item.
