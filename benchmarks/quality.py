@@ -71,6 +71,7 @@ def tasks(ctx: Context) -> list[Task]:
             by_precision: dict[str, dict[str, float]] = {}
             for precision in spec.precisions:
                 db = ctx.work / f"tags-{model}-{precision}" / "lib.db"
+                db.parent.mkdir(parents=True, exist_ok=True)
                 with Library(db, model=model, precision=precision, device="cpu", threads=ctx.threads) as lib:
                     lib.index(written[0][0].parent.parent)
                     lib.tag()
