@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assetlens.catalogue import LANGUAGES, Item, write_catalogue
+from assetlens.catalogue import DEMO_IMAGES, DEMO_SEED, LANGUAGES, Item, write_catalogue
 from assetlens.engine.grid import contact_sheet
 from assetlens.engine.indexer import IndexReport, Progress
 from assetlens.engine.library import Library
@@ -21,8 +21,6 @@ FIXED_QUERIES: dict[str, tuple[str, ...]] = {
     "id": ("jam tangan emas", "kacamata hitam hijau"),
 }
 #: The shipped demo models and the languages (keys of ``assetlens.catalogue.LANGUAGES``) they were trained on.
-#: The catalogue ``assetlens demo`` writes: its size and seed.
-DEMO_IMAGES, DEMO_SEED = 200, 0
 DEMO_MODELS: dict[str, tuple[str, ...]] = {DEMO_MODEL: ("en",), DEMO_SIGLIP_MODEL: ("en", "id")}
 
 

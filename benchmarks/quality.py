@@ -16,13 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from assetlens.benchmarks.context import Context, Task
-from assetlens.catalogue import HeldOut, tag_accuracy, write_catalogue
-from assetlens.demo import DEMO_IMAGES, DEMO_MODELS, DEMO_SEED
+from assetlens.catalogue import DEMO_IMAGES, DEMO_SEED, HeldOut, tag_accuracy, write_catalogue
 from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import Library
 from assetlens.engine.models import DEMO_MODEL, PRECISIONS
-from assetlens.engine.registry import find_model
+from assetlens.engine.registry import MODELS
 from assetlens.engine.tags import Vocabulary
 
 KS = (1, 5, 10)
@@ -65,9 +64,8 @@ def tasks(ctx: Context) -> list[Task]:
         truth = {str(path): item for path, item in written}
         colours = Vocabulary.default().category("colour")
         res["tags"] = {"images": len(written), "models": {}}
-        for model in DEMO_MODELS:
-            spec = find_model(model)
-            assert spec is not None, model
+        for spec in (s for s in MODELS if s.shipped):
+            model = spec.name
             by_precision: dict[str, dict[str, float]] = {}
             for precision in spec.precisions:
                 db = ctx.work / f"tags-{model}-{precision}" / "lib.db"

@@ -80,9 +80,9 @@ of the same quality but different bits):
    therefore contributes only its position.
 8. The checkpoint is saved as a Hugging Face folder (weights, the image
    processor for 64 px and the tokenizer files) under ``--work`` (default: a
-   folder in the system temp dir, never shipped) and exported with
-   ``export.onnx_export.export_model`` to ``<out>/fp32`` and ``<out>/int8``;
-   the exported models are then scored through the runtime
+   folder in the system temp dir, never shipped), exported with
+   ``export.onnx_export.export_model`` to ``<out>/fp32`` and quantised from those
+   graphs (``quantize_export``) to ``<out>/int8``; both are then scored through the runtime
    (``engine.encoders.Encoder``).
 
 One thread is the default because it is what the shipped models were trained
@@ -121,7 +121,7 @@ from assetlens.engine.preprocess import decode, model_pixels
 from assetlens.engine.registry import DEMO_MODEL, DEMO_SIGLIP_MODEL, ModelSpec, TextSpec, find_model
 from assetlens.engine.tokens import load_tokenizer, tokenize
 from assetlens.export.clip_tokenizer import write_clip_tokenizer
-from assetlens.export.onnx_export import export_model
+from assetlens.export.onnx_export import export_model, quantize_export
 
 if TYPE_CHECKING:
     import torch
@@ -887,7 +887,10 @@ def main(argv: list[str] | None = None) -> int:
         target = args.out / precision
         if target.exists():
             shutil.rmtree(target)
-        export_model(hf_dir, out_dir=target, precision=precision, name=recipe.spec.name)
+        if precision == "fp32":
+            export_model(hf_dir, out_dir=target, precision=precision, name=recipe.spec.name)
+        else:  # from the fp32 graphs, so that the int8 text tower can answer an fp32 library's queries
+            quantize_export(args.out / "fp32", target)
         log(f"exported {precision}: {target} ({dir_size(target) / 1e6:.1f} MB)\n  " + score_exported(target, ev))
     log(f"total {time.time() - t_start:.0f}s")
     return 0

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from cli_process import Backend
 
+from assetlens.catalogue import DEMO_IMAGES
 from assetlens.cli import build_parser
-from assetlens.demo import DEMO_IMAGES, DEMO_MODELS
+from assetlens.demo import DEMO_MODELS
 
 pytestmark = [pytest.mark.store]
 

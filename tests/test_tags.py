@@ -16,9 +16,9 @@ from cli_process import Backend
 from helpers import make_rows, run_main, unit_vectors
 from streamlit.testing.v1 import AppTest
 
-from assetlens.catalogue import Item, render, write_catalogue
+from assetlens.catalogue import DEMO_IMAGES, DEMO_SEED, Item, render, write_catalogue
 from assetlens.catalogue.evaluation import tag_accuracy
-from assetlens.demo import DEMO_IMAGES, DEMO_MODELS, DEMO_SEED
+from assetlens.demo import DEMO_MODELS
 from assetlens.engine.errors import UsageError
 from assetlens.engine.library import Library
 from assetlens.engine.models import load_facts, resolve_model_dir

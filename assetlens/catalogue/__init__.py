@@ -21,7 +21,15 @@ from picture to picture, while the three attributes stay clearly visible.
 """
 
 from assetlens.catalogue import indonesian
-from assetlens.catalogue.dataset import all_items, catalogue_items, sample_items, split, write_catalogue
+from assetlens.catalogue.dataset import (
+    DEMO_IMAGES,
+    DEMO_SEED,
+    all_items,
+    catalogue_items,
+    sample_items,
+    split,
+    write_catalogue,
+)
 from assetlens.catalogue.evaluation import BENCHMARK_SEED, LANGUAGES, HeldOut, recall_at_k, tag_accuracy
 from assetlens.catalogue.render import encode, render
 from assetlens.catalogue.vocabulary import (
@@ -43,6 +51,8 @@ __all__ = [
     "BENCHMARK_SEED",
     "CAPTION_TEMPLATES",
     "COLORS",
+    "DEMO_IMAGES",
+    "DEMO_SEED",
     "INVISIBLE",
     "LANGUAGES",
     "OBJECTS",

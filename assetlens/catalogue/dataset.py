@@ -10,6 +10,9 @@ import numpy as np
 from assetlens.catalogue.render import render, stable_seed
 from assetlens.catalogue.vocabulary import BACKGROUNDS, COLORS, INVISIBLE, OBJECTS, Item
 
+#: The catalogue ``assetlens demo`` writes (and the tag measures score): its size and seed.
+DEMO_IMAGES, DEMO_SEED = 200, 0
+
 
 def all_items(pairs: Iterable[tuple[str, str]] | None = None) -> list[Item]:
     """Every drawable item, optionally only for the given (colour, object) pairs."""
