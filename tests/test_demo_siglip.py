@@ -120,7 +120,8 @@ def test_manifest_is_siglip_shaped_and_matches_the_registry(precision: str) -> N
     parity = facts.parity
     assert parity is not None and parity.int8_saturation_safe
     floor = FP32_MIN_COSINE if precision == "fp32" else REDUCED_MIN_COSINE
-    assert parity.reference == "pytorch fp32" and min(parity.image_min_cosine, parity.text_min_cosine) >= floor
+    reference = "pytorch fp32" if precision == "fp32" else "onnx fp32"  # int8 is quantised from the fp32 graphs
+    assert parity.reference == reference and min(parity.image_min_cosine, parity.text_min_cosine) >= floor
     assert sum(f.stat().st_size for f in facts.directory.iterdir()) < 5_000_000
 
 

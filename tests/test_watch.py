@@ -71,8 +71,15 @@ class Watching:
         return vec
 
     def until(self, check: Callable[[dict[str, AssetRow]], bool], what: str) -> dict[str, AssetRow]:
-        wait_for(lambda: check(self.rows()), what, self.thread.is_alive)
-        return self.rows()
+        """The rows as read when ``check`` first held (a later read may already show the next batch)."""
+        read: list[dict[str, AssetRow]] = []
+
+        def holds() -> bool:
+            read[:] = [self.rows()]
+            return check(read[0])
+
+        wait_for(holds, what, self.thread.is_alive)
+        return read[0]
 
     def batch_with(self, check: Callable[[WatchBatch], bool], what: str) -> WatchBatch:
         wait_for(lambda: any(check(b) for b in list(self.batches)), what, self.thread.is_alive)
