@@ -2,10 +2,12 @@
 
 Milvus Lite answers one query in hundreds of milliseconds at 100k rows (its search runs in Python
 over Parquet segments), and reading every vector back out of it takes about 20 s, so processes that
-search search a copy: each row's metadata as Arrow columns and its vector in a faiss index, searched
-exactly (a flat index) or through an HNSW graph once the collection is large enough that the exact
-product would cost more than encoding the query. Filtered searches and long candidate lists scan
-exactly.
+search search a copy: each row's metadata as Arrow columns and its float32 vector in a file
+(``engine.vector_column``), searched exactly, or through an HNSW graph once the collection is large
+enough that the exact product would cost more than encoding the query. The graph holds 8-bit codes of
+the vectors (faiss ``IndexHNSWSQ``: a quarter of their size), and every candidate its search keeps is
+rescored exactly from the float32 vectors, so scores are exact and the codes only steer the walk.
+Filtered searches and long candidate lists scan exactly.
 
 Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``):
 each write's vectors join the index as it happens (so a flush never builds a graph over everything
@@ -17,12 +19,13 @@ rebuilt from Milvus. So a run killed mid-write, or a write by another program, c
 a wrong answer.
 
 A saved copy is memory-mapped, not read: the row columns (Arrow IPC files, one per range of positions,
-so a save writes only the rows added since the last one and links the rest) and the faiss index
-(``IO_FLAG_MMAP_IFC``). A process that only searches touches the pages its searches need, and a row
-becomes an ``AssetRow`` only when a search returns it. Vectors written after the index was saved wait
-beside it, searched exactly, until there are ``EXTRA_MAX_ROWS`` of them: a save then writes only those
-(a watch that flushes every few files does not rewrite a million vectors each time), and a writer
-does not read a mapped index into memory for a few new rows.
+so a save writes only the rows added since the last one and links the rest), the vectors' file and the
+graph's codes (``IO_FLAG_MMAP_IFC``). A process that only searches touches the pages its searches need,
+and a row becomes an ``AssetRow`` only when a search returns it. A writer appends each write's vectors
+to the file rather than holding them (Milvus Lite holds them in the same process already). Vectors
+written after the graph was saved wait beside it, searched exactly, until there are ``EXTRA_MAX_ROWS``
+of them: a watch that flushes every few files does not rewrite the graph each time, and a writer does
+not read a mapped graph into memory for a few new rows.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ import pyarrow.compute as pc
 from assetlens.engine.relevance import sample_positions
 from assetlens.engine.search import Filter
 from assetlens.engine.store import AssetRow, Hit, MilvusStore
+from assetlens.engine.vector_column import SPILL_PREFIX, VectorColumn
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # row columns in Arrow files, a faiss index holding the vectors and the vectors written beside it
-READABLE_FORMATS = (3, FORMAT)  # 3: no vectors beside the index
+FORMAT = 5  # row columns in Arrow files, the float32 vectors in a file, an HNSW graph over 8-bit codes
+READABLE_FORMATS = (FORMAT,)  # older copies held the vectors in the graph: rebuilt from Milvus
 GRAPH_MIN_ROWS = 50_000  # below this, the exact matrix product costs a few milliseconds at most
 GRAPH_M = 32
 # Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
@@ -63,8 +67,10 @@ GRAPH_EF_SEARCH = 128
 GRAPH_EF_SEARCH_LARGE = 256
 GRAPH_LARGE_ROWS = 500_000
 GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
-# Vectors kept beside a saved index before they are folded into it (and the index written again): their
-# exact scan costs about a millisecond at 512 dimensions.
+GRAPH_TRAIN_ROWS = 65_536  # evenly spaced vectors the codes' range is learnt from
+GRAPH_ADD_ROWS = 65_536  # vectors read from the file and added to the graph at a time
+# Vectors kept beside a saved graph before they join it (and the graph is written again): their exact scan
+# costs about a millisecond at 512 dimensions.
 EXTRA_MAX_ROWS = 10_000
 MAX_DEAD_SHARE = 0.2  # replaced and deleted positions kept before the copy is compacted
 # Rows changed in place (tags, a touched file) kept beside the row columns before they are written into them:
@@ -73,9 +79,9 @@ CHANGED_MAX_ROWS = 10_000
 NO_FILTER = Filter()
 
 STAMP = "stamp.json"
-INDEX_FILE = "vectors.faiss"
+INDEX_FILE = "graph.faiss"  # the HNSW graph over the first positions' codes (only once there is a graph)
+VECTORS_FILE = "vectors.f32"  # every position's float32 vector (VectorColumn)
 ALIVE_FILE = "alive.npy"
-EXTRA_FILE = "extra.npy"  # the vectors at the positions after the index's own
 CHANGED_FILE = "changed.arrow"  # rows whose metadata changed in place, with their positions
 POSITION = "_position"
 
@@ -146,48 +152,59 @@ class Version:
 
 
 class CopyIndex:
-    """Rows (Arrow columns) and unit vectors (a faiss index) by position.
+    """Rows (Arrow columns) and unit vectors (a ``VectorColumn``, and an HNSW graph once large) by position.
 
     Positions only grow: a deleted or replaced row leaves a dead position that no search returns, and
     ``compact`` drops dead positions once they pile up. Writes are staged (``stage``, ``delete``): their
-    vectors join the index at once, at new positions that searches skip until ``commit``. Once the index
-    is saved, new vectors are kept beside it instead (the positions after the index's own, scanned
-    exactly and merged with its answers) until there are more than ``EXTRA_MAX_ROWS``; then they join it.
+    vectors join the column and the graph at once, at new positions that searches skip until ``commit``.
+    Once the graph is saved, new vectors wait beside it instead (the positions after the graph's own,
+    scanned exactly and merged with its answers) until there are more than ``EXTRA_MAX_ROWS``; then they
+    join it. ``spill`` is a folder for the vectors' file (None: they are held in memory until saved).
     """
 
     def __init__(
-        self, rows: Sequence[AssetRow] | pa.Table, vectors: np.ndarray, graph_min_rows: int = GRAPH_MIN_ROWS
+        self,
+        rows: Sequence[AssetRow] | pa.Table,
+        vectors: np.ndarray,
+        graph_min_rows: int = GRAPH_MIN_ROWS,
+        spill: Path | None = None,
     ) -> None:
-        self._fill(rows if isinstance(rows, pa.Table) else rows_table(rows), vectors, graph_min_rows)
+        table = rows if isinstance(rows, pa.Table) else rows_table(rows)
+        if spill is None:
+            column = VectorColumn.of(vectors)
+        else:
+            column = VectorColumn.spill(vectors.shape[1], spill)
+            column.append(vectors)
+        self._fill(table, column, graph_min_rows, spill)
 
-    def _fill(self, table: pa.Table, vectors: np.ndarray, graph_min_rows: int) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = _new_index(vectors.shape[1], graph=len(table) >= graph_min_rows)
-        index.add(vectors)
-        self._setup([table], [None], index, None, np.ones(len(table), bool), {}, graph_min_rows)
+    def _fill(self, table: pa.Table, vectors: VectorColumn, graph_min_rows: int, spill: Path | None) -> None:
+        graph = _build_graph(vectors) if len(table) >= graph_min_rows else None
+        self._setup([table], [None], vectors, graph, np.ones(len(table), bool), {}, graph_min_rows, spill)
 
     def _setup(
         self,
         parts: list[pa.Table],
         part_files: list[str | None],
-        index: Any,
-        extra: np.ndarray | None,
+        vectors: VectorColumn,
+        graph: Any,
         alive: np.ndarray,
         changed: dict[int, AssetRow],
         graph_min_rows: int,
+        spill: Path | None,
         mapped: Path | None = None,
     ) -> None:
         self.graph_min_rows = graph_min_rows
+        self._spill = spill
         self._parts = parts
         self._part_files = part_files  # each part's file in the saved copy (None: not saved yet)
         self._table: pa.Table | None = None  # the parts as one table, until they change
         self._batches: tuple[list[pa.RecordBatch], np.ndarray] | None = None  # and as batches, with their starts
-        self._index = index
-        self._mapped = mapped  # the saved index file the index maps (it cannot grow before it is read in)
+        self._vectors = vectors
+        self._graph = graph
+        self._mapped = mapped  # the saved graph file the graph maps (it cannot grow before it is read in)
         self._mapped_inode = mapped.stat().st_ino if mapped is not None else None
-        self._index_saved = mapped is not None
-        self._extra = np.zeros((0, int(index.d)), np.float32) if extra is None else extra
-        self._n = int(index.ntotal) + len(self._extra)
+        self._graph_saved = mapped is not None
+        self._n = len(vectors)
         self._alive = np.zeros(max(16, 2 * self._n), bool)  # room to grow (positions past _n are False)
         self._alive[: self._n] = alive
         self._live = int(alive.sum())
@@ -201,31 +218,19 @@ class CopyIndex:
 
     @property
     def dim(self) -> int:
-        return int(self._index.d)
+        return self._vectors.dim
 
     @property
     def graph(self) -> Any:
-        """The HNSW graph (faiss), or None while the index is exact."""
-        return self._index if isinstance(self._index, _faiss().IndexHNSW) else None
+        """The HNSW graph (faiss) over the first positions, or None while the copy is searched exactly."""
+        return self._graph
 
-    def _indexed(self) -> np.ndarray:
-        """The index's vectors (its first positions), a view of its own storage: no second copy in memory."""
-        faiss = _faiss()
-        flat = faiss.downcast_index(self._index.storage) if self.graph is not None else self._index
-        n, d = int(flat.ntotal), int(flat.d)
-        return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d) if n else np.zeros((0, d), np.float32)
+    def _graph_rows(self) -> int:
+        return int(self._graph.ntotal) if self._graph is not None else 0
 
     def vectors_at(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """(len(positions), dim) float32: the vectors at ``positions``, in the index or beside it."""
-        at = np.asarray(positions, dtype=np.int64)
-        indexed = self._indexed()
-        if not len(self._extra):
-            return indexed[at]
-        out = np.empty((len(at), self.dim), np.float32)
-        inside = at < len(indexed)
-        out[inside] = indexed[at[inside]]
-        out[~inside] = self._extra[at[~inside] - len(indexed)]
-        return out
+        """(len(positions), dim) float32: the vectors at ``positions``."""
+        return self._vectors.take(positions)
 
     def __len__(self) -> int:
         return self._live
@@ -348,21 +353,19 @@ class CopyIndex:
             grown[: self._n] = self.alive()
             self._alive = grown
         self._n += len(rows)
-        if self._index_saved and len(self._extra) + len(rows) <= EXTRA_MAX_ROWS:
-            self._extra = np.concatenate([self._extra, vectors])  # beside the saved index, which stays as it is
+        self._vectors.append(vectors)
+        if self._graph is None:
+            if self._n >= self.graph_min_rows:
+                # every position so far goes into the graph, dead ones too: positions never move while writes
+                # are staged
+                self._graph = _build_graph(self._vectors)
             return
+        if self._graph_saved and self._n - self._graph_rows() <= EXTRA_MAX_ROWS:
+            return  # beside the saved graph, which stays as it is
         if self._mapped is not None:
             self._own()
-        if self.graph is None and self._n >= self.graph_min_rows:
-            # every position so far goes into the graph, dead ones too: positions never move while writes are staged
-            graph = _new_index(self.dim, graph=True)
-            graph.add(np.ascontiguousarray(self._indexed()))
-            self._index = graph
-        for block in (self._extra, vectors):
-            if len(block):
-                self._index.add(np.ascontiguousarray(block))
-        self._extra = self._extra[:0]
-        self._index_saved = False
+        _grow(self._graph, self._vectors)
+        self._graph_saved = False
 
     def _merge_parts(self) -> None:
         """Join the last parts while the one before is not much larger than the last: few parts, and each row
@@ -374,7 +377,7 @@ class CopyIndex:
             parts[-2:], files[-2:] = [merged], [None]
 
     def _own(self) -> None:
-        """Read the mapped index into memory, so that it can grow (faiss aborts on growing a mapped one)."""
+        """Read the mapped graph into memory, so that it can grow (faiss aborts on growing a mapped one)."""
         assert self._mapped is not None
         path, faiss = self._mapped, _faiss()
         try:
@@ -382,9 +385,9 @@ class CopyIndex:
         except OSError:
             same = False
         if same:
-            self._index = faiss.read_index(str(path))
+            self._graph = faiss.read_index(str(path))
         else:  # the file was replaced: copy what is mapped
-            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._graph = faiss.deserialize_index(faiss.serialize_index(self._graph))
         self._mapped = self._mapped_inode = None
 
     def commit(self) -> None:
@@ -418,12 +421,16 @@ class CopyIndex:
         self._table = self._batches = None
 
     def compact(self) -> None:
-        """Drop dead positions; (re)build the index: a graph when the collection is large enough for one."""
+        """Drop dead positions; (re)build the graph when the collection is large enough for one."""
         keep = np.flatnonzero(self.alive())
         table = self.table.take(pa.array(keep))
         if self._changed:
             table = rows_table(self.rows_at(keep))
-        self._fill(table, self.vectors_at(keep), self.graph_min_rows)
+        vectors = VectorColumn(self.dim) if self._spill is None else VectorColumn.spill(self.dim, self._spill)
+        for lo in range(0, len(keep), GRAPH_ADD_ROWS):
+            vectors.append(self.vectors_at(keep[lo : lo + GRAPH_ADD_ROWS]))
+        self._vectors.discard()
+        self._fill(table, vectors, self.graph_min_rows, self._spill)
 
     # -- search ---------------------------------------------------------------------
 
@@ -448,9 +455,9 @@ class CopyIndex:
         if flt.active:
             candidates = self.matching(flt)
             return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
-        if self.graph is not None and limit <= GRAPH_MAX_LIMIT:
+        if self._graph is not None and limit <= GRAPH_MAX_LIMIT:
             return self._graph_search(q, limit)
-        scores = np.concatenate([self._scores(self._indexed(), q), self._scores(self._extra, q)])
+        scores = self._scores(self._vectors.view(), q)
         if self._live < self._n:
             candidates = np.flatnonzero(self.alive())
             return self._ranked(candidates, scores[candidates], limit)
@@ -475,27 +482,27 @@ class CopyIndex:
             if self._bits is None:
                 self._bits = np.packbits(self.alive(), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
-        scores, positions = self._index.search(q[None], limit, params=params)
-        found = positions[0] >= 0
-        if not len(self._extra):
-            return self._hits(positions[0][found], scores[0][found])
-        beside = int(self._index.ntotal) + np.flatnonzero(self.alive()[int(self._index.ntotal) :])
-        return self._ranked(
-            np.concatenate([positions[0][found], beside]),
-            np.concatenate([scores[0][found], self._scores(self._extra[beside - int(self._index.ntotal)], q)]),
-            limit,
-        )
+        # Every candidate the walk kept is rescored from its float32 vector: the codes' scores are approximate.
+        _, positions = self._graph.search(q[None], params.efSearch, params=params)
+        found = positions[0][positions[0] >= 0]
+        graph_rows = self._graph_rows()
+        beside = graph_rows + np.flatnonzero(self.alive()[graph_rows:])
+        candidates = np.concatenate([found, beside])
+        return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
 
     # -- persistence ------------------------------------------------------------------
 
     def save(self, folder: Path, version: Version) -> None:
         """Write the copy into ``folder`` atomically (a new folder swapped in), stamped with the collection's
-        ``version``; parts and an index saved before are linked, not written again. A failed save (a full
-        disk) leaves the copy saved before, whose stamp no longer matches."""
+        ``version``; parts, vectors and a graph saved before are linked, not written again. A failed save (a
+        full disk) leaves the copy saved before, whose stamp no longer matches."""
         assert self._committed == self._n, "staged writes are not saved"
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in folder.parent.glob(f".{folder.name}-*"):  # from a save that was killed
             shutil.rmtree(leftover, ignore_errors=True)
+        for spilled in folder.parent.glob(f"{SPILL_PREFIX}*"):  # from a writer that was killed (one writer at a time)
+            if spilled != self._vectors.file:
+                spilled.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             names: list[str] = []
@@ -506,13 +513,13 @@ class CopyIndex:
                     name = f"rows-{uuid.uuid4().hex[:16]}.arrow"
                     _write_table(part, tmp / name)
                 names.append(name)
-            if self._index_saved and (folder / INDEX_FILE).is_file():
-                _link(folder / INDEX_FILE, tmp / INDEX_FILE)
-            else:
-                _faiss().write_index(self._index, str(tmp / INDEX_FILE))
+            if self._graph is not None:
+                if self._graph_saved and (folder / INDEX_FILE).is_file():
+                    _link(folder / INDEX_FILE, tmp / INDEX_FILE)
+                else:
+                    _faiss().write_index(self._graph, str(tmp / INDEX_FILE))
+            self._vectors.save(tmp / VECTORS_FILE)
             np.save(tmp / ALIVE_FILE, self.alive())
-            if len(self._extra):
-                np.save(tmp / EXTRA_FILE, self._extra)
             if self._changed:
                 changed = rows_table(list(self._changed.values()))
                 changed = changed.add_column(0, POSITION, pa.array(list(self._changed), pa.int64()))
@@ -524,8 +531,8 @@ class CopyIndex:
                 "rows": len(self),
                 "positions": self._n,
                 "dim": self.dim,
-                "extra": len(self._extra),
-                "graph": self.graph is not None,
+                "graph_rows": self._graph_rows(),
+                "graph": self._graph is not None,
                 "parts": names,
             }
             (tmp / STAMP).write_text(json.dumps(stamp))
@@ -538,13 +545,15 @@ class CopyIndex:
             shutil.rmtree(tmp, ignore_errors=True)
         saved: list[str | None] = list(names)
         self._part_files = saved
-        self._index_saved = True
+        self._vectors.adopt(folder / VECTORS_FILE)
+        self._graph_saved = True
 
     @classmethod
     def load(
-        cls, folder: Path, version: Version, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS
+        cls, folder: Path, version: Version, dim: int, graph_min_rows: int = GRAPH_MIN_ROWS, spill: Path | None = None
     ) -> tuple[CopyIndex, int] | None:
-        """The copy saved in ``folder``, memory-mapped, and its recorded row count, if it was saved at ``version``."""
+        """The copy saved in ``folder``, memory-mapped, and its recorded row count, if it was saved at ``version``
+        (``spill``: where a compaction writes its vectors' file)."""
         if not (folder / STAMP).is_file():
             return None
         try:
@@ -556,20 +565,19 @@ class CopyIndex:
                 return None
             names = [str(name) for name in stamp["parts"]]
             parts = [_read_table(folder / name) for name in names]
+            n, graph_rows = int(stamp["positions"]), int(stamp["graph_rows"])
             faiss = _faiss()
-            index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC)
+            graph = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_MMAP_IFC) if stamp["graph"] else None
+            vectors = VectorColumn(dim, folder / VECTORS_FILE, n)
             alive = np.load(folder / ALIVE_FILE, allow_pickle=False)
-            extra = np.load(folder / EXTRA_FILE, allow_pickle=False) if stamp.get("extra") else None
             changed: dict[int, AssetRow] = {}
             if (folder / CHANGED_FILE).is_file():
                 table = _read_table(folder / CHANGED_FILE)
                 positions = table.column(POSITION).to_pylist()
                 changed = dict(zip(positions, table_rows(table.drop_columns([POSITION])), strict=True))
-            n = int(index.ntotal) + (len(extra) if extra is not None else 0)
             if (
                 sum(p.num_rows for p in parts) != n
-                or index.d != dim
-                or (extra is not None and (extra.shape != (stamp["extra"], dim) or extra.dtype != np.float32))
+                or (graph is not None and (graph.d != dim or graph.ntotal != graph_rows or graph_rows > n))
                 or alive.shape != (n,)
                 or alive.dtype != bool
                 or any(not 0 <= p < n for p in changed)
@@ -577,21 +585,29 @@ class CopyIndex:
             ):
                 return None
             copy = cls.__new__(cls)
-            copy._setup(parts, list(names), index, extra, alive, changed, graph_min_rows, mapped=folder / INDEX_FILE)
+            mapped = folder / INDEX_FILE if graph is not None else None
+            copy._setup(parts, list(names), vectors, graph, alive, changed, graph_min_rows, spill, mapped)
             return copy, int(stamp["rows"])
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             log.warning("The saved search copy in %s is unreadable (%s); it will be rebuilt from Milvus.", folder, exc)
             return None
 
 
-def _new_index(dim: int, graph: bool) -> Any:
-    """An empty faiss index of unit vectors by inner product: exact, or an HNSW graph."""
+def _build_graph(vectors: VectorColumn) -> Any:
+    """An HNSW graph by inner product over 8-bit codes of every row of ``vectors`` (the codes' range learnt
+    from ``GRAPH_TRAIN_ROWS`` of them; a later vector outside it is clipped, which only its rescoring sees)."""
     faiss = _faiss()
-    if not graph:
-        return faiss.IndexFlatIP(dim)
-    index = faiss.IndexHNSWFlat(dim, GRAPH_M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
-    return index
+    graph = faiss.IndexHNSWSQ(vectors.dim, faiss.ScalarQuantizer.QT_8bit, GRAPH_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
+    graph.train(vectors.take(sample_positions(len(vectors), GRAPH_TRAIN_ROWS)))
+    _grow(graph, vectors)
+    return graph
+
+
+def _grow(graph: Any, vectors: VectorColumn) -> None:
+    """Add the rows of ``vectors`` past the graph's own, a bounded number at a time."""
+    for _, chunk in vectors.chunks(int(graph.ntotal), GRAPH_ADD_ROWS):
+        graph.add(chunk)
 
 
 class CopyState(str, Enum):
@@ -651,6 +667,7 @@ class SearchCopy:
         self.store = store
         self.graph_min_rows = graph_min_rows
         self.folder = store.cache_folder()
+        self._spill = self.folder.parent if self.folder is not None else None  # where a writer's vectors go
         self._index: CopyIndex | None = None
         self._tracking = False
         self._lock = threading.RLock()
@@ -714,7 +731,7 @@ class SearchCopy:
         if self.folder is None:
             return None
         version = Version.of_store(self.store)
-        loaded = CopyIndex.load(self.folder, version, self._dim(), self.graph_min_rows)
+        loaded = CopyIndex.load(self.folder, version, self._dim(), self.graph_min_rows, self._spill)
         if loaded is None:
             return None
         index, rows = loaded
@@ -752,7 +769,7 @@ class SearchCopy:
                 self._index = self._load()
                 if self._index is None and self.store.count() == 0:
                     empty = np.zeros((0, self._dim()), np.float32)
-                    self._index = CopyIndex([], empty, graph_min_rows=self.graph_min_rows)
+                    self._index = CopyIndex([], empty, graph_min_rows=self.graph_min_rows, spill=self._spill)
             self._tracking = self._index is not None
 
     def upserted(self, rows: Sequence[AssetRow], vectors: np.ndarray) -> None:
