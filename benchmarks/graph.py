@@ -2,9 +2,10 @@
 
     python -m assetlens.benchmarks.graph [--rows 1000000] [--ef-construction 80 160] [--ef-search 128 256 512]
 
-The graph is built as ``engine.search_copy`` builds it (``GRAPH_M`` links, inner product) over the
-benchmark's clustered unit vectors (``benchmarks.search.VectorSet``), with each build breadth in turn;
-each line printed is one JSON object, so a long run can be followed and cut short.
+The copy is built and searched by ``engine.search_copy.CopyIndex`` itself (its graph over 8-bit codes,
+every candidate rescored from the float32 vectors) over the benchmark's clustered unit vectors
+(``benchmarks.search.VectorSet``), with each build breadth in turn; each line printed is one JSON
+object, so a long run can be followed and cut short.
 """
 
 from __future__ import annotations
@@ -12,37 +13,34 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
 
-import faiss as faiss_module
 import numpy as np
 
-from assetlens.benchmarks.search import VectorSet
-from assetlens.engine.search_copy import GRAPH_M
+from assetlens.benchmarks.search import VectorSet, _row, _row_index
+from assetlens.engine import search_copy
+from assetlens.engine.search_copy import CopyIndex, rows_table
 
 K = 10
-# faiss' type stubs lack its HNSW search parameters
-faiss: Any = faiss_module
 
 
 def measure(rows: int, ef_constructions: list[int], ef_searches: list[int], queries: int = 200) -> None:
     vectors, query_vectors = VectorSet(rows, queries).data
     exact = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :K]
+    table = rows_table([_row(i) for i in range(rows)])
     for ef_construction in ef_constructions:
-        index = faiss.IndexHNSWFlat(vectors.shape[1], GRAPH_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
+        search_copy.GRAPH_EF_CONSTRUCTION = ef_construction
         started = time.perf_counter()
-        index.add(vectors)
+        index = CopyIndex(table, vectors, graph_min_rows=0)
         build = time.perf_counter() - started
         print(json.dumps({"rows": rows, "ef_construction": ef_construction, "build_s": round(build, 1)}), flush=True)
         for ef_search in ef_searches:
-            params = faiss.SearchParametersHNSW(efSearch=ef_search)
+            search_copy.GRAPH_EF_SEARCH = search_copy.GRAPH_EF_SEARCH_LARGE = ef_search
             seconds, found = [], []
             for q in query_vectors:
                 started = time.perf_counter()
-                _, ids = index.search(q[None], K, params=params)
+                hits = index.search(q, K)
                 seconds.append(time.perf_counter() - started)
-                found.append(ids[0])
+                found.append([_row_index(h.row.path) for h in hits])
             recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))
             print(
                 json.dumps(

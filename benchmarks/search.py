@@ -268,7 +268,7 @@ def fill_library(lib: Library, vs: VectorSet | VectorFile) -> dict[str, Any]:
         "upsert_s": t2 - t0,
         "rows_per_s": vs.n / (t2 - t0),
         "flush_and_copy_s": t2 - t1,
-        "copy": "HNSW graph (faiss)" if vs.n >= GRAPH_MIN_ROWS else "exact matrix",
+        "copy": "HNSW graph over 8-bit codes, rescored (faiss)" if vs.n >= GRAPH_MIN_ROWS else "exact matrix",
     }
 
 

@@ -500,9 +500,10 @@ class CopyIndex:
         folder.parent.mkdir(parents=True, exist_ok=True)
         for leftover in folder.parent.glob(f".{folder.name}-*"):  # from a save that was killed
             shutil.rmtree(leftover, ignore_errors=True)
-        for spilled in folder.parent.glob(f"{SPILL_PREFIX}*"):  # from a writer that was killed (one writer at a time)
-            if spilled != self._vectors.file:
-                spilled.unlink(missing_ok=True)
+        if self._spill is not None:  # files left by a writer that was killed (one writer at a time)
+            for spilled in self._spill.glob(f"{SPILL_PREFIX}*"):
+                if spilled != self._vectors.file:
+                    spilled.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             names: list[str] = []
@@ -593,6 +594,11 @@ class CopyIndex:
             return None
 
 
+def spill_folder(folder: Path) -> Path:
+    """Where a writer's vectors wait for the copy saved in ``folder`` to be saved (one per collection)."""
+    return folder.parent / f".spill-{folder.name}"
+
+
 def _build_graph(vectors: VectorColumn) -> Any:
     """An HNSW graph by inner product over 8-bit codes of every row of ``vectors`` (the codes' range learnt
     from ``GRAPH_TRAIN_ROWS`` of them; a later vector outside it is clipped, which only its rescoring sees)."""
@@ -667,7 +673,7 @@ class SearchCopy:
         self.store = store
         self.graph_min_rows = graph_min_rows
         self.folder = store.cache_folder()
-        self._spill = self.folder.parent if self.folder is not None else None  # where a writer's vectors go
+        self._spill = spill_folder(self.folder) if self.folder is not None else None
         self._index: CopyIndex | None = None
         self._tracking = False
         self._lock = threading.RLock()

@@ -328,17 +328,18 @@ def test_a_writer_keeps_its_vectors_in_a_file_not_in_memory(tmp_path: Path) -> N
     with lite(tmp_path) as store:
         folder = store.cache_folder()
         assert folder is not None
-        folder.parent.mkdir(parents=True)
-        (folder.parent / ".vectors-killed.f32").write_bytes(b"\0" * 64)  # left by a writer that was killed
+        spill = search_copy.spill_folder(folder)
+        spill.mkdir(parents=True)
+        (spill / ".vectors-killed.f32").write_bytes(b"\0" * 64)  # left by a writer that was killed
         copy = SearchCopy(store, graph_min_rows=1000)
         for lo in range(0, 1200, 200):
             store.upsert(rows[lo : lo + 200], vecs[lo : lo + 200], new=True)
-        spilled = sorted(folder.parent.glob(".vectors-*"))
+        spilled = sorted(spill.glob(".vectors-*"))
         assert len(spilled) == 2, "the writer's vectors are in a file of their own before the first save"
         mine = next(p for p in spilled if p.name != ".vectors-killed.f32")
         np.testing.assert_array_equal(np.fromfile(mine, np.float32).reshape(-1, DIM), vecs)
         store.flush()
-        assert list(folder.parent.glob(".vectors-*")) == [], "the save took the file and removed the leftover"
+        assert list(spill.iterdir()) == [], "the save took the file and removed the leftover"
         np.testing.assert_array_equal(np.fromfile(folder / "vectors.f32", np.float32).reshape(-1, DIM), vecs)
         index = copy.index()
         assert index.graph is not None and index.graph.ntotal == 1200
