@@ -98,7 +98,7 @@ class VectorColumn:
     def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
         """(len(positions), dim): the rows at ``positions``, in memory."""
         at = np.asarray(positions, dtype=np.int64)
-        return np.array(self._rows()[at], np.float32)
+        return np.asarray(self._rows()[at], np.float32)  # fancy indexing copies the rows out of the map
 
     def chunks(self, lo: int = 0, size: int = 65_536) -> Iterator[tuple[int, np.ndarray]]:
         """The rows from ``lo`` on, ``size`` at a time, each with its first position."""
