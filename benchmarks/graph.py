@@ -34,7 +34,7 @@ def measure(rows: int, ef_constructions: list[int], ef_searches: list[int], quer
         build = time.perf_counter() - started
         print(json.dumps({"rows": rows, "ef_construction": ef_construction, "build_s": round(build, 1)}), flush=True)
         for ef_search in ef_searches:
-            search_copy.GRAPH_EF_SEARCH = search_copy.GRAPH_EF_SEARCH_LARGE = ef_search
+            search_copy.GRAPH_EF_SEARCH = ef_search
             seconds, found = [], []
             for q in query_vectors:
                 started = time.perf_counter()

@@ -61,11 +61,9 @@ GRAPH_M = 32
 # Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
 # efSearch 128 and 1.000 at 256, for about 1.4x the build time (FINDINGS.md; python -m assetlens.benchmarks.graph).
 GRAPH_EF_CONSTRUCTION = 160
-# Search breadth, wider from GRAPH_LARGE_ROWS on, where 128 loses recall (the measured figures are in
-# benchmarks/results/FINDINGS.md).
+# Search breadth: every candidate kept is rescored, so at 1M rows 128 holds recall@10 at 0.999 (256: 1.000, for
+# 1.3x the search time; benchmarks/results/FINDINGS.md).
 GRAPH_EF_SEARCH = 128
-GRAPH_EF_SEARCH_LARGE = 256
-GRAPH_LARGE_ROWS = 500_000
 GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
 GRAPH_TRAIN_ROWS = 65_536  # evenly spaced vectors the codes' range is learnt from
 GRAPH_ADD_ROWS = 65_536  # vectors read from the file and added to the graph at a time
@@ -476,8 +474,7 @@ class CopyIndex:
     def _graph_search(self, q: np.ndarray, limit: int) -> list[Hit]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
-        breadth = GRAPH_EF_SEARCH if self._n < GRAPH_LARGE_ROWS else GRAPH_EF_SEARCH_LARGE
-        params.efSearch = max(breadth, limit)
+        params.efSearch = max(GRAPH_EF_SEARCH, limit)
         if self._live < self._n:  # dead or staged positions
             if self._bits is None:
                 self._bits = np.packbits(self.alive(), bitorder="little")

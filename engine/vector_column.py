@@ -88,8 +88,9 @@ class VectorColumn:
         if self._file is None:
             return self._memory[: self._n]
         if self._map is None:
+            # a plain view of the map: indexing an np.memmap wraps every result in another memmap
             self._map = (
-                np.memmap(self._file, np.float32, mode="r", shape=(self._n, self.dim))
+                np.memmap(self._file, np.float32, mode="r", shape=(self._n, self.dim)).view(np.ndarray)
                 if self._n
                 else np.zeros((0, self.dim), np.float32)
             )
@@ -98,7 +99,7 @@ class VectorColumn:
     def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
         """(len(positions), dim): the rows at ``positions``, in memory."""
         at = np.asarray(positions, dtype=np.int64)
-        return np.asarray(self._rows()[at], np.float32)  # fancy indexing copies the rows out of the map
+        return self._rows()[at]  # fancy indexing copies the rows out of the map
 
     def chunks(self, lo: int = 0, size: int = 65_536) -> Iterator[tuple[int, np.ndarray]]:
         """The rows from ``lo`` on, ``size`` at a time, each with its first position."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from helpers import DIM, rows_and_vectors
 
+from assetlens import MILVUS_LITE_WRITE_BUFFER
 from assetlens.benchmarks.milvus_server import infix_like
 from assetlens.engine.errors import ModelMismatchError, StoreError, StoreLockedError
 from assetlens.engine.store import MilvusStore, contains_filter, prefix_filter
@@ -117,3 +119,18 @@ def test_lock_error_type_in_process(tmp_path: Path) -> None:
 def test_unreachable_server_is_one_sentence() -> None:
     with pytest.raises(StoreError, match=re.escape("No Milvus server answers at http://127.0.0.1:1")):
         MilvusStore("http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize("first", ["assetlens.benchmarks.search", "assetlens.cli", "assetlens.engine.store"])
+@pytest.mark.parametrize("preset", [None, "1048576"], ids=["default", "user-set"])
+def test_milvus_lite_seals_a_small_write_buffer_whichever_module_is_imported_first(
+    first: str, preset: str | None
+) -> None:
+    # benchmarks.search imports pymilvus (and with it Milvus Lite) before any AssetLens module
+    env = {k: v for k, v in os.environ.items() if k != "MILVUS_LITE_MEMTABLE_MEMORY_LIMIT_BYTES"}
+    if preset is not None:
+        env["MILVUS_LITE_MEMTABLE_MEMORY_LIMIT_BYTES"] = preset
+    code = f"import {first}; import milvus_lite.engine.collection as c; print(c.MEMTABLE_MEMORY_LIMIT)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == (int(preset) if preset else MILVUS_LITE_WRITE_BUFFER)
