@@ -24,7 +24,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from assetlens.engine.duplicates import DEFAULT_THRESHOLD as DUPLICATE_THRESHOLD
 from assetlens.engine.duplicates import Collapsed
 from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
@@ -36,7 +35,13 @@ from assetlens.engine.library import SAVED_COPY, Library, Runtime
 from assetlens.engine.manifest import ModelManifest
 from assetlens.engine.models import PRECISIONS, QUERY_PRECISIONS, cache_root, default_model_name, model_rows
 from assetlens.engine.preprocess import DEFAULT_MAX_MEGAPIXELS
-from assetlens.engine.registry import DEMO_MODEL, DEMO_SIGLIP_MODEL, RECOMMENDATIONS
+from assetlens.engine.registry import (
+    DEMO_MODEL,
+    DEMO_SIGLIP_MODEL,
+    DUPLICATE_THRESHOLDS,
+    FAMILY_LABELS,
+    RECOMMENDATIONS,
+)
 from assetlens.engine.search import FILE_TYPE_NAMES, ORIENTATIONS, SearchResult
 from assetlens.engine.store import DEFAULT_COLLECTION
 from assetlens.engine.watch import WatchBatch
@@ -117,6 +122,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _family_thresholds() -> str:
+    return ", ".join(f"{FAMILY_LABELS[family]} {value:g}" for family, value in DUPLICATE_THRESHOLDS.items())
 
 
 def _add_store(p: argparse.ArgumentParser) -> None:
@@ -850,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--collapse",
         action="store_true",
-        help=f"one hit per group of near-identical images and how many are like it (cosine > {DUPLICATE_THRESHOLD})",
+        help="one hit per group of near-identical images and how many are like it (cosine above the model "
+        f"family's duplicates threshold: {_family_thresholds()})",
     )
     p.add_argument(
         "--no-download",
@@ -881,8 +891,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=float,
-        default=DUPLICATE_THRESHOLD,
-        help="cosine similarity above which two images are one shot (default: %(default)s)",
+        help="cosine similarity above which two images are one shot "
+        f"(default: the model family's, {_family_thresholds()})",
     )
     p.add_argument("--json", action="store_true", help="print the groups as JSON")
     p.add_argument("--grid", help="also write a contact sheet PNG of the groups")

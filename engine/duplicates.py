@@ -27,12 +27,11 @@ import numpy as np
 
 from assetlens.engine.errors import UsageError
 from assetlens.engine.indexer import real_path
+from assetlens.engine.models import ModelFacts
+from assetlens.engine.registry import DUPLICATE_THRESHOLDS, model_family
 from assetlens.engine.search import SearchResult
 from assetlens.engine.store import AssetRow
 
-# Chosen on the generated near-duplicate set (README, "Finding near-duplicates"), where it gives the best
-# precision and recall together: 0.998 and 0.989 (0.95: 0.924 and 1.0; 0.97: 1.0 and 0.978).
-DEFAULT_THRESHOLD = 0.96
 QUERY_CHUNK = 4096  # query vectors per range search: bounds the distance block faiss computes at once
 CELLS_MIN_ROWS = 10_000  # from here the cell search is the faster one
 PROBES = 3  # nearest cells each row is compared with
@@ -104,6 +103,11 @@ class DuplicateReport:
             "redundant": self.redundant,
             "groups": [g.to_dict() for g in self.groups],
         }
+
+
+def threshold_for(facts: ModelFacts) -> float:
+    """The default threshold of a model's family (``registry.DUPLICATE_THRESHOLDS``)."""
+    return DUPLICATE_THRESHOLDS[model_family(facts.name, facts.image.resize)]
 
 
 def check_threshold(threshold: float) -> None:
@@ -223,9 +227,7 @@ def _group(rows: Sequence[AssetRow], vectors: np.ndarray, positions: list[int]) 
     return DuplicateGroup(kind, members)
 
 
-def find_duplicates(
-    rows: Sequence[AssetRow], vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD
-) -> DuplicateReport:
+def find_duplicates(rows: Sequence[AssetRow], vectors: np.ndarray, threshold: float) -> DuplicateReport:
     """The near-duplicate groups among ``rows`` (their unit ``vectors`` row by row), largest group first."""
     check_threshold(threshold)
     pairs = np.concatenate([similar_pairs(vectors, threshold), _same_bytes(rows)])

@@ -24,12 +24,12 @@ from PIL import Image
 
 from assetlens.engine import doctor
 from assetlens.engine.duplicates import (
-    DEFAULT_THRESHOLD,
     Collapsed,
     DuplicateReport,
     check_threshold,
     collapse,
     find_duplicates,
+    threshold_for,
 )
 from assetlens.engine.encoders import CPU_PROVIDER, Encoder, normalize, pick_providers
 from assetlens.engine.errors import ModelLoadError, ModelMismatchError, ModelNotFoundError, StoreError, UsageError
@@ -710,13 +710,20 @@ class Library:
             self._tag_counts = (version, dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))))
         return dict(self._tag_counts[1])
 
-    def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> DuplicateReport:
-        """Groups of near-identical images over the whole library (``engine.duplicates``)."""
-        check_threshold(threshold)
+    def duplicate_threshold(self) -> float:
+        """The cosine above which two of this library's images are one shot unless told otherwise: its model
+        family's, measured (``registry.DUPLICATE_THRESHOLDS``)."""
+        return threshold_for(self.encoder.facts)
+
+    def duplicates(self, threshold: float | None = None) -> DuplicateReport:
+        """Groups of near-identical images over the whole library (``engine.duplicates``); ``threshold``:
+        ``duplicate_threshold()`` when None."""
+        if threshold is not None:
+            check_threshold(threshold)
         if self.store.meta() is None:
             raise self._empty()
         rows, vectors = self._rows_and_vectors()
-        return find_duplicates(rows, vectors, threshold)
+        return find_duplicates(rows, vectors, self.duplicate_threshold() if threshold is None else threshold)
 
     def _rows_and_vectors(self) -> tuple[list[AssetRow], np.ndarray]:
         """Every row and its vector: from the search copy when this library keeps one, else from Milvus."""
@@ -734,20 +741,21 @@ class Library:
         *,
         k: int = 10,
         offset: int = 0,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         **query: Any,
     ) -> list[Collapsed]:
         """``search`` with one entry per near-duplicate group among the hits, the rest of each group beside
-        it; ranks count the entries. ``query`` as for ``search``."""
+        it; ranks count the entries. ``query`` as for ``search``; ``threshold`` as for ``duplicates``."""
         if k < 1:
             raise UsageError("-k must be at least 1.")
-        check_threshold(threshold)
+        if threshold is not None:
+            check_threshold(threshold)
         fetch = 4 * (offset + k)
         while True:
             results = self.search(text, k=fetch, **query)
             found = {row.id: vec for row, vec in self._vectors_of([r.id for r in results])}
             vectors = np.asarray([found[r.id] for r in results], dtype=np.float32).reshape(len(results), -1)
-            groups = collapse(results, vectors, threshold)
+            groups = collapse(results, vectors, self.duplicate_threshold() if threshold is None else threshold)
             if len(groups) >= offset + k or len(results) < fetch or fetch >= MAX_CANDIDATES:
                 page = groups[offset : offset + k]
                 return [Collapsed(replace(g.hit, rank=offset + n), g.similar) for n, g in enumerate(page, 1)]

@@ -37,6 +37,11 @@ FAMILY_LABELS: dict[Family, str] = {"clip": "CLIP", "siglip": "SigLIP"}
 # Zero-shot prompt per family: CLIP's paper prompt; the one SigLIP's Hugging Face docs use,
 # lower-cased as SigLIP's text always is.
 PROMPTS: dict[Family, str] = {"clip": "a photo of a {}.", "siglip": "this is a photo of {}."}
+#: Cosine similarity above which two images are one shot (``engine.duplicates``), per family: measured with
+#: each family's demo model on the generated set of tests/test_duplicates.py (an image with five variants:
+#: resized, recompressed, cropped, colour-graded, watermarked), where the CLIP demo groups at precision 0.998
+#: and recall 0.989 and the SigLIP demo, whose near copies score lower, at 1.000 and 0.967 (README).
+DUPLICATE_THRESHOLDS: dict[Family, float] = {"clip": 0.96, "siglip": 0.88}
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -404,6 +409,14 @@ def find_model(name: str) -> ModelSpec | None:
     """The entry whose short name or Hugging Face id is ``name`` (case-insensitive), if any."""
     wanted = name.strip().lower()
     return next((m for m in MODELS if wanted in (m.name.lower(), (m.hf_id or "").lower())), None)
+
+
+def model_family(name: str, resize: str) -> Family:
+    """A model's family: its entry's, else SigLIP-shaped when its preprocessing squashes (``resize``)."""
+    spec = find_model(name)
+    if spec is not None:
+        return spec.family
+    return "siglip" if resize == "squash" else "clip"
 
 
 def close_matches(name: str, limit: int = 3) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 from assetlens.engine.encoders import Encoder
 from assetlens.engine.errors import UsageError
 from assetlens.engine.models import ModelFacts
-from assetlens.engine.registry import PROMPTS, find_model
+from assetlens.engine.registry import PROMPTS, find_model, model_family
 from assetlens.engine.store import MAX_TAG_BYTES, MAX_TAGS
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "labels.txt"
@@ -115,7 +115,7 @@ def prompt_for(facts: ModelFacts) -> str:
     spec = find_model(facts.name)
     if spec is not None:
         return spec.prompt
-    return PROMPTS["siglip" if facts.image.resize == "squash" else "clip"]
+    return PROMPTS[model_family(facts.name, facts.image.resize)]
 
 
 def check_tagging(top: int, min_score: float | None, vocabulary: Vocabulary) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from assetlens.engine.duplicates import DEFAULT_THRESHOLD, Collapsed, DuplicateReport
+from assetlens.engine.duplicates import Collapsed, DuplicateReport
 from assetlens.engine.encoders import DEVICES
 from assetlens.engine.errors import AssetLensError, UsageError
 from assetlens.engine.gemini_models import DEFAULT_MODEL as GEMINI_MODEL
@@ -570,7 +570,7 @@ def duplicates_panel(lib: Library) -> None:
         "Similarity threshold",
         0.8,
         1.0,
-        DEFAULT_THRESHOLD,
+        lib.duplicate_threshold(),
         0.01,
         key="dup_threshold",
         help="Two images are one shot when their cosine similarity is above this.",
