@@ -952,7 +952,7 @@ def _small_write(row: dict[str, Any] | None) -> str:
     index = "rewriting" if row["index_file_rewritten"] else "linking"
     return (
         f", then {row['rows']} more rows written and flushed in {_f(row['write_s'] + row['flush_and_save_s'])} s "
-        f"({index} the saved index file)"
+        f"({index} the saved graph and vectors files)"
     )
 
 

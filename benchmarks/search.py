@@ -41,7 +41,7 @@ from assetlens.benchmarks.timing import PeakRss, measure, rss_bytes, stats
 from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import MAX_CANDIDATES, Library
 from assetlens.engine.models import MANIFEST_FILE, int8_text_facts, load_facts
-from assetlens.engine.search_copy import GRAPH_MIN_ROWS, INDEX_FILE, CopyIndex
+from assetlens.engine.search_copy import GRAPH_MIN_ROWS, INDEX_FILE, VECTORS_FILE, CopyIndex
 from assetlens.engine.store import GRPC_OPTIONS, AssetRow, path_id
 
 K = 10
@@ -277,12 +277,16 @@ WATCH_BATCH = 100  # rows of one small write, as a watch that flushes every few 
 
 def small_write(db: str, n: int, threads: int) -> dict[str, Any]:
     """One small write (``WATCH_BATCH`` new rows, then a flush) into the library at ``db`` of ``n`` rows, in the
-    process that opened it: seconds to write and flush, and whether the saved copy's index file was rewritten
-    (the new vectors wait beside it until there are many)."""
+    process that opened it: seconds to write and flush, and whether the saved copy's graph or vectors file was
+    written again (the new vectors are appended to the one and wait beside the other until there are many)."""
+
+    def inodes(folder: Path | None) -> list[int | None]:
+        files = [folder / name for name in (INDEX_FILE, VECTORS_FILE)] if folder is not None else []
+        return [path.stat().st_ino if path.is_file() else None for path in files]
+
     with Library(db, device="cpu", threads=threads, create=False) as lib:
         folder = lib.store.cache_folder()
-        index_file = folder / INDEX_FILE if folder is not None else None
-        before = index_file.stat().st_ino if index_file is not None and index_file.is_file() else None
+        before = inodes(folder)
         rng = np.random.default_rng(n)
         x = rng.normal(size=(WATCH_BATCH, lib.encoder.dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -292,12 +296,12 @@ def small_write(db: str, n: int, threads: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         lib.flush()
         t2 = time.perf_counter()
-        after = index_file.stat().st_ino if index_file is not None and index_file.is_file() else None
+        after = inodes(folder)
     return {
         "rows": WATCH_BATCH,
         "write_s": t1 - t0,
         "flush_and_save_s": t2 - t1,
-        "index_file_rewritten": before is None or before != after,
+        "index_file_rewritten": not before or before != after,
     }
 
 
