@@ -609,7 +609,7 @@ def _build_graph(vectors: VectorColumn) -> Any:
 
 def _grow(graph: Any, vectors: VectorColumn) -> None:
     """Add the rows of ``vectors`` past the graph's own, a bounded number at a time."""
-    for _, chunk in vectors.chunks(int(graph.ntotal), GRAPH_ADD_ROWS):
+    for chunk in vectors.chunks(int(graph.ntotal), GRAPH_ADD_ROWS):
         graph.add(chunk)
 
 

@@ -83,8 +83,9 @@ class VectorColumn:
             self._map = None
         self._n += len(block)
 
-    def _rows(self) -> np.ndarray:
-        """Every row: the memory block, or a read-only map of the file's first rows."""
+    def view(self) -> np.ndarray:
+        """Every row without copying: the memory block, or a read-only map of the file's first rows (read as
+        they are used)."""
         if self._file is None:
             return self._memory[: self._n]
         if self._map is None:
@@ -99,17 +100,13 @@ class VectorColumn:
     def take(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
         """(len(positions), dim): the rows at ``positions``, in memory."""
         at = np.asarray(positions, dtype=np.int64)
-        return self._rows()[at]  # fancy indexing copies the rows out of the map
+        return self.view()[at]  # fancy indexing copies the rows out of the map
 
-    def chunks(self, lo: int = 0, size: int = 65_536) -> Iterator[tuple[int, np.ndarray]]:
-        """The rows from ``lo`` on, ``size`` at a time, each with its first position."""
-        rows = self._rows()
+    def chunks(self, lo: int = 0, size: int = 65_536) -> Iterator[np.ndarray]:
+        """The rows from ``lo`` on, ``size`` at a time, each in memory."""
+        rows = self.view()
         for start in range(lo, self._n, size):
-            yield start, np.array(rows[start : start + size], np.float32)
-
-    def view(self) -> np.ndarray:
-        """Every row without copying (mapped rows are read as they are used)."""
-        return self._rows()
+            yield np.array(rows[start : start + size], np.float32)
 
     def save(self, target: Path) -> None:
         """Make ``target`` hold this column's rows: a link to its file (a copy where links fail), or the rows
@@ -122,7 +119,7 @@ class VectorColumn:
             os.link(self._file, target)
         except OSError:
             with open(target, "wb") as f:
-                for _, chunk in self.chunks():
+                for chunk in self.chunks():
                     chunk.tofile(f)
 
     def adopt(self, saved: Path) -> None:
