@@ -34,11 +34,10 @@ def measure(rows: int, ef_constructions: list[int], ef_searches: list[int], quer
         build = time.perf_counter() - started
         print(json.dumps({"rows": rows, "ef_construction": ef_construction, "build_s": round(build, 1)}), flush=True)
         for ef_search in ef_searches:
-            search_copy.GRAPH_EF_SEARCH = ef_search
             seconds, found = [], []
             for q in query_vectors:
                 started = time.perf_counter()
-                hits = index.search(q, K)
+                hits = index.search(q, K, breadth=ef_search)
                 seconds.append(time.perf_counter() - started)
                 found.append([_row_index(h.row.path) for h in hits])
             recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))

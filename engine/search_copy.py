@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -48,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assetlens.engine.relevance import sample_positions
+from assetlens.engine.row_columns import RowColumns
 from assetlens.engine.search import Filter
 from assetlens.engine.store import AssetRow, Hit, MilvusStore
 from assetlens.engine.vector_column import SPILL_PREFIX, VectorColumn
@@ -61,9 +63,12 @@ GRAPH_M = 32
 # Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
 # efSearch 128 and 1.000 at 256, for about 1.4x the build time (FINDINGS.md; python -m assetlens.benchmarks.graph).
 GRAPH_EF_CONSTRUCTION = 160
-# Search breadth: every candidate kept is rescored, so at 1M rows 128 holds recall@10 at 0.999 (256: 1.000, for
-# 1.3x the search time; benchmarks/results/FINDINGS.md).
-GRAPH_EF_SEARCH = 128
+# Search breadth, widening with the graph: every candidate kept is rescored, so 64 holds recall@10 at 0.995 at
+# 100k rows (0.645 ms a search vs 1.106 ms at 128) and 128 holds it at 0.999 at 1M (256: 1.000 for 1.3x the
+# time; benchmarks/results/FINDINGS.md). Each tenfold in rows adds GRAPH_EF_SEARCH_STEP.
+GRAPH_EF_SEARCH = 64  # up to GRAPH_EF_SEARCH_ROWS rows
+GRAPH_EF_SEARCH_ROWS = 100_000
+GRAPH_EF_SEARCH_STEP = 64
 GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
 GRAPH_TRAIN_ROWS = 65_536  # evenly spaced vectors the codes' range is learnt from
 GRAPH_ADD_ROWS = 65_536  # vectors read from the file and added to the graph at a time
@@ -106,8 +111,15 @@ def rows_table(rows: Sequence[AssetRow]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
 
 
-def table_rows(table: pa.Table | pa.RecordBatch) -> list[AssetRow]:
-    return [AssetRow(**r) for r in table.to_pylist()]
+def table_rows(table: pa.Table) -> list[AssetRow]:
+    """Every row of ``ROW_SCHEMA`` columns."""
+    return [row for batch in table.to_batches() for row in RowColumns(batch).rows(np.arange(batch.num_rows))]
+
+
+def graph_breadth(rows: int) -> int:
+    """The HNSW search breadth (efSearch) for a graph of ``rows``: recall held at about 0.995 as it grows."""
+    tenfolds = math.log10(max(rows, GRAPH_EF_SEARCH_ROWS) / GRAPH_EF_SEARCH_ROWS)
+    return GRAPH_EF_SEARCH + round(GRAPH_EF_SEARCH_STEP * tenfolds)
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -196,7 +208,7 @@ class CopyIndex:
         self._parts = parts
         self._part_files = part_files  # each part's file in the saved copy (None: not saved yet)
         self._table: pa.Table | None = None  # the parts as one table, until they change
-        self._batches: tuple[list[pa.RecordBatch], np.ndarray] | None = None  # and as batches, with their starts
+        self._batches: tuple[list[RowColumns], np.ndarray] | None = None  # and as batches, with their starts
         self._vectors = vectors
         self._graph = graph
         self._mapped = mapped  # the saved graph file the graph maps (it cannot grow before it is read in)
@@ -249,12 +261,12 @@ class CopyIndex:
             self._table = pa.concat_tables(self._parts) if len(self._parts) != 1 else self._parts[0]
         return self._table
 
-    def _record_batches(self) -> tuple[list[pa.RecordBatch], np.ndarray]:
-        """The parts' record batches and the position each starts at (a take across a table's chunks joins
-        them first: the whole column, for a few rows)."""
+    def _record_batches(self) -> tuple[list[RowColumns], np.ndarray]:
+        """The parts' record batches, read as rows, and the position each starts at."""
         if self._batches is None:
             batches = [b for part in self._parts for b in part.to_batches()]
-            self._batches = batches, np.cumsum([0] + [b.num_rows for b in batches[:-1]], dtype=np.int64)
+            starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]], dtype=np.int64)
+            self._batches = [RowColumns(b) for b in batches], starts
         return self._batches
 
     @property
@@ -273,7 +285,7 @@ class CopyIndex:
         found: list[AssetRow | None] = [None] * len(at)
         for b in np.unique(which).tolist():
             picked = np.flatnonzero(which == b)
-            rows = table_rows(batches[b].take(pa.array(at[picked] - starts[b])))
+            rows = batches[b].rows(at[picked] - starts[b])
             for i, row in zip(picked.tolist(), rows, strict=True):
                 found[i] = row
         return [self._changed.get(p, row) for p, row in zip(at.tolist(), found, strict=True) if row is not None]
@@ -447,14 +459,15 @@ class CopyIndex:
             keep[pos] = bool(self._alive[pos]) and flt.matches(row)
         return np.flatnonzero(keep)
 
-    def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER) -> list[Hit]:
-        """The ``limit`` best rows by cosine (unit vectors: inner product), best first."""
+    def search(self, query: np.ndarray, limit: int, flt: Filter = NO_FILTER, breadth: int | None = None) -> list[Hit]:
+        """The ``limit`` best rows by cosine (unit vectors: inner product), best first; ``breadth`` overrides
+        the graph's search breadth (``graph_breadth``), for measuring it."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if flt.active:
             candidates = self.matching(flt)
             return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
         if self._graph is not None and limit <= GRAPH_MAX_LIMIT:
-            return self._graph_search(q, limit)
+            return self._graph_search(q, limit, breadth or graph_breadth(self._graph_rows()))
         scores = self._scores(self._vectors.view(), q)
         if self._live < self._n:
             candidates = np.flatnonzero(self.alive())
@@ -471,10 +484,10 @@ class CopyIndex:
         order = np.argsort(-scores, kind="stable")
         return self._hits(positions[order], scores[order])
 
-    def _graph_search(self, q: np.ndarray, limit: int) -> list[Hit]:
+    def _graph_search(self, q: np.ndarray, limit: int, breadth: int) -> list[Hit]:
         faiss = _faiss()
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(GRAPH_EF_SEARCH, limit)
+        params.efSearch = max(breadth, limit)
         if self._live < self._n:  # dead or staged positions
             if self._bits is None:
                 self._bits = np.packbits(self.alive(), bitorder="little")
