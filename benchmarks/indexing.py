@@ -24,6 +24,7 @@ from assetlens.benchmarks.context import Context, Task
 from assetlens.benchmarks.timing import PeakRss, measure
 from assetlens.engine.indexer import load_file
 from assetlens.engine.library import Library
+from assetlens.engine.store import milvus_client
 
 BATCH = 32
 
@@ -66,14 +67,13 @@ def torch_one_at_a_time(ctx: Context, files: list[Path], db: Path) -> dict[str, 
     """The tutorial's loop: no batching, full-size decode, CLIPProcessor, one insert per image."""
     import torch
     from PIL import Image
-    from pymilvus import MilvusClient
     from transformers import CLIPProcessor
 
     from assetlens.benchmarks.models import build_checkpoint
 
     model = ctx.torch_model
     processor = CLIPProcessor.from_pretrained(build_checkpoint(ctx.model))
-    client = MilvusClient(str(db))
+    client = milvus_client(str(db))  # the tutorial's client, without its 10 s keepalive pings
     dim = ctx.model.config["projection_dim"]
     client.create_collection("images", dimension=dim, auto_id=True, enable_dynamic_field=True)
     try:

@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from assetlens.engine.store import GRPC_OPTIONS
+from assetlens.engine.store import milvus_client
 
 START_TIMEOUT_S = 240.0
 ROOT_TOKEN = "root:Milvus"  # the default superuser of a server with authorization enabled
@@ -157,7 +156,7 @@ class MilvusServer:
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                         pass
-                    client = MilvusClient(uri=self.uri, token=self.token, timeout=5, grpc_options=GRPC_OPTIONS)
+                    client = milvus_client(self.uri, self.token, timeout=5)
                     try:
                         client.list_collections()
                         return
@@ -190,7 +189,7 @@ class MilvusServer:
 
 def drop_all_collections(uri: str) -> None:
     """Give a test a server with no collections (the session's server is shared)."""
-    client = MilvusClient(uri=uri, timeout=30, grpc_options=GRPC_OPTIONS)
+    client = milvus_client(uri, timeout=30)
     try:
         for name in client.list_collections():
             client.drop_collection(name)
@@ -202,7 +201,7 @@ def infix_like(uri: str) -> bool:
     """Whether the backend matches ``like "%text%"``: Milvus Lite does; servers do from 2.4 on."""
     if "://" not in uri:
         return True
-    client = MilvusClient(uri=uri, grpc_options=GRPC_OPTIONS)
+    client = milvus_client(uri)
     try:
         major, minor = (int(part) for part in client.get_server_version().lstrip("v").split(".")[:2])
     finally:

@@ -42,7 +42,7 @@ from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import MAX_CANDIDATES, Library
 from assetlens.engine.models import MANIFEST_FILE, int8_text_facts, load_facts
 from assetlens.engine.search_copy import GRAPH_MIN_ROWS, INDEX_FILE, VECTORS_FILE, CopyIndex
-from assetlens.engine.store import GRPC_OPTIONS, AssetRow, path_id
+from assetlens.engine.store import AssetRow, milvus_client, path_id
 
 K = 10
 DIM = 512
@@ -170,9 +170,7 @@ def time_store(search: Callable[[np.ndarray], list[list[int]]], vs: VectorSet, c
 
 
 def _client(uri: str) -> Any:
-    from pymilvus import MilvusClient
-
-    return MilvusClient(uri=uri, timeout=600, grpc_options=GRPC_OPTIONS)
+    return milvus_client(uri, timeout=600)
 
 
 def create_and_insert(uri: str, name: str, vs: VectorSet) -> dict[str, Any]:

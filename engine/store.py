@@ -60,6 +60,14 @@ UPGRADE_BATCH = 2000
 # own timeouts, and pymilvus reconnects a dropped connection on the next call.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
 
+
+def milvus_client(uri: str, token: str = "", timeout: float | None = None) -> MilvusClient:
+    """A pymilvus client with ``GRPC_OPTIONS``: every client AssetLens opens, the benchmarks' included, is made
+    here: a client on pymilvus' defaults pings every 10 s, and pymilvus shares one connection per address and
+    token, made with the options of the first client."""
+    return MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS)
+
+
 #: The file type of each extension AssetLens indexes (``scan.IMAGE_EXTENSIONS``), as ``--type`` names it.
 FILE_TYPES: dict[str, str] = {
     ".jpg": "jpeg",
@@ -388,7 +396,7 @@ class MilvusStore:
                 self._drop_broken_indexes(Path(where))
         try:
             with _quiet("milvus_lite", "pymilvus"):
-                return MilvusClient(uri=where, token=token or "", timeout=10, grpc_options=GRPC_OPTIONS)
+                return milvus_client(where, token or "", timeout=10)
         except MilvusException as exc:
             self._drop_snapshot()
             if self.local:

@@ -77,3 +77,32 @@ def test_every_package_folder_is_a_scanned_layer() -> None:
     """A new sub-package of assetlens/ must be given a layer here, or the scan above would miss it."""
     packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "assetlens").glob("*/__init__.py")}
     assert packages <= set(FOLDERS.values())
+
+
+def _milvus_clients_made(path: Path) -> list[str]:
+    """The functions of ``path`` that construct a ``MilvusClient`` (``<module>`` outside any function)."""
+    tree = ast.parse(path.read_text(), str(path))
+    owner = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name != "MilvusClient":
+            continue
+        up: ast.AST = node
+        while up in owner and not isinstance(up, ast.FunctionDef | ast.AsyncFunctionDef):
+            up = owner[up]
+        found.append(up.name if isinstance(up, ast.FunctionDef | ast.AsyncFunctionDef) else "<module>")
+    return found
+
+
+def test_every_milvus_client_is_made_with_the_stores_grpc_options() -> None:
+    """Only ``engine.store.milvus_client`` constructs a pymilvus client: one made on pymilvus' defaults pings
+    its server every 10 s, which Milvus Lite answers with raw ``GOAWAY too_many_pings`` lines on stderr
+    (the benchmark's one-at-a-time indexing loop printed them into the full run's terminal)."""
+    files = [p for folder in FOLDERS.values() for p in (ROOT / folder).rglob("*.py")]
+    files += list((ROOT / "assetlens").glob("*.py"))
+    made = {str(p.relative_to(ROOT)): fns for p in files if (fns := _milvus_clients_made(p))}
+    assert made == {"engine/store.py": ["milvus_client"]}
