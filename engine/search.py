@@ -124,16 +124,17 @@ def shape_results(
     kept: list[Hit] = []
     seen: set[str] = set()
     for hit in hits:
-        if hit.row.hash in exclude_hashes:
+        if hit.hash in exclude_hashes:
             continue
         if min_score is not None and hit.score < min_score:
             break
         if not show_duplicates:
-            if hit.row.hash in seen:
+            if hit.hash in seen:
                 continue
-            seen.add(hit.row.hash)
+            seen.add(hit.hash)
         kept.append(hit)
     page = kept[offset : offset + k]
+    Hit.load_rows(page)
     return [SearchResult.from_hit(offset + i + 1, h) for i, h in enumerate(page)]
 
 

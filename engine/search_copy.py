@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assetlens.engine.relevance import sample_positions
-from assetlens.engine.row_columns import RowColumns
+from assetlens.engine.row_columns import BatchRows, RowColumns, RowSnapshot
 from assetlens.engine.search import Filter
 from assetlens.engine.store import AssetRow, Hit, MilvusStore
 from assetlens.engine.vector_column import SPILL_PREFIX, VectorColumn
@@ -208,7 +208,7 @@ class CopyIndex:
         self._parts = parts
         self._part_files = part_files  # each part's file in the saved copy (None: not saved yet)
         self._table: pa.Table | None = None  # the parts as one table, until they change
-        self._batches: tuple[list[RowColumns], np.ndarray] | None = None  # and as batches, with their starts
+        self._batches: BatchRows | None = None  # and as record batches
         self._vectors = vectors
         self._graph = graph
         self._mapped = mapped  # the saved graph file the graph maps (it cannot grow before it is read in)
@@ -261,12 +261,10 @@ class CopyIndex:
             self._table = pa.concat_tables(self._parts) if len(self._parts) != 1 else self._parts[0]
         return self._table
 
-    def _record_batches(self) -> tuple[list[RowColumns], np.ndarray]:
-        """The parts' record batches, read as rows, and the position each starts at."""
+    def _record_batches(self) -> BatchRows:
+        """The parts' record batches, read as rows."""
         if self._batches is None:
-            batches = [b for part in self._parts for b in part.to_batches()]
-            starts = np.cumsum([0] + [b.num_rows for b in batches[:-1]], dtype=np.int64)
-            self._batches = [RowColumns(b) for b in batches], starts
+            self._batches = BatchRows([b for part in self._parts for b in part.to_batches()])
         return self._batches
 
     @property
@@ -279,16 +277,7 @@ class CopyIndex:
 
     def rows_at(self, positions: Sequence[int] | np.ndarray) -> list[AssetRow]:
         """The rows at ``positions``, built from the columns (only these)."""
-        at = np.asarray(positions, dtype=np.int64)
-        batches, starts = self._record_batches()
-        which = np.searchsorted(starts, at, side="right") - 1
-        found: list[AssetRow | None] = [None] * len(at)
-        for b in np.unique(which).tolist():
-            picked = np.flatnonzero(which == b)
-            rows = batches[b].rows(at[picked] - starts[b])
-            for i, row in zip(picked.tolist(), rows, strict=True):
-                found[i] = row
-        return [self._changed.get(p, row) for p, row in zip(at.tolist(), found, strict=True) if row is not None]
+        return RowSnapshot(self._record_batches(), self._changed).rows_at(positions)
 
     def get(self, ids: Sequence[str]) -> list[tuple[AssetRow, np.ndarray]]:
         """The searchable rows with these ids and their vectors (a scan of the id column: no id map needed)."""
@@ -446,10 +435,18 @@ class CopyIndex:
 
     @staticmethod
     def _scores(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Inner products on one thread, without BLAS: a BLAS product leaves its worker threads
-        spinning on both cores after it returns, which doubled the next text encoding in
-        onnxruntime (16 ms vs 5.6 ms end to end at 10k rows, benchmarks/results/FINDINGS.md)."""
-        scores: np.ndarray = np.einsum("ij,j->i", vectors, q)
+        """Inner products on this thread with faiss's SIMD kernel. Not BLAS: a BLAS product leaves its worker
+        threads spinning on both cores after it returns, which doubled the next text encoding in
+        onnxruntime (16 ms vs 5.6 ms end to end at 10k rows, benchmarks/results/FINDINGS.md); numpy's
+        ``einsum`` takes twice as long (1.0 vs 0.47 ms for 10k rows of 512)."""
+        faiss = _faiss()
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        unit = np.ascontiguousarray(q, dtype=np.float32)
+        scores = np.empty(len(rows), np.float32)
+        if len(rows):
+            faiss.fvec_inner_products_ny(
+                faiss.swig_ptr(scores), faiss.swig_ptr(unit), faiss.swig_ptr(rows), len(unit), len(rows)
+            )
         return scores
 
     def matching(self, flt: Filter) -> np.ndarray:
@@ -475,7 +472,11 @@ class CopyIndex:
         return self._ranked(np.arange(len(scores)), scores, limit)
 
     def _hits(self, positions: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        return [Hit(r, float(s)) for r, s in zip(self.rows_at(positions), scores.tolist(), strict=True)]
+        """Hits that build their rows when asked, from the rows as they are now (``RowSnapshot``)."""
+        changed = self._changed
+        now = RowSnapshot(self._record_batches(), {p: changed[p] for p in positions.tolist() if p in changed})
+        hashes = now.hashes_at(positions)
+        return [Hit.later(s, h, now, p) for p, s, h in zip(positions.tolist(), scores.tolist(), hashes, strict=True)]
 
     def _ranked(self, positions: np.ndarray, scores: np.ndarray, limit: int) -> list[Hit]:
         if len(scores) > limit:

@@ -197,10 +197,55 @@ class CollectionMeta:
             ) from None
 
 
-@dataclass(frozen=True)
+class RowSource(Protocol):
+    """Where the rows of hits that do not hold theirs yet are built from, by position."""
+
+    def rows_at(self, positions: Sequence[int]) -> list[AssetRow]: ...
+
+
 class Hit:
-    row: AssetRow
-    score: float
+    """A search hit: its score, content hash and row.
+
+    A search copy's hits hold where their row is instead of the row (``Hit.later``): a search returns
+    about three times the candidates a result keeps (``Library.search`` asks for 2k + 8, for duplicates
+    and left-out images), and ``Hit.load_rows`` builds only the kept ones' rows, in one read."""
+
+    __slots__ = ("_position", "_row", "_source", "hash", "score")
+
+    def __init__(self, row: AssetRow, score: float) -> None:
+        self.score = score
+        self.hash = row.hash
+        self._row: AssetRow | None = row
+        self._source: RowSource | None = None
+        self._position = -1
+
+    @classmethod
+    def later(cls, score: float, hash: str, source: RowSource, position: int) -> Hit:
+        """A hit whose row ``source`` builds when it is asked for."""
+        hit = cls.__new__(cls)
+        hit.score, hit.hash, hit._row, hit._source, hit._position = score, hash, None, source, position
+        return hit
+
+    @property
+    def row(self) -> AssetRow:
+        if self._row is None:
+            Hit.load_rows([self])
+        assert self._row is not None
+        return self._row
+
+    @staticmethod
+    def load_rows(hits: Iterable[Hit]) -> None:
+        """Build the rows of ``hits`` that are not built yet, one read per source."""
+        waiting: dict[int, tuple[RowSource, list[Hit]]] = {}
+        for hit in hits:
+            if hit._row is None and hit._source is not None:
+                waiting.setdefault(id(hit._source), (hit._source, []))[1].append(hit)
+        for source, group in waiting.values():
+            for hit, row in zip(group, source.rows_at([h._position for h in group]), strict=True):
+                hit._row, hit._source = row, None
+
+    def __repr__(self) -> str:
+        return f"Hit(score={self.score!r}, hash={self.hash!r}, row={self._row!r})"
 
 
 class WriteObserver(Protocol):

@@ -17,7 +17,7 @@ from pymilvus import MilvusClient
 from assetlens.engine import search_copy
 from assetlens.engine.library import SAVED_COPY, Library
 from assetlens.engine.row_columns import RowColumns
-from assetlens.engine.search import Filter
+from assetlens.engine.search import Filter, shape_results
 from assetlens.engine.search_copy import (
     CopyIndex,
     CopyState,
@@ -601,3 +601,50 @@ def test_a_one_shot_search_answers_from_a_current_copy_without_opening_the_colle
         assert len(lib.search("a red mug", k=100)) == 62
         assert lib.searched_by == "Milvus", "a stale copy is not rebuilt for one query"
         assert lib.stats().search_copy.state is CopyState.STALE
+
+
+def test_a_search_builds_the_rows_of_only_the_hits_a_result_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    vecs = clustered(300, DIM)
+    rows = rows_for(vecs)
+    for i in range(0, 300, 3):  # every third row a copy of the one after it: duplicates the result drops
+        rows[i] = dataclasses.replace(rows[i], hash=rows[i + 1].hash)
+    index = CopyIndex(rows[:200], vecs[:200])
+    index.apply({r.id: (r, v) for r, v in zip(rows[200:], vecs[200:], strict=True)}, set())  # a second part
+    built: list[int] = []
+    read = RowColumns.rows
+    monkeypatch.setattr(RowColumns, "rows", lambda self, at: built.extend(at.tolist()) or read(self, at))
+    q = vecs[5] + 0.9 * vecs[250]
+    q /= np.linalg.norm(q)
+    hits = index.search(q, 28)
+    assert len(hits) == 28 and built == [], "no row built for the candidates"
+    results = shape_results(hits, k=10)
+    assert len(built) == 10
+    top = np.argsort(-(vecs.astype(np.float64) @ q), kind="stable").tolist()
+    unique = [i for n, i in enumerate(top) if rows[i].hash not in {rows[j].hash for j in top[:n]}]
+    assert [(r.path, r.hash, r.id) for r in results] == [(rows[i].path, rows[i].hash, rows[i].id) for i in unique[:10]]
+    assert min(unique[:10]) < 200 <= max(unique[:10]), "hits from both parts"
+
+
+def test_hits_keep_the_rows_of_their_search_through_later_writes() -> None:
+    vecs = clustered(100, DIM)
+    rows = rows_for(vecs)
+    index = CopyIndex(rows, vecs)
+    renamed = [dataclasses.replace(r, filename="renamed.png", hash=f"new{i}") for i, r in enumerate(rows[40:50])]
+    index.apply({r.id: (r, vecs[40 + i]) for i, r in enumerate(renamed)}, set())  # same vectors: changed in place
+    now = {r.hash: r for r in [*rows[:40], *renamed, *rows[50:]]}
+    hits = index.search(vecs[40], 10)
+    assert hits[0].hash == "new0" and all(h.hash in now for h in hits)
+    index.apply({}, {r.id for r in rows[:35]})  # a third deleted: compacted, every position moves
+    assert index.dead == 0 and len(index) == 65
+    assert [h.row for h in hits] == [now[h.hash] for h in hits], "the rows as they were when searched"
+    assert index.search(vecs[40], 1)[0].row == renamed[0]
+
+
+def test_scores_are_the_inner_products() -> None:
+    vecs = clustered(1000, DIM)
+    mapped = vecs.copy()
+    mapped.setflags(write=False)
+    q = clustered(1, DIM, seed=3)[0]
+    np.testing.assert_allclose(CopyIndex._scores(mapped, q), vecs.astype(np.float64) @ q, atol=1e-5)
+    np.testing.assert_allclose(CopyIndex._scores(vecs[::2], q[None][0]), vecs[::2] @ q, atol=1e-5)
+    assert CopyIndex._scores(vecs[:0], q).shape == (0,)
