@@ -638,7 +638,8 @@ def _scale(results: dict[str, Any]) -> list[str]:
         "indexer produces them), then searched by a fresh process; peak RSS is the whole process's, model "
         "included, against the raw float32 vector bytes (search-only: through the searches, before the "
         "process asks Milvus itself, which loads the collection). End to end / text encoder: `Library.search` "
-        "p50 against the same process's text encoder p50, on the same fp32 library with its fp32 and its int8 "
+        "p50 against the same process's text encoder p50, the two timed in turn (an encoding, then a search of "
+        "that query), on the same fp32 library with its fp32 and its int8 "
         "text tower (`Library(query_precision=...)`; refused: the int8 export does not answer as fp32 does). "
         "One-shot CLI: `assetlens search QUERY --json` wall time (its default text tower), Python's start and "
         "imports included (median of 3).",

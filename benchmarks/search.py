@@ -37,7 +37,7 @@ import numpy as np
 
 from assetlens.benchmarks.context import QUERIES, Context, Task
 from assetlens.benchmarks.milvus_server import MilvusServer
-from assetlens.benchmarks.timing import PeakRss, measure, rss_bytes, stats
+from assetlens.benchmarks.timing import PeakRss, measure, measure_alternating, rss_bytes, stats
 from assetlens.engine.errors import AssetLensError
 from assetlens.engine.library import MAX_CANDIDATES, Library
 from assetlens.engine.models import MANIFEST_FILE, int8_text_facts, load_facts
@@ -350,26 +350,23 @@ def time_library(
 
 def time_search(lib: Library, budget_s: float, reps: int, t0: float | None = None) -> dict[str, Any]:
     """``Library.search`` end to end on an open library and the text encoder of its queries (``text_tower``
-    says which); the library answers from its in-memory copy, which a fresh process's first query loads
-    (``cold_first_query_s``)."""
+    says which), timed in turn (``measure_alternating``); the library answers from its in-memory copy, which
+    a fresh process's first query loads (``cold_first_query_s``)."""
     t0 = t0 or time.perf_counter()
     lib.search(QUERIES[0], k=K)
     cold_s = time.perf_counter() - t0
     state = {"i": 0}
 
-    def query() -> str:
+    def encode() -> None:
         state["i"] += 1
-        return QUERIES[state["i"] % len(QUERIES)]
+        lib.text_encoder.encode_texts([QUERIES[state["i"] % len(QUERIES)]])
 
-    # warmup=0: the first query above warmed every part
-    return {
-        "cold_first_query_s": cold_s,
-        "text_tower": lib.text_encoder.facts.precision,
-        "encode_text": measure(
-            lambda: lib.text_encoder.encode_texts([query()]), warmup=0, budget_s=budget_s, max_reps=reps * 2
-        ),
-        "end_to_end": measure(lambda: lib.search(query(), k=K), warmup=0, budget_s=budget_s, max_reps=reps),
-    }
+    def search() -> None:  # the query just encoded, end to end
+        lib.search(QUERIES[state["i"] % len(QUERIES)], k=K)
+
+    # no warm-up: the first query above warmed every part
+    timed = measure_alternating({"encode_text": encode, "end_to_end": search}, budget_s=budget_s, max_reps=reps)
+    return {"cold_first_query_s": cold_s, "text_tower": lib.text_encoder.facts.precision, **timed}
 
 
 def time_store_search(lib: Library, budget_s: float, reps: int) -> dict[str, Any]:

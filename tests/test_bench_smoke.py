@@ -218,3 +218,17 @@ def test_graph_benchmark_measures_recall_against_exact(capsys: pytest.CaptureFix
     assert lines[0]["rows"] == 3000 and lines[0]["ef_construction"] == 160 and lines[0]["build_s"] >= 0
     recalls = {line["ef_search"]: line["recall@10"] for line in lines[1:]}
     assert set(recalls) == {16, 128} and recalls[128] >= 0.99 and recalls[16] <= recalls[128]
+
+
+def test_alternating_measurement_takes_each_sample_next_to_the_others() -> None:
+    from assetlens.benchmarks.timing import measure_alternating
+
+    calls: list[str] = []
+    timed = measure_alternating(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, max_reps=7, budget_s=60.0
+    )
+    assert calls == ["a", "b"] * 7
+    assert timed["a"]["n"] == timed["b"]["n"] == 7
+    calls.clear()
+    assert measure_alternating({"a": lambda: calls.append("a")}, budget_s=0.0, min_reps=3)["a"]["n"] == 3
+    assert calls == ["a"] * 3
