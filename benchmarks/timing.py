@@ -60,7 +60,7 @@ def measure_alternating(
     """Call each of ``fns`` in turn, round after round, until ``max_reps`` rounds or the budget is spent; the
     stats of each name's samples. For a ratio of two of them: each sample of one is taken next to one of the
     other, so a change in the machine's speed over the run moves both (two loops one after the other gave
-    ratios 20 % apart on the same library; alternating, 1-3 %)."""
+    ratios from 0.95x to 1.59x on one library; alternating, within 7 %: benchmarks/results/FINDINGS.md)."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
     deadline = time.perf_counter() + budget_s
     rounds = 0
