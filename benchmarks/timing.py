@@ -45,13 +45,7 @@ def measure(
     """Call ``fn`` ``warmup`` times, then until ``max_reps`` or the budget is spent (at least ``min_reps``)."""
     for _ in range(warmup):
         fn()
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(samples) < max_reps and (len(samples) < min_reps or time.perf_counter() < deadline):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return stats(samples, items)
+    return stats(_samples({"fn": fn}, max_reps, budget_s, min_reps)["fn"], items)
 
 
 def measure_alternating(
@@ -61,6 +55,13 @@ def measure_alternating(
     stats of each name's samples. For a ratio of two of them: each sample of one is taken next to one of the
     other, so a change in the machine's speed over the run moves both (two loops one after the other gave
     ratios from 0.95x to 1.59x on one library; alternating, within 7 %: benchmarks/results/FINDINGS.md)."""
+    return {name: stats(taken) for name, taken in _samples(fns, max_reps, budget_s, min_reps).items()}
+
+
+def _samples(
+    fns: dict[str, Callable[[], object]], max_reps: int, budget_s: float, min_reps: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns``, called in turn round after round (``measure_alternating``)."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
     deadline = time.perf_counter() + budget_s
     rounds = 0
@@ -70,7 +71,7 @@ def measure_alternating(
             fn()
             samples[name].append(time.perf_counter() - t0)
         rounds += 1
-    return {name: stats(taken) for name, taken in samples.items()}
+    return samples
 
 
 def rss_bytes() -> int:

@@ -473,10 +473,9 @@ class CopyIndex:
 
     def _hits(self, positions: np.ndarray, scores: np.ndarray) -> list[Hit]:
         """Hits that build their rows when asked, from the rows as they are now (``RowSnapshot``)."""
-        changed = self._changed
-        now = RowSnapshot(self._record_batches(), {p: changed[p] for p in positions.tolist() if p in changed})
-        hashes = now.hashes_at(positions)
-        return [Hit.later(s, h, now, p) for p, s, h in zip(positions.tolist(), scores.tolist(), hashes, strict=True)]
+        at, changed = positions.tolist(), self._changed
+        now = RowSnapshot(self._record_batches(), {p: changed[p] for p in at if p in changed})
+        return [Hit.later(s, h, now, p) for p, s, h in zip(at, scores.tolist(), now.hashes_at(positions), strict=True)]
 
     def _ranked(self, positions: np.ndarray, scores: np.ndarray, limit: int) -> list[Hit]:
         if len(scores) > limit:
