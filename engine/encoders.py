@@ -199,6 +199,6 @@ class Encoder:
 def normalize(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation in float32 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    norms = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
     unit: np.ndarray = x / np.maximum(norms, np.float32(1e-12))
     return unit

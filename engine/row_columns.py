@@ -54,11 +54,10 @@ class BatchRows:
     def _read(self, at: np.ndarray, read: Callable[[RowColumns, np.ndarray], list[T]]) -> list[T]:
         """``read`` once per batch that holds some of the positions ``at``, the values put back in order."""
         which = np.searchsorted(self._starts, at, side="right") - 1
-        batches = np.unique(which).tolist()
-        if len(batches) == 1:
-            return read(self._columns[batches[0]], at - self._starts[batches[0]])
+        if len(at) and which.min() == which.max():
+            return read(self._columns[int(which[0])], at - self._starts[which[0]])
         found: list[Any] = [None] * len(at)
-        for b in batches:
+        for b in np.unique(which).tolist():
             picked = np.flatnonzero(which == b)
             for i, value in zip(picked.tolist(), read(self._columns[b], at[picked] - self._starts[b]), strict=True):
                 found[i] = value

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assetlens.engine.encoders import normalize
 from assetlens.engine.errors import UsageError
 from assetlens.engine.indexer import real_path
 from assetlens.engine.store import (
@@ -105,9 +104,10 @@ def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
     total = np.zeros_like(parts[0][0], dtype=np.float32)
     for vector, weight in parts:
         total += np.float32(weight) * vector
-    if float(np.linalg.norm(total)) < 1e-6:
+    norm = float(np.sqrt(total @ total))
+    if norm < 1e-6:
         raise UsageError("The query's parts cancel out; change the weights or drop a --minus.")
-    unit: np.ndarray = normalize(total[None])[0]
+    unit: np.ndarray = total / np.float32(norm)
     return unit
 
 

@@ -63,12 +63,16 @@ GRAPH_M = 32
 # Build breadth: 80 held recall@10 at 1M rows to 0.9855 whatever the search breadth; 160 gives 0.9995 at
 # efSearch 128 and 1.000 at 256, for about 1.4x the build time (FINDINGS.md; python -m assetlens.benchmarks.graph).
 GRAPH_EF_CONSTRUCTION = 160
-# Search breadth, widening with the graph: every candidate kept is rescored, so 64 holds recall@10 at 0.995 at
-# 100k rows (0.645 ms a search vs 1.106 ms at 128) and 128 holds it at 0.999 at 1M (256: 1.000 for 1.3x the
-# time; benchmarks/results/FINDINGS.md). Each tenfold in rows adds GRAPH_EF_SEARCH_STEP.
+# Search breadth, widening with the graph: 64 holds recall@10 at 0.995 at 100k rows (0.645 ms a search vs
+# 1.106 ms at 128) and 96 holds it at 0.994 at 1M, for 0.68 ms a walk against 0.81 ms at 128 (recall 0.999;
+# benchmarks/results/FINDINGS.md). Each tenfold in rows adds GRAPH_EF_SEARCH_STEP.
 GRAPH_EF_SEARCH = 64  # up to GRAPH_EF_SEARCH_ROWS rows
 GRAPH_EF_SEARCH_ROWS = 100_000
-GRAPH_EF_SEARCH_STEP = 64
+GRAPH_EF_SEARCH_STEP = 32
+# The walk ranks its candidates by their codes' scores, and the true top ``limit`` lie within the first
+# RESCORED_PER_HIT * limit of them (at 1M rows, rescoring the first 20 of 96 keeps recall@10 as rescoring all
+# of them does): only those are rescored from their float32 vectors.
+RESCORED_PER_HIT = 2
 GRAPH_MAX_LIMIT = 512  # longer candidate lists scan exactly
 GRAPH_TRAIN_ROWS = 65_536  # evenly spaced vectors the codes' range is learnt from
 GRAPH_ADD_ROWS = 65_536  # vectors read from the file and added to the graph at a time
@@ -464,7 +468,7 @@ class CopyIndex:
             candidates = self.matching(flt)
             return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
         if self._graph is not None and limit <= GRAPH_MAX_LIMIT:
-            return self._graph_search(q, limit, breadth or graph_breadth(self._graph_rows()))
+            return self._graph_search(q, limit, breadth)
         scores = self._scores(self._vectors.view(), q)
         if self._live < self._n:
             candidates = np.flatnonzero(self.alive())
@@ -484,20 +488,20 @@ class CopyIndex:
         order = np.argsort(-scores, kind="stable")
         return self._hits(positions[order], scores[order])
 
-    def _graph_search(self, q: np.ndarray, limit: int, breadth: int) -> list[Hit]:
+    def _graph_search(self, q: np.ndarray, limit: int, breadth: int | None) -> list[Hit]:
         faiss = _faiss()
+        graph_rows = self._graph_rows()
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(breadth, limit)
+        params.efSearch = walked = max(breadth or graph_breadth(graph_rows), limit)
         if self._live < self._n:  # dead or staged positions
             if self._bits is None:
                 self._bits = np.packbits(self.alive(), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
-        # Every candidate the walk kept is rescored from its float32 vector: the codes' scores are approximate.
-        _, positions = self._graph.search(q[None], params.efSearch, params=params)
-        found = positions[0][positions[0] >= 0]
-        graph_rows = self._graph_rows()
-        beside = graph_rows + np.flatnonzero(self.alive()[graph_rows:])
-        candidates = np.concatenate([found, beside])
+        # The best candidates by the codes' scores (approximate) are rescored from their float32 vectors.
+        _, positions = self._graph.search(q[None], min(walked, RESCORED_PER_HIT * limit), params=params)
+        candidates = positions[0][positions[0] >= 0]
+        if graph_rows < self._n:
+            candidates = np.concatenate([candidates, graph_rows + np.flatnonzero(self.alive()[graph_rows:])])
         return self._ranked(candidates, self._scores(self.vectors_at(candidates), q), limit)
 
     # -- persistence ------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -513,9 +514,9 @@ def test_the_graph_widens_its_search_with_its_rows() -> None:
         64,
         64,
         64,
+        80,
         96,
         128,
-        192,
     ]
     vecs = clustered(3000, 32)
     index = CopyIndex(rows_for(vecs), vecs, graph_min_rows=1000)
@@ -528,6 +529,30 @@ def test_the_graph_widens_its_search_with_its_rows() -> None:
 
     assert recall(None) == recall(graph_breadth(3000)) >= 0.98
     assert recall(1) < recall(None)  # at least the limit: a breadth of one keeps ten candidates
+
+
+def test_the_graph_rescores_only_the_best_candidates_of_its_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    vecs = clustered(3000, 32)
+    index = CopyIndex(rows_for(vecs), vecs, graph_min_rows=1000)
+    queries = clustered(50, 32, seed=1)
+    truth = [exact_ids(index, q, 10) for q in queries]
+    ids = [r.id for r in index.live_rows()]
+    breadth = graph_breadth(3000)
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = breadth
+    walked = index.graph.search(queries, breadth, params=params)[1]  # the whole walk, each candidate rescored
+    best = [w[np.argsort(-(vecs[w] @ q), kind="stable")[:10]] for w, q in zip(walked, queries, strict=True)]
+    whole = [[ids[j] for j in b] for b in best]
+    rescored: list[int] = []
+    take = CopyIndex.vectors_at
+    monkeypatch.setattr(CopyIndex, "vectors_at", lambda self, at: rescored.append(len(at)) or take(self, at))
+    found = [[h.row.id for h in index.search(q, 10)] for q in queries]
+    assert rescored == [20] * 50, f"twice the limit of the walk's {breadth} candidates"
+
+    def recall(answers: list[list[str]]) -> float:
+        return float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(answers, truth, strict=True)]))
+
+    assert recall(found) == recall(whole) >= 0.98
 
 
 def test_the_vectorised_filter_keeps_what_matches_keeps() -> None:
