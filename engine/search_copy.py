@@ -5,8 +5,8 @@ over Parquet segments), and reading every vector back out of it takes about 20 s
 search search a copy: each row's metadata as Arrow columns and its float32 vector in a file
 (``engine.vector_column``), searched exactly, or through an HNSW graph once the collection is large
 enough that the exact product would cost more than encoding the query. The graph holds 8-bit codes of
-the vectors (faiss ``IndexHNSWSQ``: a quarter of their size), and every candidate its search keeps is
-rescored exactly from the float32 vectors, so scores are exact and the codes only steer the walk.
+the vectors (faiss ``IndexHNSWSQ``: a quarter of their size), and the best candidates of its walk are
+rescored exactly from the float32 vectors, so scores are exact and the codes only steer the walk and its shortlist.
 Filtered searches and long candidate lists scan exactly.
 
 Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``):
