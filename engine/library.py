@@ -554,9 +554,10 @@ class Library:
             if not hits and not flt.expr() and self.store.count() == 0:  # counted only when nothing came back
                 raise self._empty()
             cutoff = floor
-            best = next((h.score for h in hits if h.hash not in exclude), None)
-            if baseline is not None and within is not None and best is not None:
-                cutoff = max(best - within * baseline.spread, cutoff if cutoff is not None else -1.0)
+            if baseline is not None and within is not None:
+                best = next((h.score for h in hits if h.hash not in exclude), None)
+                if best is not None:
+                    cutoff = max(best - within * baseline.spread, cutoff if cutoff is not None else -1.0)
             results = shape_results(
                 hits,
                 k=k,

@@ -101,10 +101,10 @@ def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
     """Weighted sum of unit vectors, renormalised; refuses an empty or null query."""
     if not parts:
         raise UsageError("Give a text query, --image or --like (at least one).")
-    total = np.zeros_like(parts[0][0], dtype=np.float32)
-    for vector, weight in parts:
+    total = np.float32(parts[0][1]) * np.asarray(parts[0][0], np.float32)
+    for vector, weight in parts[1:]:
         total += np.float32(weight) * vector
-    norm = float(np.sqrt(total @ total))
+    norm = math.sqrt(float(total @ total))
     if norm < 1e-6:
         raise UsageError("The query's parts cancel out; change the weights or drop a --minus.")
     unit: np.ndarray = total / np.float32(norm)
@@ -261,7 +261,7 @@ class Filter:
     @property
     def active(self) -> bool:
         """Whether the filter leaves any row out."""
-        return self != Filter()
+        return self != NO_FILTER
 
     def needs(self) -> frozenset[str]:
         """The row fields the filter reads."""
@@ -347,3 +347,6 @@ class Filter:
                 keep[start : start + len(chunk)] &= rows
                 start += len(chunk)
         return keep
+
+
+NO_FILTER = Filter()  # keeps every row

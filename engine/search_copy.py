@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 
 from assetlens.engine.relevance import sample_positions
 from assetlens.engine.row_columns import BatchRows, RowColumns, RowSnapshot
-from assetlens.engine.search import Filter
+from assetlens.engine.search import NO_FILTER, Filter
 from assetlens.engine.store import AssetRow, Hit, MilvusStore
 from assetlens.engine.vector_column import SPILL_PREFIX, VectorColumn
 
@@ -83,7 +83,6 @@ MAX_DEAD_SHARE = 0.2  # replaced and deleted positions kept before the copy is c
 # Rows changed in place (tags, a touched file) kept beside the row columns before they are written into them:
 # a load builds each of them as an AssetRow.
 CHANGED_MAX_ROWS = 10_000
-NO_FILTER = Filter()
 
 STAMP = "stamp.json"
 INDEX_FILE = "graph.faiss"  # the HNSW graph over the first positions' codes (only once there is a graph)
@@ -229,6 +228,7 @@ class CopyIndex:
         self._retire: set[int] = set()  # committed positions that the staged writes replace or delete
         self._killed: set[int] = set()  # staged positions written again or deleted before the commit
         self._bits: np.ndarray | None = None  # the live positions packed for the graph's selector
+        self._walks: dict[tuple[int, bool], Any] = {}  # the graph's search parameters by breadth and selector
 
     @property
     def dim(self) -> int:
@@ -409,6 +409,7 @@ class CopyIndex:
         self._committed = self._n
         self._live = int(np.count_nonzero(self.alive()))
         self._bits = None
+        self._walks.clear()
         grows_graph = self.graph is None and self._live >= self.graph_min_rows
         if grows_graph or self.dead > MAX_DEAD_SHARE * max(1, self._n):
             self.compact()
@@ -482,23 +483,32 @@ class CopyIndex:
         return [Hit.later(s, h, now, p) for p, s, h in zip(at, scores.tolist(), now.hashes_at(positions), strict=True)]
 
     def _ranked(self, positions: np.ndarray, scores: np.ndarray, limit: int) -> list[Hit]:
-        if len(scores) > limit:
+        if len(scores) > 4 * limit:  # a scan: sort only the best
             top = np.argpartition(-scores, limit - 1)[:limit]
             positions, scores = positions[top], scores[top]
-        order = np.argsort(-scores, kind="stable")
+        order = np.argsort(-scores, kind="stable")[:limit]
         return self._hits(positions[order], scores[order])
 
+    def _walk(self, breadth: int) -> Any:
+        """The graph's search parameters for a walk of ``breadth`` (efSearch), kept until the live positions
+        change: making them through faiss's wrappers costs about as much as rescoring a walk's candidates."""
+        key = (breadth, self._live < self._n)  # dead or staged positions: a selector leaves them out
+        params = self._walks.get(key)
+        if params is None:
+            faiss = _faiss()
+            params = self._walks[key] = faiss.SearchParametersHNSW()
+            params.efSearch = breadth
+            if key[1]:
+                if self._bits is None:
+                    self._bits = np.packbits(self.alive(), bitorder="little")
+                params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
+        return params
+
     def _graph_search(self, q: np.ndarray, limit: int, breadth: int | None) -> list[Hit]:
-        faiss = _faiss()
         graph_rows = self._graph_rows()
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = walked = max(breadth or graph_breadth(graph_rows), limit)
-        if self._live < self._n:  # dead or staged positions
-            if self._bits is None:
-                self._bits = np.packbits(self.alive(), bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
+        walked = max(breadth or graph_breadth(graph_rows), limit)
         # The best candidates by the codes' scores (approximate) are rescored from their float32 vectors.
-        _, positions = self._graph.search(q[None], min(walked, RESCORED_PER_HIT * limit), params=params)
+        _, positions = self._graph.search(q[None], min(walked, RESCORED_PER_HIT * limit), params=self._walk(walked))
         candidates = positions[0][positions[0] >= 0]
         if graph_rows < self._n:
             candidates = np.concatenate([candidates, graph_rows + np.flatnonzero(self.alive()[graph_rows:])])

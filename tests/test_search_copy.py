@@ -131,6 +131,27 @@ def test_graph_search_keeps_recall_and_never_returns_dead_rows() -> None:
     assert all(h.row.folder == "/lib/sub2" for h in hits) and len(hits) == 10
 
 
+def test_the_graph_walk_leaves_out_what_is_staged_and_what_each_commit_kills() -> None:
+    """Searches reuse the walk's parameters (its selector of live positions), which each change must renew."""
+    vecs = clustered(3000, 32)
+    rows = rows_for(vecs)
+    index = CopyIndex(rows[:2000], vecs[:2000], graph_min_rows=1000)
+    q = vecs[2500]
+    before = [h.row.id for h in index.search(q, 5)]
+    index.stage(rows[2000:], vecs[2000:])  # in the graph at once, searched from the commit
+    assert index.graph is not None and index.graph.ntotal == 3000
+    assert [h.row.id for h in index.search(q, 5)] == before
+    index.commit()
+    assert index.search(q, 1)[0].row == rows[2500]
+    killed: set[str] = set()
+    for _ in range(3):
+        found = [h.row.id for h in index.search(q, 10)]
+        assert not set(found) & killed and len(found) == 10
+        killed.add(found[0])
+        index.apply({}, {found[0]})
+    assert index.dead == 3 and not {h.row.id for h in index.search(q, 10)} & killed
+
+
 def test_dead_positions_are_compacted(tmp_path: Path) -> None:
     vecs = clustered(100, DIM)
     rows = rows_for(vecs)
