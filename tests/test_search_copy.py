@@ -514,6 +514,58 @@ def test_a_copy_saved_in_an_older_format_is_stale_and_rebuilt(tmp_path: Path) ->
         assert json.loads((folder / "stamp.json").read_text())["format"] == search_copy.FORMAT, "saved again"
 
 
+def test_a_saved_graph_keeps_its_entries_in_cluster_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vecs = clustered(3000, 32)  # the clusters' rows spread over every position
+    rows = rows_for(vecs)
+    index = CopyIndex(rows[:2500], vecs[:2500], graph_min_rows=500)
+    queries = clustered(30, 32, seed=1)
+    before = [[(h.row.id, h.score) for h in index.search(q, 10)] for q in queries]
+    version = Version("generation", "seq 1")
+    index.save(tmp_path / "copy", version)
+    loaded = CopyIndex.load(tmp_path / "copy", version, 32, 500)
+    assert loaded is not None
+    mapped = loaded[0]
+    order = np.load(tmp_path / "copy" / "order.npy")
+    assert sorted(order.tolist()) == list(range(2500)) and order.tolist() != list(range(2500))
+
+    def next_cosine(v: np.ndarray) -> float:  # of each entry with the next one
+        return float(np.mean(np.sum(v[:-1] * v[1:], axis=1)))
+
+    assert next_cosine(vecs[order]) > next_cosine(vecs[:2500]) + 0.3, "an entry's neighbours in memory are alike"
+    assert [[(h.row.id, h.score) for h in mapped.search(q, 10)] for q in queries] == before
+    # dead rows and rows that grow the reordered graph
+    monkeypatch.setattr(search_copy, "EXTRA_MAX_ROWS", 100)
+    dead = {b[0][0] for b in before}
+    mapped.apply({r.id: (r, v) for r, v in zip(rows[2500:], vecs[2500:], strict=True)}, dead)
+    assert mapped.graph.ntotal == 3000
+    found = [[h.row.id for h in mapped.search(q, 10)] for q in queries]
+    assert not {i for f in found for i in f} & dead
+    truth = [exact_ids(mapped, q, 10) for q in queries]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.97
+    assert all(mapped.search(vecs[i], 1)[0].row == rows[i] for i in range(2500, 3000, 50))
+    np.save(tmp_path / "copy" / "order.npy", np.zeros(2500, np.int64))  # not an order: the copy is rebuilt
+    assert CopyIndex.load(tmp_path / "copy", version, 32, 500) is None
+
+
+def test_a_graph_saved_in_position_order_is_read_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vecs = clustered(1500, DIM)
+    rows = rows_for(vecs)
+    index = CopyIndex(rows, vecs, graph_min_rows=500)
+    queries = clustered(20, DIM, seed=3)
+    before = [[(h.row.id, h.score) for h in index.search(q, 10)] for q in queries]
+    version = Version("generation", "seq 1")
+    with monkeypatch.context() as m:  # as format 5 saved it: entry i is position i
+        m.setattr(CopyIndex, "_cluster_order", lambda self: None)
+        index.save(tmp_path / "copy", version)
+    stamp = json.loads((tmp_path / "copy" / "stamp.json").read_text())
+    del stamp["ordered"]
+    (tmp_path / "copy" / "stamp.json").write_text(json.dumps({**stamp, "format": 5}))
+    (tmp_path / "copy" / "order.npy").unlink()
+    loaded = CopyIndex.load(tmp_path / "copy", version, DIM, 500)
+    assert loaded is not None
+    assert [[(h.row.id, h.score) for h in loaded[0].search(q, 10)] for q in queries] == before
+
+
 def test_rows_are_read_back_from_their_columns_as_written() -> None:
     rows = make_rows(40, "/lib")
     rows[3] = dataclasses.replace(rows[3], tags=("rood", "jam tangan emas"), tagged="f1", origin="generated")
