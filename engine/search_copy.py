@@ -7,6 +7,8 @@ search search a copy: each row's metadata as Arrow columns and its float32 vecto
 enough that the exact product would cost more than encoding the query. The graph holds 8-bit codes of
 the vectors (faiss ``IndexHNSWSQ``: a quarter of their size), and the best candidates of its walk are
 rescored exactly from the float32 vectors, so scores are exact and the codes only steer the walk and its shortlist.
+A saved graph keeps its entries grouped by k-means cluster (``ORDER_FILE`` maps each entry to its
+position): a walk stays among a few clusters, so it reads a few regions of memory, not the whole graph.
 Filtered searches and long candidate lists scan exactly.
 
 Milvus stays the system of record. ``SearchCopy`` watches the store's writes (``engine.store.WriteObserver``):
@@ -593,7 +595,10 @@ class CopyIndex:
                         self._own()
                     self._cluster_order()
                     _faiss().write_index(self._graph, str(tmp / INDEX_FILE))
-                np.save(tmp / ORDER_FILE, self._graph_order())
+                if self._graph_saved and (folder / ORDER_FILE).is_file():  # it changes with the graph only
+                    _link(folder / ORDER_FILE, tmp / ORDER_FILE)
+                else:
+                    np.save(tmp / ORDER_FILE, self._graph_order())
             self._vectors.save(tmp / VECTORS_FILE)
             np.save(tmp / ALIVE_FILE, self.alive())
             if self._changed:

@@ -420,9 +420,10 @@ def test_writes_after_a_save_wait_beside_the_saved_index_until_there_are_many(
         store.flush()
         folder = store.cache_folder()
         assert folder is not None
-        graph = folder / search_copy.INDEX_FILE
-        assert graph.is_file() == (graph_min_rows == 500)
+        graph, order = folder / search_copy.INDEX_FILE, folder / search_copy.ORDER_FILE
+        assert graph.is_file() == order.is_file() == (graph_min_rows == 500)
         saved = graph.stat().st_ino if graph.is_file() else None
+        saved_order = order.stat().st_ino if order.is_file() else None
     moved = dataclasses.replace(rows[5], mtime=9.0)  # the same row written again with another vector
 
     def stamp() -> tuple[int, int]:
@@ -442,6 +443,7 @@ def test_writes_after_a_save_wait_beside_the_saved_index_until_there_are_many(
         store.flush()
         if saved is not None:
             assert graph.stat().st_ino == saved, "the saved graph is linked, not rewritten"
+            assert order.stat().st_ino == saved_order, "and so is its order"
         assert stamp() == (1101, 1000 if saved else 0), "the new vectors wait beside the graph"
         check(copy.index(), 1100)
     with MilvusStore(str(tmp_path / "lib.db")) as store:  # read back with the vectors beside the index
@@ -451,7 +453,8 @@ def test_writes_after_a_save_wait_beside_the_saved_index_until_there_are_many(
         store.upsert(rows[1100:1200], vecs[1100:1200], new=True)  # 201 beside it: folded into the index
         store.flush()
         if saved is not None:
-            assert graph.stat().st_ino != saved
+            assert graph.stat().st_ino != saved and order.stat().st_ino != saved_order
+            assert sorted(np.load(order).tolist()) == list(range(1201))
         assert stamp() == (1201, 1201 if saved else 0)
         check(index, 1200)
     with MilvusStore(str(tmp_path / "lib.db")) as store:
