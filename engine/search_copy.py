@@ -83,8 +83,8 @@ GRAPH_TRAIN_ROWS = 65_536  # evenly spaced vectors the codes' range is learnt fr
 GRAPH_ADD_ROWS = 65_536  # vectors read from the file and added to the graph at a time
 # A saved graph's entries are grouped by the nearest of GRAPH_CLUSTERS centroids (k-means over
 # GRAPH_TRAIN_ROWS vectors), so that a walk, which stays among a few clusters, reads codes and links from
-# a few regions of memory: at 1M rows the walk right after a text encoding took 0.50 ms against 0.82 ms in
-# position order, with the same candidates (benchmarks/results/FINDINGS.md).
+# a few regions of memory: at 1M rows the walk right after a text encoding took 0.55 ms against 0.79 ms in
+# position order, with the same candidates; 1,024 centroids were no faster (benchmarks/results/FINDINGS.md).
 GRAPH_CLUSTERS = 256
 GRAPH_CLUSTER_ITERATIONS = 8
 # Vectors kept beside a saved graph before they join it (and the graph is written again): their exact scan
